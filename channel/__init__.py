@@ -1,0 +1,29 @@
+"""channel: the physics of a coherent optical fiber link.
+
+A scenario is a :class:`LinkConfig` (load one from TOML with :func:`load_config`);
+:func:`simulate` turns it into a :class:`Transmission` holding the transmitted and received symbols,
+the DBP outputs and the metrics.
+
+    >>> import channel
+    >>> cfg = channel.reference_config().with_launch_power(2.0)
+    >>> tr = channel.simulate(cfg)
+    >>> tr.metrics["CDC"].q_db
+"""
+
+from .amplifier import ase_noise_power, ase_only_snr_db, span_gain
+from .config import (ConfigError, FiberConfig, LinkConfig, PropagationConfig, ReceiverConfig, SpanConfig,
+                     TransmitterConfig, load_config, reference_config)
+from .dbp import backpropagate, optimize_xi
+from .fiber import FiberParameters, PropagationError, SplitStepFourier, step_lengths
+from .link import Transmission, propagate_link, simulate
+from .metrics import Metrics, evaluate_symbols, q_factor_db, qam_ber_awgn
+from .storage import CorruptFileError
+from .transmitter import qam_constellation, transmit
+
+__all__ = [
+    "ConfigError", "CorruptFileError", "FiberConfig", "FiberParameters", "LinkConfig", "Metrics",
+    "PropagationConfig", "PropagationError", "ReceiverConfig", "SpanConfig", "SplitStepFourier",
+    "Transmission", "TransmitterConfig", "ase_noise_power", "ase_only_snr_db", "backpropagate",
+    "evaluate_symbols", "load_config", "optimize_xi", "propagate_link", "q_factor_db", "qam_ber_awgn",
+    "qam_constellation", "reference_config", "simulate", "span_gain", "step_lengths", "transmit",
+]

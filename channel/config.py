@@ -1,0 +1,433 @@
+"""Typed, validated configuration of a simulated coherent optical link.
+
+Every block of the simulator is configured by a frozen dataclass. Units at this
+boundary are the ones of the field (dBm, km, dB/km, ps/nm/km, 1/W/km, nm, GBd);
+the ``*_si`` properties convert to SI units, which are used everywhere inside.
+
+A whole scenario is a :class:`LinkConfig`; :func:`load_config` reads one from TOML::
+
+    [transmitter]
+    modulation = "64QAM"
+    symbol_rate_gbd = 30.0
+    ...
+    [fiber]
+    [link]
+    [propagation]
+    [receiver]
+
+Every field is validated on construction; a bad value raises
+:class:`ConfigError` naming the field, the value and the allowed range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+SPEED_OF_LIGHT = 299_792_458.0  # m/s
+PLANCK = 6.626_070_15e-34  # J s
+
+MODULATIONS = ("QPSK", "16QAM", "64QAM", "256QAM")
+PRECISIONS = ("complex64", "complex128")
+STEP_MODES = ("fixed", "adaptive")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, of the wrong type, or out of range."""
+
+
+def _check_range(name: str, value: float, low: float | None = None, high: float | None = None,
+                 low_open: bool = False, high_open: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{name} = {value!r}: must be a finite number")
+    lo_ok = low is None or (value > low if low_open else value >= low)
+    hi_ok = high is None or (value < high if high_open else value <= high)
+    if not (lo_ok and hi_ok):
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        rng = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+        raise ConfigError(f"{name} = {value!r} is out of range: allowed {rng}")
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} = {value!r}: must be an integer")
+    if value < low or (high is not None and value > high):
+        raise ConfigError(f"{name} = {value!r} is out of range: allowed integers in "
+                          f"[{low}, {'inf' if high is None else high}]")
+
+
+def _check_choice(name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} = {value!r}: allowed values are {', '.join(map(repr, choices))}")
+
+
+@dataclass(frozen=True)
+class TransmitterConfig:
+    """Dual-polarization square-QAM transmitter.
+
+    Attributes:
+        modulation: "QPSK", "16QAM", "64QAM" or "256QAM"; Gray-mapped square constellation.
+        symbol_rate_gbd: symbol rate in GBd, (0, 1000].
+        rolloff: root-raised-cosine roll-off factor, [0, 1].
+        samples_per_symbol: simulation oversampling, integer in [2, 64].
+        n_symbols: symbols per polarization (and per channel), integer in [64, 2**24].
+        seed: seed of every random draw of the run (symbols and ASE noise), integer >= 0.
+        launch_power_dbm: launch power per channel (sum of both polarizations), dBm, [-30, 30].
+        n_channels: number of WDM channels (odd; the centre one is received), [1, 63].
+        channel_spacing_ghz: WDM channel spacing in GHz; must exceed the signal bandwidth.
+    """
+
+    modulation: str = "64QAM"
+    symbol_rate_gbd: float = 30.0
+    rolloff: float = 0.1
+    samples_per_symbol: int = 4
+    n_symbols: int = 2**16
+    seed: int = 1
+    launch_power_dbm: float = 0.0
+    n_channels: int = 1
+    channel_spacing_ghz: float = 50.0
+
+    def __post_init__(self) -> None:
+        _check_choice("transmitter.modulation", self.modulation, MODULATIONS)
+        _check_range("transmitter.symbol_rate_gbd", self.symbol_rate_gbd, 0, 1000, low_open=True)
+        _check_range("transmitter.rolloff", self.rolloff, 0, 1)
+        _check_int("transmitter.samples_per_symbol", self.samples_per_symbol, 2, 64)
+        _check_int("transmitter.n_symbols", self.n_symbols, 64, 2**24)
+        _check_int("transmitter.seed", self.seed, 0)
+        _check_range("transmitter.launch_power_dbm", self.launch_power_dbm, -30, 30)
+        _check_int("transmitter.n_channels", self.n_channels, 1, 63)
+        if self.n_channels % 2 == 0:
+            raise ConfigError(f"transmitter.n_channels = {self.n_channels}: must be odd "
+                              "(the centre channel is the one received)")
+        _check_range("transmitter.channel_spacing_ghz", self.channel_spacing_ghz, 0, 10_000, low_open=True)
+        if self.n_channels > 1:
+            bandwidth_ghz = self.symbol_rate_gbd * (1 + self.rolloff)
+            if self.channel_spacing_ghz < bandwidth_ghz:
+                raise ConfigError(
+                    f"transmitter.channel_spacing_ghz = {self.channel_spacing_ghz:g} is smaller than the "
+                    f"signal bandwidth {bandwidth_ghz:g} GHz: allowed >= symbol_rate_gbd * (1 + rolloff)")
+            total_ghz = self.n_channels * self.channel_spacing_ghz
+            sample_rate_ghz = self.samples_per_symbol * self.symbol_rate_gbd
+            if sample_rate_ghz < total_ghz:
+                raise ConfigError(
+                    f"transmitter.samples_per_symbol = {self.samples_per_symbol}: the sample rate "
+                    f"{sample_rate_ghz:g} GHz is below the WDM bandwidth {total_ghz:g} GHz; allowed >= "
+                    f"{math.ceil(total_ghz / self.symbol_rate_gbd)}")
+
+    @property
+    def bits_per_symbol(self) -> int:
+        return {"QPSK": 2, "16QAM": 4, "64QAM": 6, "256QAM": 8}[self.modulation]
+
+    @property
+    def symbol_rate(self) -> float:
+        """Symbol rate in Bd."""
+        return self.symbol_rate_gbd * 1e9
+
+    @property
+    def sample_rate(self) -> float:
+        """Simulation sample rate in Hz."""
+        return self.symbol_rate * self.samples_per_symbol
+
+    @property
+    def launch_power_w(self) -> float:
+        """Launch power per channel in W."""
+        return 1e-3 * 10 ** (self.launch_power_dbm / 10)
+
+
+@dataclass(frozen=True)
+class FiberConfig:
+    """Single-mode fiber.
+
+    Attributes:
+        attenuation_db_km: power attenuation alpha in dB/km, [0, 10].
+        dispersion_ps_nm_km: dispersion parameter D in ps/nm/km, [-100, 100].
+        dispersion_slope_ps_nm2_km: dispersion slope S = dD/dlambda in ps/nm^2/km, [-1, 1] (0: no beta3).
+        gamma_per_w_km: nonlinear coefficient gamma in 1/W/km, [0, 100].
+        wavelength_nm: carrier wavelength in nm, [800, 2000].
+    """
+
+    attenuation_db_km: float = 0.2
+    dispersion_ps_nm_km: float = 17.0
+    dispersion_slope_ps_nm2_km: float = 0.0
+    gamma_per_w_km: float = 1.3
+    wavelength_nm: float = 1550.0
+
+    def __post_init__(self) -> None:
+        _check_range("fiber.attenuation_db_km", self.attenuation_db_km, 0, 10)
+        _check_range("fiber.dispersion_ps_nm_km", self.dispersion_ps_nm_km, -100, 100)
+        _check_range("fiber.dispersion_slope_ps_nm2_km", self.dispersion_slope_ps_nm2_km, -1, 1)
+        _check_range("fiber.gamma_per_w_km", self.gamma_per_w_km, 0, 100)
+        _check_range("fiber.wavelength_nm", self.wavelength_nm, 800, 2000)
+
+    @property
+    def alpha(self) -> float:
+        """Field-power attenuation coefficient in 1/m (P(z) = P0 exp(-alpha z))."""
+        return self.attenuation_db_km / (10 * math.log10(math.e)) / 1e3
+
+    @property
+    def wavelength(self) -> float:
+        return self.wavelength_nm * 1e-9
+
+    @property
+    def carrier_frequency(self) -> float:
+        """Carrier frequency in Hz."""
+        return SPEED_OF_LIGHT / self.wavelength
+
+    @property
+    def beta2(self) -> float:
+        """Group-velocity dispersion beta2 = -D lambda^2 / (2 pi c) in s^2/m."""
+        d_si = self.dispersion_ps_nm_km * 1e-6  # ps/(nm km) -> s/m^2
+        return -d_si * self.wavelength**2 / (2 * math.pi * SPEED_OF_LIGHT)
+
+    @property
+    def beta3(self) -> float:
+        """Third-order dispersion beta3 = (lambda / (2 pi c))^2 (lambda^2 S + 2 lambda D) in s^3/m."""
+        d_si = self.dispersion_ps_nm_km * 1e-6
+        s_si = self.dispersion_slope_ps_nm2_km * 1e3  # ps/(nm^2 km) -> s/m^3
+        lam = self.wavelength
+        return (lam / (2 * math.pi * SPEED_OF_LIGHT)) ** 2 * (lam**2 * s_si + 2 * lam * d_si) \
+            if self.dispersion_slope_ps_nm2_km != 0 else 0.0
+
+    @property
+    def gamma(self) -> float:
+        """Nonlinear coefficient in 1/W/m."""
+        return self.gamma_per_w_km * 1e-3
+
+
+@dataclass(frozen=True)
+class SpanConfig:
+    """The multi-span link: identical spans, each followed by an EDFA whose gain equals the span loss.
+
+    Attributes:
+        n_spans: number of spans, integer in [1, 1000].
+        span_length_km: length of each span in km, (0, 500].
+        noise_figure_db: EDFA noise figure in dB, [0, 20] (3 dB is the high-gain quantum limit;
+            values below 3 dB are allowed for studies).
+        noiseless: if true, the amplifiers add no ASE noise.
+    """
+
+    n_spans: int = 20
+    span_length_km: float = 50.0
+    noise_figure_db: float = 4.5
+    noiseless: bool = False
+
+    def __post_init__(self) -> None:
+        _check_int("link.n_spans", self.n_spans, 1, 1000)
+        _check_range("link.span_length_km", self.span_length_km, 0, 500, low_open=True)
+        _check_range("link.noise_figure_db", self.noise_figure_db, 0, 20)
+        if not isinstance(self.noiseless, bool):
+            raise ConfigError(f"link.noiseless = {self.noiseless!r}: must be true or false")
+
+    @property
+    def span_length(self) -> float:
+        """Span length in m."""
+        return self.span_length_km * 1e3
+
+
+@dataclass(frozen=True)
+class PropagationConfig:
+    """Split-step Fourier propagation settings of the forward (physical) link.
+
+    Attributes:
+        step_mode: "fixed" (``steps_per_span`` equal steps) or "adaptive" (step lengths chosen so
+            that the nonlinear phase rotation (8/9) gamma P(z) L_eff(h) of the mean launch power
+            P(z) = P0 exp(-alpha z) stays at ``max_nonlinear_phase_rad`` per step; the same step
+            plan is used for every span).
+        steps_per_span: number of equal steps per span in fixed mode, [1, 100000].
+        max_nonlinear_phase_rad: bound on the nonlinear phase per step in adaptive mode, (0, 1].
+        max_step_km: upper bound on any adaptive step length in km, (0, 500].
+        precision: "complex64" or "complex128".
+    """
+
+    step_mode: str = "fixed"
+    steps_per_span: int = 50
+    max_nonlinear_phase_rad: float = 5e-3
+    max_step_km: float = 10.0
+    precision: str = "complex128"
+
+    def __post_init__(self) -> None:
+        _check_choice("propagation.step_mode", self.step_mode, STEP_MODES)
+        _check_int("propagation.steps_per_span", self.steps_per_span, 1, 100_000)
+        _check_range("propagation.max_nonlinear_phase_rad", self.max_nonlinear_phase_rad, 0, 1,
+                     low_open=True)
+        _check_range("propagation.max_step_km", self.max_step_km, 0, 500, low_open=True)
+        _check_choice("propagation.precision", self.precision, PRECISIONS)
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    """Coherent receiver and digital back-propagation.
+
+    Attributes:
+        dbp_steps_per_span: DBP variants to compute, e.g. (1, 2, 4); each an integer in [1, 1000];
+            empty for none.
+        dbp_samples_per_symbol: oversampling at which DBP runs, integer in [2, 16] (default 2).
+        dbp_xi: nonlinear scaling xi of DBP: a number in [0, 2], or "optimize" (chosen to maximize
+            the effective SNR on the first half of the block, per DBP variant).
+    """
+
+    dbp_steps_per_span: tuple[int, ...] = (1, 2)
+    dbp_samples_per_symbol: int = 2
+    dbp_xi: Union[float, str] = "optimize"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.dbp_steps_per_span, list):
+            object.__setattr__(self, "dbp_steps_per_span", tuple(self.dbp_steps_per_span))
+        if not isinstance(self.dbp_steps_per_span, tuple):
+            raise ConfigError(f"receiver.dbp_steps_per_span = {self.dbp_steps_per_span!r}: must be a "
+                              "list of integers in [1, 1000]")
+        for k in self.dbp_steps_per_span:
+            _check_int("receiver.dbp_steps_per_span[]", k, 1, 1000)
+        if len(set(self.dbp_steps_per_span)) != len(self.dbp_steps_per_span):
+            raise ConfigError(f"receiver.dbp_steps_per_span = {list(self.dbp_steps_per_span)}: "
+                              "values must be distinct")
+        _check_int("receiver.dbp_samples_per_symbol", self.dbp_samples_per_symbol, 2, 16)
+        if isinstance(self.dbp_xi, str):
+            _check_choice("receiver.dbp_xi", self.dbp_xi, ("optimize",))
+        else:
+            _check_range("receiver.dbp_xi", self.dbp_xi, 0, 2)
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """A complete simulated link scenario.
+
+    Load one with :func:`load_config` or build it in code; vary the launch power with
+    :meth:`with_launch_power`. ``name`` is a label only.
+    """
+
+    transmitter: TransmitterConfig = field(default_factory=TransmitterConfig)
+    fiber: FiberConfig = field(default_factory=FiberConfig)
+    link: SpanConfig = field(default_factory=SpanConfig)
+    propagation: PropagationConfig = field(default_factory=PropagationConfig)
+    receiver: ReceiverConfig = field(default_factory=ReceiverConfig)
+    name: str = "link"
+
+    def __post_init__(self) -> None:
+        for f, cls in (("transmitter", TransmitterConfig), ("fiber", FiberConfig), ("link", SpanConfig),
+                       ("propagation", PropagationConfig), ("receiver", ReceiverConfig)):
+            if not isinstance(getattr(self, f), cls):
+                raise ConfigError(f"{f}: expected a {cls.__name__}, got {type(getattr(self, f)).__name__}")
+        if self.receiver.dbp_samples_per_symbol > self.transmitter.samples_per_symbol:
+            raise ConfigError(
+                f"receiver.dbp_samples_per_symbol = {self.receiver.dbp_samples_per_symbol} exceeds "
+                f"transmitter.samples_per_symbol = {self.transmitter.samples_per_symbol}: allowed "
+                f"[2, {self.transmitter.samples_per_symbol}]")
+        if self.transmitter.n_symbols * self.transmitter.samples_per_symbol > 2**26:
+            raise ConfigError("transmitter.n_symbols * transmitter.samples_per_symbol = "
+                              f"{self.transmitter.n_symbols * self.transmitter.samples_per_symbol}: "
+                              "allowed at most 2**26 samples per polarization")
+
+    @property
+    def total_length(self) -> float:
+        """Total fiber length in m."""
+        return self.link.n_spans * self.link.span_length
+
+    def with_launch_power(self, launch_power_dbm: float) -> "LinkConfig":
+        return dataclasses.replace(
+            self, transmitter=dataclasses.replace(self.transmitter, launch_power_dbm=float(launch_power_dbm)))
+
+    def with_seed(self, seed: int) -> "LinkConfig":
+        return dataclasses.replace(self, transmitter=dataclasses.replace(self.transmitter, seed=int(seed)))
+
+    def replace(self, **sections: Any) -> "LinkConfig":
+        """Return a copy with fields of sections replaced, e.g. ``replace(link={"n_spans": 2})``."""
+        updates = {}
+        for section, values in sections.items():
+            if section == "name":
+                updates["name"] = values
+                continue
+            if section not in _SECTIONS:
+                raise ConfigError(f"unknown section {section!r}: allowed {', '.join(_SECTIONS)}")
+            updates[section] = _build(_SECTIONS[section], values, section, base=getattr(self, section))
+        return dataclasses.replace(self, **updates)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["receiver"]["dbp_steps_per_span"] = list(self.receiver.dbp_steps_per_span)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def digest(self) -> str:
+        """A hash of every field: two configs with equal digests simulate identical data."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LinkConfig":
+        if not isinstance(data, dict):
+            raise ConfigError(f"configuration must be a table, got {type(data).__name__}")
+        unknown = set(data) - set(_SECTIONS) - {"name"}
+        if unknown:
+            raise ConfigError(f"unknown section(s) {sorted(unknown)}: allowed {', '.join(_SECTIONS)}, name")
+        kwargs: dict[str, Any] = {s: _build(c, data.get(s, {}), s) for s, c in _SECTIONS.items()}
+        if "name" in data:
+            kwargs["name"] = str(data["name"])
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls, text: str) -> "LinkConfig":
+        return cls.from_dict(json.loads(text))
+
+
+_SECTIONS = {"transmitter": TransmitterConfig, "fiber": FiberConfig, "link": SpanConfig,
+             "propagation": PropagationConfig, "receiver": ReceiverConfig}
+
+
+def _build(cls: type, values: dict, section: str, base: Any = None):
+    """Construct dataclass ``cls`` from a TOML table, checking keys and types."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"[{section}] must be a table, got {values!r}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = set(values) - names
+    if unknown:
+        raise ConfigError(f"unknown key(s) {sorted(unknown)} in [{section}]: allowed {', '.join(sorted(names))}")
+    kwargs = {}
+    for key, value in values.items():
+        hint = hints[key]
+        name = f"{section}.{key}"
+        if hint is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        elif get_origin(hint) is Union and isinstance(value, int) and not isinstance(value, bool) \
+                and float in get_args(hint):
+            value = float(value)
+        elif hint is bool and not isinstance(value, bool):
+            raise ConfigError(f"{name} = {value!r}: must be true or false")
+        elif hint is str and not isinstance(value, str):
+            raise ConfigError(f"{name} = {value!r}: must be a string")
+        kwargs[key] = value
+    if base is not None:
+        return dataclasses.replace(base, **kwargs)
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path) -> LinkConfig:
+    """Read a :class:`LinkConfig` from a TOML file (sections as in the module docstring).
+
+    A study file may nest the link sections under ``[scenario]``; both layouts are read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    if "scenario" in data and isinstance(data["scenario"], dict):
+        data = data["scenario"]
+    return LinkConfig.from_dict(data)
+
+
+def reference_config() -> LinkConfig:
+    """The built-in reference link: single-channel DP-64QAM, 30 GBd, 20 x 50 km SSMF, NF 4.5 dB."""
+    return LinkConfig(name="reference")
+

@@ -1,0 +1,132 @@
+"""``simulate(config) -> Transmission``: the one place that chains transmitter, fiber, amplifiers,
+receiver, DBP and metrics.
+
+    transmit -> [fiber span -> EDFA] x n_spans -> low-pass to dbp_samples_per_symbol
+             -> CDC -> matched filter -> sample -> normalize               ("CDC")
+             -> DBP(k steps/span, xi) -> matched filter -> sample -> normalize ("DBP-k")
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from . import storage
+from .amplifier import Amplifier, ase_only_snr_db
+from .config import LinkConfig
+from .dbp import dbp_symbols, optimize_xi
+from .fiber import FiberParameters, SplitStepFourier, step_lengths
+from .metrics import Metrics, evaluate_symbols
+from .receiver import cd_compensate, matched_filter_and_sample, normalize, select_channel
+from .transmitter import qam_constellation, transmit
+
+
+@dataclass
+class Transmission:
+    """The result of one simulated transmission.
+
+    Attributes:
+        config: the :class:`LinkConfig` it came from.
+        tx_indices: int64 (2, n_symbols): transmitted symbol indices (x, y polarization).
+        rx_cdc: complex128 (2, n_symbols): received symbols after CDC, matched filter, sampling and
+            removal of one complex gain per polarization, on the unit-energy constellation scale.
+        rx_field: complex128 (2, n_symbols * dbp_samples_per_symbol): the received field (sqrt(W)),
+            low-passed to the DBP oversampling, before CDC: the input of DBP and of other receivers.
+        rx_dbp: {steps_per_span: complex128 (2, n_symbols)}: normalized symbols after DBP.
+        dbp_xi: {steps_per_span: xi used}.
+        metrics: {"CDC": Metrics, "DBP-1": Metrics, ...} over the whole block.
+        info: extra numbers: closed-form ASE-only SNR, forward steps per span, wall time.
+    """
+
+    config: LinkConfig
+    tx_indices: np.ndarray
+    rx_cdc: np.ndarray
+    rx_field: np.ndarray
+    rx_dbp: dict[int, np.ndarray] = field(default_factory=dict)
+    dbp_xi: dict[int, float] = field(default_factory=dict)
+    metrics: dict[str, Metrics] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    @property
+    def tx_symbols(self) -> np.ndarray:
+        """complex128 (2, n_symbols): transmitted unit-energy constellation points."""
+        return qam_constellation(self.config.transmitter.modulation)[0][self.tx_indices]
+
+    @property
+    def modulation(self) -> str:
+        return self.config.transmitter.modulation
+
+    def save(self, path: str | Path) -> Path:
+        return storage.save_transmission(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Transmission":
+        return storage.load_transmission(path, cls)
+
+
+def propagate_link(config: LinkConfig, field_in: np.ndarray, progress: bool = False) -> np.ndarray:
+    """Forward propagation over all spans with EDFAs. field_in/out: complex (2, n) in sqrt(W)."""
+    steps = step_lengths(config)
+    solver = SplitStepFourier(field_in.shape[-1], config.transmitter.sample_rate,
+                              FiberParameters.from_config(config.fiber), steps, config.propagation.precision)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=config.link.n_spans, desc=f"SSFM {config.transmitter.launch_power_dbm:+.1f} dBm",
+                   unit="span", leave=False)
+    try:
+        return solver.propagate(field_in, config.link.n_spans, after_span=Amplifier(config),
+                                progress=(lambda s: bar.update(1)) if bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def simulate(config: LinkConfig, cache_dir: Optional[str | Path] = None, progress: bool = False,
+             dbp: bool = True) -> Transmission:
+    """Simulate one transmission over the link of ``config``.
+
+    Args:
+        config: the link scenario (validated on construction).
+        cache_dir: if given, the result is stored as ``<cache_dir>/<digest>.npz`` and reused when the
+            same config is simulated again (a corrupted cache file is recomputed).
+        progress: show a progress bar over spans.
+        dbp: compute the DBP variants of ``config.receiver``.
+
+    Returns: a :class:`Transmission`.
+    """
+    if not isinstance(config, LinkConfig):
+        raise TypeError(f"config must be a channel.LinkConfig, got {type(config).__name__}")
+    if cache_dir is not None:
+        cached = storage.load_cached(cache_dir, config, Transmission)
+        if cached is not None and (not dbp or len(cached.rx_dbp) == len(config.receiver.dbp_steps_per_span)):
+            return cached
+    start = time.perf_counter()
+    tx = transmit(config.transmitter, config.propagation.precision)
+    rx_full = propagate_link(config, tx.field, progress)
+    rx_field = select_channel(rx_full, config)
+    del rx_full
+    sps = config.receiver.dbp_samples_per_symbol
+    tx_symbols = tx.symbols
+    rx_cdc = normalize(matched_filter_and_sample(cd_compensate(rx_field, config, sps), config, sps), tx_symbols)
+    modulation = config.transmitter.modulation
+    result = Transmission(config=config, tx_indices=tx.symbol_indices, rx_cdc=rx_cdc, rx_field=rx_field)
+    result.metrics["CDC"] = evaluate_symbols(rx_cdc, tx.symbol_indices, modulation)
+    if dbp:
+        for k in config.receiver.dbp_steps_per_span:
+            xi = config.receiver.dbp_xi
+            if xi == "optimize":
+                xi = optimize_xi(rx_field, config, k, tx_symbols)
+            result.dbp_xi[k] = float(xi)
+            result.rx_dbp[k] = dbp_symbols(rx_field, config, k, float(xi), tx_symbols)
+            result.metrics[f"DBP-{k}"] = evaluate_symbols(result.rx_dbp[k], tx.symbol_indices, modulation)
+    result.info = {"ase_only_snr_db": ase_only_snr_db(config) if not config.link.noiseless else None,
+                   "forward_steps_per_span": int(len(step_lengths(config))),
+                   "wall_time_s": time.perf_counter() - start}
+    if cache_dir is not None:
+        storage.save_transmission(result, storage.cache_path(cache_dir, config))
+    return result

@@ -1,0 +1,130 @@
+"""Saving and loading transmissions: atomic .npz files with an integrity checksum, and a cache keyed
+by the configuration's hash.
+
+- Files are written to a temporary file in the target folder and renamed into place, so a reader
+  never sees a half-written file.
+- Every file holds a SHA-256 of all its arrays; a truncated or altered file raises
+  :class:`CorruptFileError` on load.
+- Loading uses ``allow_pickle=False``: nothing in a file can run code. Metadata is JSON text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import LinkConfig
+from .metrics import Metrics
+
+FORMAT_VERSION = 1
+# Bump when a change of the simulator changes its output: old cache entries are then not reused.
+SIMULATOR_VERSION = 1
+
+
+class CorruptFileError(IOError):
+    """A stored file is truncated, altered, or not a file of this package."""
+
+
+def _checksum(arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key])
+        h.update(key.encode())
+        h.update(str(a.dtype).encode())
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def save_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write ``arrays`` atomically to ``path`` (.npz) with a checksum entry."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {k: np.asarray(v) for k, v in arrays.items()}
+    payload["__checksum__"] = np.array(_checksum(payload))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """Read and verify a file written by :func:`save_arrays` (no pickles)."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError, KeyError) as exc:
+        raise CorruptFileError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from exc
+    stored = arrays.pop("__checksum__", None)
+    if stored is None or str(stored) != _checksum(arrays):
+        raise CorruptFileError(f"{path}: checksum mismatch (file truncated or altered)")
+    return arrays
+
+
+def save_transmission(tr: Any, path: str | Path) -> Path:
+    meta = {"format_version": FORMAT_VERSION, "simulator_version": SIMULATOR_VERSION,
+            "config": tr.config.to_dict(), "dbp_xi": {str(k): v for k, v in tr.dbp_xi.items()},
+            "metrics": {k: m.to_dict() for k, m in tr.metrics.items()}, "info": tr.info}
+    arrays = {"meta_json": np.array(json.dumps(meta)), "tx_indices": tr.tx_indices,
+              "rx_cdc": tr.rx_cdc, "rx_field": tr.rx_field}
+    for k, v in tr.rx_dbp.items():
+        arrays[f"rx_dbp_{k}"] = v
+    return save_arrays(path, arrays)
+
+
+def load_transmission(path: str | Path, cls: type) -> Any:
+    arrays = load_arrays(path)
+    try:
+        meta = json.loads(str(arrays["meta_json"]))
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise CorruptFileError(f"{path}: format version {meta.get('format_version')} "
+                                   f"is not {FORMAT_VERSION}")
+        config = LinkConfig.from_dict(meta["config"])
+        rx_dbp = {int(k[len("rx_dbp_"):]): v for k, v in arrays.items() if k.startswith("rx_dbp_")}
+        return cls(config=config, tx_indices=arrays["tx_indices"], rx_cdc=arrays["rx_cdc"],
+                   rx_field=arrays["rx_field"], rx_dbp=rx_dbp,
+                   dbp_xi={int(k): float(v) for k, v in meta["dbp_xi"].items()},
+                   metrics={k: Metrics.from_dict(v) for k, v in meta["metrics"].items()}, info=meta["info"])
+    except KeyError as exc:
+        raise CorruptFileError(f"{path}: missing entry {exc}") from exc
+
+
+def cache_path(cache_dir: str | Path, config: LinkConfig) -> Path:
+    """``<cache_dir>/transmission-<digest>.npz``; the digest covers the config and simulator version."""
+    digest = hashlib.sha256(f"{config.to_json()}|sim{SIMULATOR_VERSION}".encode()).hexdigest()[:20]
+    return Path(cache_dir) / f"transmission-{digest}.npz"
+
+
+def load_cached(cache_dir: str | Path, config: LinkConfig, cls: type) -> Any:
+    """The cached transmission of ``config``, or None (also, with a warning, if the file is corrupt)."""
+    path = cache_path(cache_dir, config)
+    if not path.exists():
+        return None
+    try:
+        tr = load_transmission(path, cls)
+    except CorruptFileError as exc:
+        warnings.warn(f"ignoring corrupt cache file: {exc}", stacklevel=2)
+        return None
+    if tr.config != config:
+        warnings.warn(f"ignoring cache file {path}: it holds another configuration", stacklevel=2)
+        return None
+    return tr
