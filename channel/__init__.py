@@ -15,7 +15,7 @@ from .config import (ConfigError, FiberConfig, LinkConfig, PropagationConfig, Re
                      TransmitterConfig, load_config, reference_config)
 from .dbp import backpropagate, optimize_xi
 from .fiber import FiberParameters, PropagationError, SplitStepFourier, step_lengths
-from .link import Transmission, propagate_link, simulate
+from .link import Transmission, propagate_link, simulate, sweep_launch_power
 from .metrics import Metrics, evaluate_symbols, q_factor_db, qam_ber_awgn
 from .storage import CorruptFileError
 from .transmitter import qam_constellation, transmit
@@ -25,5 +25,5 @@ __all__ = [
     "PropagationConfig", "PropagationError", "ReceiverConfig", "SpanConfig", "SplitStepFourier",
     "Transmission", "TransmitterConfig", "ase_noise_power", "ase_only_snr_db", "backpropagate",
     "evaluate_symbols", "load_config", "optimize_xi", "propagate_link", "q_factor_db", "qam_ber_awgn",
-    "qam_constellation", "reference_config", "simulate", "span_gain", "step_lengths", "transmit",
+    "qam_constellation", "reference_config", "simulate", "span_gain", "sweep_launch_power", "step_lengths", "transmit",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -130,3 +130,17 @@ def simulate(config: LinkConfig, cache_dir: Optional[str | Path] = None, progres
     if cache_dir is not None:
         storage.save_transmission(result, storage.cache_path(cache_dir, config))
     return result
+
+
+def sweep_launch_power(config: LinkConfig, powers_dbm: Sequence[float], cache_dir: Optional[str | Path] = None,
+                       progress: bool = False, dbp: bool = True) -> list[Transmission]:
+    """:func:`simulate` at each launch power (dBm) of ``powers_dbm``; same seed (symbols and noise) for all."""
+    powers = [float(p) for p in powers_dbm]
+    if not powers:
+        raise ValueError("powers_dbm is empty: give at least one launch power")
+    configs = [config.with_launch_power(p) for p in powers]  # validates every power before any work
+    iterator = configs
+    if progress:
+        from tqdm.auto import tqdm
+        iterator = tqdm(configs, desc="launch powers", unit="power")
+    return [simulate(c, cache_dir=cache_dir, progress=progress, dbp=dbp) for c in iterator]

@@ -11,6 +11,7 @@ by the configuration's hash.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -44,16 +45,14 @@ def _checksum(arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def save_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
-    """Write ``arrays`` atomically to ``path`` (.npz) with a checksum entry."""
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {k: np.asarray(v) for k, v in arrays.items()}
-    payload["__checksum__"] = np.array(_checksum(payload))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -62,6 +61,20 @@ def save_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) atomically; see :func:`write_bytes_atomic`."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def save_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write ``arrays`` atomically to ``path`` (.npz) with a checksum entry."""
+    payload = {k: np.asarray(v) for k, v in arrays.items()}
+    payload["__checksum__"] = np.array(_checksum(payload))
+    buffer = io.BytesIO()
+    np.savez(buffer, **payload)
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def load_arrays(path: str | Path) -> dict[str, np.ndarray]:

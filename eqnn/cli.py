@@ -1,0 +1,187 @@
+"""Command-line interface: ``eqnn simulate | ...``.
+
+Each subcommand is a ``_cmd_<name>(args)`` function registered in :func:`build_parser`; heavy
+libraries (TensorFlow) are imported inside the subcommands that need them, so ``eqnn simulate``
+starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_CACHE = Path("results") / "cache"
+
+
+class UsageError(ValueError):
+    """Bad command-line input."""
+
+
+def parse_powers(text: str) -> list[float]:
+    """Launch powers from ``"start:stop:step"`` (stop included) or ``"p1,p2,..."`` (dBm)."""
+    try:
+        if ":" in text:
+            parts = [float(v) for v in text.split(":")]
+            if len(parts) != 3:
+                raise ValueError
+            start, stop, step = parts
+            if step <= 0 or stop < start:
+                raise UsageError(f"--power {text!r}: need start <= stop and step > 0")
+            n = int(np.floor((stop - start) / step + 1e-9)) + 1
+            return [round(start + i * step, 6) for i in range(n)]
+        return [float(v) for v in text.split(",") if v.strip()]
+    except UsageError:
+        raise
+    except ValueError:
+        raise UsageError(f"--power {text!r}: expected START:STOP:STEP (e.g. -2:6:1) or a list (e.g. 0,2,4), in dBm")
+
+
+def _load_link(path: str | None):
+    import channel
+
+    if path is None:
+        return channel.reference_config()
+    return channel.load_config(path)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    import channel
+    from eqnn.report import plot_q_vs_power, write_csv, write_json
+
+    config = _load_link(args.config)
+    overrides = {}
+    if args.symbols is not None:
+        overrides["n_symbols"] = args.symbols
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    if overrides:
+        config = config.replace(transmitter=overrides)
+    powers = parse_powers(args.power) if args.power else [config.transmitter.launch_power_dbm]
+    for p in powers:  # validate every power before the first simulation
+        config.with_launch_power(p)
+    out = Path(args.out or Path("results") / f"simulate-{config.name}")
+    cache = None if args.no_cache else Path(args.cache)
+    print(f"link '{config.name}': {config.link.n_spans} x {config.link.span_length_km:g} km, "
+          f"{config.transmitter.modulation} {config.transmitter.symbol_rate_gbd:g} GBd, "
+          f"{config.transmitter.n_symbols} symbols/pol, powers {powers} dBm")
+    start = time.perf_counter()
+    transmissions = channel.sweep_launch_power(config, powers, cache_dir=cache, progress=not args.quiet,
+                                               dbp=not args.no_dbp)
+    rows = []
+    for tr in transmissions:
+        p = tr.config.transmitter.launch_power_dbm
+        for method, m in tr.metrics.items():
+            k = int(method.split("-")[1]) if method.startswith("DBP-") else None
+            rows.append({"launch_power_dbm": p, "method": method, "q_db": m.q_db,
+                         "q_db_ci_low": m.q_db_ci[0], "q_db_ci_high": m.q_db_ci[1],
+                         "q_db_from_snr": m.q_db_from_snr, "snr_db": m.snr_db, "ber": m.ber,
+                         "bit_errors": m.bit_errors, "n_bits": m.n_bits, "gmi_bits": m.gmi_bits,
+                         "evm_percent": m.evm_percent, "dbp_xi": tr.dbp_xi.get(k) if k else None,
+                         "note": m.note})
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    print(_table(rows, methods, powers))
+    best = _optimum(rows, methods)
+    write_json(out / "results.json", {"config": config.to_dict(), "powers_dbm": powers, "rows": rows,
+                                      "optimum": best, "ase_only_snr_db": {
+                                          str(tr.config.transmitter.launch_power_dbm): tr.info.get("ase_only_snr_db")
+                                          for tr in transmissions}})
+    write_csv(out / "results.csv", rows)
+    plot_q_vs_power(rows, out / "q_vs_power.png",
+                    title=f"{config.name}: {config.link.n_spans}x{config.link.span_length_km:g} km, "
+                          f"{config.transmitter.modulation} {config.transmitter.symbol_rate_gbd:g} GBd")
+    print("\noptimum per method (Q from BER where measured, else from SNR):")
+    for method, b in best.items():
+        print(f"  {method:8s} {b['q_db']:6.2f} dB at {b['launch_power_dbm']:+.1f} dBm"
+              f"{'' if b['measured'] else '  (Q implied by SNR: too few errors)'}")
+    print(f"\nwrote {out / 'results.json'}, {out / 'results.csv'}, {out / 'q_vs_power.png'} "
+          f"in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def _optimum(rows: list[dict], methods: list[str]) -> dict:
+    best = {}
+    for method in methods:
+        items = [r for r in rows if r["method"] == method]
+        top = max(items, key=lambda r: r["q_db"] if r["q_db"] is not None else r["q_db_from_snr"])
+        best[method] = {"launch_power_dbm": top["launch_power_dbm"],
+                        "q_db": top["q_db"] if top["q_db"] is not None else top["q_db_from_snr"],
+                        "measured": top["q_db"] is not None, "snr_db": top["snr_db"]}
+    return best
+
+
+def _table(rows: list[dict], methods: list[str], powers: list[float]) -> str:
+    head = f"{'P (dBm)':>8} | " + " | ".join(f"{m + ' Q (dB)':>22} {'SNR':>6}" for m in methods)
+    lines = [head, "-" * len(head)]
+    for p in powers:
+        cells = []
+        for m in methods:
+            r = next(r for r in rows if r["method"] == m and r["launch_power_dbm"] == p)
+            q = (f"{r['q_db']:.2f} [{r['q_db_ci_low']:.2f},{r['q_db_ci_high']:.2f}]" if r["q_db"] is not None
+                 else f"~{r['q_db_from_snr']:.2f} (SNR, {r['bit_errors']} err)")
+            cells.append(f"{q:>22} {r['snr_db']:6.2f}")
+        lines.append(f"{p:8.2f} | " + " | ".join(cells))
+    lines.append("Q [95% CI] from counted bit errors; '~' = too few errors, Q implied by the SNR instead.")
+    return "\n".join(lines)
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """Let ``--power -2:6:1`` through: argparse would take the negative value for an option."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] == "--power" and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            out.append(f"--power={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="eqnn", description="Neural-network equalization of coherent optical fiber links: simulate links, "
+        "train and compress NN equalizers, and compare them with CDC and digital back-propagation.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sim = sub.add_parser(
+        "simulate", help="simulate a link over launch powers; Q/SNR after CDC and DBP",
+        description="Simulate the link of CONFIG (TOML; default: the built-in reference link) at each launch "
+        "power, print a table of Q-factor and SNR after CDC and each DBP variant, and write results.json, "
+        "results.csv and q_vs_power.png to --out. Simulations are cached by config hash in --cache.")
+    sim.add_argument("config", nargs="?", help="link TOML (see experiments/reference.toml); default: built-in reference")
+    sim.add_argument("--power", help="launch powers in dBm: START:STOP:STEP (stop included) or a list a,b,c; "
+                     "default: the config's launch_power_dbm")
+    sim.add_argument("--symbols", type=int, help="symbols per polarization (overrides the config)")
+    sim.add_argument("--seed", type=int, help="seed of symbols and noise (overrides the config)")
+    sim.add_argument("--out", help="output folder (default: results/simulate-<name>)")
+    sim.add_argument("--cache", default=str(DEFAULT_CACHE), help=f"cache folder (default: {DEFAULT_CACHE})")
+    sim.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    sim.add_argument("--no-dbp", action="store_true", help="skip digital back-propagation")
+    sim.add_argument("--quiet", action="store_true", help="no progress bars")
+    sim.set_defaults(func=_cmd_simulate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    import channel
+
+    parser = build_parser()
+    args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else list(argv)))
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except (UsageError, channel.ConfigError) as exc:
+        print(f"eqnn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished results are cached and reused by the next run", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
