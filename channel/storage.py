@@ -30,6 +30,10 @@ FORMAT_VERSION = 1
 SIMULATOR_VERSION = 1
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 class CorruptFileError(IOError):
     """A stored file is truncated, altered, or not a file of this package."""
 
@@ -51,6 +55,7 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
