@@ -11,8 +11,17 @@ the DBP outputs and the metrics.
 """
 
 from .amplifier import ase_noise_power, ase_only_snr_db, span_gain
-from .config import (ConfigError, FiberConfig, LinkConfig, PropagationConfig, ReceiverConfig, SpanConfig,
-                     TransmitterConfig, load_config, reference_config)
+from .config import (
+                     ConfigError,
+                     FiberConfig,
+                     LinkConfig,
+                     PropagationConfig,
+                     ReceiverConfig,
+                     SpanConfig,
+                     TransmitterConfig,
+                     load_config,
+                     reference_config,
+)
 from .dbp import backpropagate, optimize_xi
 from .fiber import FiberParameters, PropagationError, SplitStepFourier, step_lengths
 from .link import Transmission, propagate_link, simulate, sweep_launch_power

@@ -25,10 +25,11 @@ import dataclasses
 import hashlib
 import json
 import math
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
+
+import tomllib
 
 SPEED_OF_LIGHT = 299_792_458.0  # m/s
 PLANCK = 6.626_070_15e-34  # J s

@@ -151,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate the link of CONFIG (TOML; default: the built-in reference link) at each launch "
         "power, print a table of Q-factor and SNR after CDC and each DBP variant, and write results.json, "
         "results.csv and q_vs_power.png to --out. Simulations are cached by config hash in --cache.")
-    sim.add_argument("config", nargs="?", help="link TOML (see experiments/reference.toml); default: built-in reference")
+    sim.add_argument("config", nargs="?",
+                     help="link TOML (see experiments/reference.toml); default: built-in reference")
     sim.add_argument("--power", help="launch powers in dBm: START:STOP:STEP (stop included) or a list a,b,c; "
                      "default: the config's launch_power_dbm")
     sim.add_argument("--symbols", type=int, help="symbols per polarization (overrides the config)")

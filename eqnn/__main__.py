@@ -1,0 +1,5 @@
+import sys
+
+from eqnn.cli import main
+
+sys.exit(main())
