@@ -247,7 +247,7 @@ class PropagationConfig:
         precision: "complex64" or "complex128".
     """
 
-    step_mode: str = "fixed"
+    step_mode: str = "adaptive"
     steps_per_span: int = 50
     max_nonlinear_phase_rad: float = 5e-3
     max_step_km: float = 10.0

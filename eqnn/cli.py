@@ -102,6 +102,18 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from eqnn.train import load_train_config, run_training
+
+    config = load_train_config(args.config)  # validated before TensorFlow does any work
+    powers = parse_powers(args.power) if args.power else None
+    out = Path(args.out or Path("results") / f"train-{config.name}")
+    cache = False if args.no_cache else (Path(args.cache) if args.cache else None)
+    run_training(config, out, powers=powers, cache_dir=cache, progress=not args.quiet, resume=not args.restart,
+                 dbp=False if args.no_dbp else None)
+    return 0
+
+
 def _optimum(rows: list[dict], methods: list[str]) -> dict:
     best = {}
     for method in methods:
@@ -163,6 +175,22 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--no-dbp", action="store_true", help="skip digital back-propagation")
     sim.add_argument("--quiet", action="store_true", help="no progress bars")
     sim.set_defaults(func=_cmd_simulate)
+
+    tr = sub.add_parser(
+        "train", help="train NN equalizers on simulated links; Q versus launch power with CDC and DBP",
+        description="For each launch power of CONFIG (TOML, see experiments/train_quick.toml): simulate a training "
+        "and a test transmission from independent seeds, train the configured NN equalizers, evaluate them and "
+        "CDC/DBP on the same test symbols, print the table and write results.json, results.csv, "
+        "q_vs_power.png and the trained models to --out. An interrupted run reuses finished models.")
+    tr.add_argument("config", help="training TOML (see experiments/train_quick.toml)")
+    tr.add_argument("--power", help="launch powers in dBm (overrides powers_dbm): START:STOP:STEP or a,b,c")
+    tr.add_argument("--out", help="output folder (default: results/train-<name>)")
+    tr.add_argument("--cache", help="transmission cache folder (default: the config's cache_dir)")
+    tr.add_argument("--no-cache", action="store_true", help="neither read nor write the transmission cache")
+    tr.add_argument("--no-dbp", action="store_true", help="skip DBP in the comparison")
+    tr.add_argument("--restart", action="store_true", help="retrain models even if finished ones are saved")
+    tr.add_argument("--quiet", action="store_true", help="no progress output")
+    tr.set_defaults(func=_cmd_train)
     return parser
 
 

@@ -19,6 +19,7 @@ seed = 3
 n_spans = 2
 span_length_km = 40.0
 [propagation]
+step_mode = "fixed"
 steps_per_span = 4
 [receiver]
 dbp_steps_per_span = [1]

@@ -322,7 +322,8 @@ def test_adaptive_step_plan_bounds_nonlinear_phase(case):
 
 
 def test_fixed_step_plan():
-    cfg = channel.reference_config().replace(link={"span_length_km": 75.0}, propagation={"steps_per_span": 7})
+    cfg = channel.reference_config().replace(link={"span_length_km": 75.0},
+                                             propagation={"step_mode": "fixed", "steps_per_span": 7})
     steps = channel.step_lengths(cfg)
     assert len(steps) == 7 and np.allclose(steps, 75e3 / 7, rtol=1e-15) and steps.sum() == pytest.approx(75e3)
 
@@ -335,7 +336,7 @@ def test_adaptive_and_fine_fixed_propagation_agree():
         link={"n_spans": 1, "noiseless": True}, receiver={"dbp_steps_per_span": [], "dbp_xi": 1.0})
     adaptive = base.replace(propagation={"step_mode": "adaptive", "max_nonlinear_phase_rad": 5e-3})
     field = transmit(base.transmitter).field
-    reference = propagate_link(base.replace(propagation={"steps_per_span": 1000}), field)
+    reference = propagate_link(base.replace(propagation={"step_mode": "fixed", "steps_per_span": 1000}), field)
     out = propagate_link(adaptive, field)
     linear = propagate_link(base.replace(fiber={"gamma_per_w_km": 0.0}), field)
     nonlinear_effect = np.linalg.norm(linear - reference)

@@ -27,7 +27,7 @@ from channel.transmitter import transmit
 def small_config(**sections):
     base = {"transmitter": {"n_symbols": 1024, "samples_per_symbol": 2, "modulation": "16QAM"},
             "link": {"n_spans": 3, "noiseless": True},
-            "propagation": {"steps_per_span": 10},
+            "propagation": {"step_mode": "fixed", "steps_per_span": 10},
             "receiver": {"dbp_steps_per_span": [], "dbp_xi": 1.0, "dbp_samples_per_symbol": 2}}
     for key, values in sections.items():
         base.setdefault(key, {}).update(values)
@@ -40,7 +40,7 @@ def small_config(**sections):
 def test_noiseless_linear_link_cdc_recovers_symbols(slope, sps):
     cfg = small_config(transmitter={"samples_per_symbol": sps, "launch_power_dbm": 1.0},
                        fiber={"gamma_per_w_km": 0.0, "dispersion_slope_ps_nm2_km": slope},
-                       propagation={"steps_per_span": 1})
+                       propagation={"step_mode": "fixed", "steps_per_span": 1})
     tr = channel.simulate(cfg)
     m = tr.metrics["CDC"]
     assert m.snr_db > 60.0 and m.bit_errors == 0 and m.gmi_bits == pytest.approx(4.0, abs=1e-9)
@@ -91,7 +91,7 @@ def test_optimize_xi_finds_one_on_noiseless_link():
 def test_same_seed_same_data_different_seed_different_symbols_and_noise():
     cfg = small_config(transmitter={"n_symbols": 4096, "launch_power_dbm": -5.0},
                        fiber={"gamma_per_w_km": 0.0}, link={"noiseless": False, "n_spans": 2},
-                       propagation={"steps_per_span": 1})
+                       propagation={"step_mode": "fixed", "steps_per_span": 1})
     a = channel.simulate(cfg)
     b = channel.simulate(cfg)
     assert np.array_equal(a.tx_indices, b.tx_indices)
@@ -279,7 +279,7 @@ def test_single_channel_launch_power_is_exact():
 def test_wdm_launch_power_and_centre_channel_recovery():
     cfg = small_config(transmitter={"n_channels": 3, "channel_spacing_ghz": 50.0, "samples_per_symbol": 6,
                                     "n_symbols": 2048, "launch_power_dbm": 0.0},
-                       fiber={"gamma_per_w_km": 0.0}, propagation={"steps_per_span": 1})
+                       fiber={"gamma_per_w_km": 0.0}, propagation={"step_mode": "fixed", "steps_per_span": 1})
     tx = transmit(cfg.transmitter)
     p = cfg.transmitter.launch_power_w
     total = np.mean(np.sum(np.abs(tx.field) ** 2, axis=0))

@@ -39,7 +39,7 @@ M_OF = {"QPSK": 4, "16QAM": 16, "64QAM": 64, "256QAM": 256}
 def small_config(**sections):
     base = {"transmitter": {"n_symbols": 4096, "samples_per_symbol": 2},
             "link": {"n_spans": 2},
-            "propagation": {"steps_per_span": 1},
+            "propagation": {"step_mode": "fixed", "steps_per_span": 1},
             "receiver": {"dbp_steps_per_span": [], "dbp_xi": 1.0}}
     for key, values in sections.items():
         base.setdefault(key, {}).update(values)
