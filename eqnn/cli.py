@@ -50,7 +50,7 @@ def _load_link(path: str | None):
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     import channel
-    from eqnn.report import plot_q_vs_power, write_csv, write_json
+    from eqnn.report import format_q_table, optimum_per_method, plot_q_vs_power, write_csv, write_json
 
     config = _load_link(args.config)
     overrides = {}
@@ -83,8 +83,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                          "evm_percent": m.evm_percent, "dbp_xi": tr.dbp_xi.get(k) if k else None,
                          "note": m.note})
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    print(_table(rows, methods, powers))
-    best = _optimum(rows, methods)
+    print(format_q_table(rows, methods, powers))
+    best = optimum_per_method(rows, methods)
     write_json(out / "results.json", {"config": config.to_dict(), "powers_dbm": powers, "rows": rows,
                                       "optimum": best, "ase_only_snr_db": {
                                           str(tr.config.transmitter.launch_power_dbm): tr.info.get("ase_only_snr_db")
@@ -112,32 +112,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     run_training(config, out, powers=powers, cache_dir=cache, progress=not args.quiet, resume=not args.restart,
                  dbp=False if args.no_dbp else None)
     return 0
-
-
-def _optimum(rows: list[dict], methods: list[str]) -> dict:
-    best = {}
-    for method in methods:
-        items = [r for r in rows if r["method"] == method]
-        top = max(items, key=lambda r: r["q_db"] if r["q_db"] is not None else r["q_db_from_snr"])
-        best[method] = {"launch_power_dbm": top["launch_power_dbm"],
-                        "q_db": top["q_db"] if top["q_db"] is not None else top["q_db_from_snr"],
-                        "measured": top["q_db"] is not None, "snr_db": top["snr_db"]}
-    return best
-
-
-def _table(rows: list[dict], methods: list[str], powers: list[float]) -> str:
-    head = f"{'P (dBm)':>8} | " + " | ".join(f"{m + ' Q (dB)':>22} {'SNR':>6}" for m in methods)
-    lines = [head, "-" * len(head)]
-    for p in powers:
-        cells = []
-        for m in methods:
-            r = next(r for r in rows if r["method"] == m and r["launch_power_dbm"] == p)
-            q = (f"{r['q_db']:.2f} [{r['q_db_ci_low']:.2f},{r['q_db_ci_high']:.2f}]" if r["q_db"] is not None
-                 else f"~{r['q_db_from_snr']:.2f} (SNR, {r['bit_errors']} err)")
-            cells.append(f"{q:>22} {r['snr_db']:6.2f}")
-        lines.append(f"{p:8.2f} | " + " | ".join(cells))
-    lines.append("Q [95% CI] from counted bit errors; '~' = too few errors, Q implied by the SNR instead.")
-    return "\n".join(lines)
 
 
 def _join_negative_values(argv: list[str]) -> list[str]:

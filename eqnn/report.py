@@ -76,8 +76,50 @@ def plot_q_vs_power(rows: Iterable[Mapping], path: str | Path, title: str = "") 
     ax.legend(title="hollow: Q from SNR", fontsize="small", title_fontsize="x-small")
     if title:
         ax.set_title(title, fontsize="medium")
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
+    """Lay out ``fig``, write it as PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
+    fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     return write_bytes_atomic(path, buffer.getvalue())
+
+
+def optimum_per_method(rows: Sequence[Mapping], methods: Sequence[str]) -> dict:
+    """Best launch power per method: Q from BER where measured, else the Q implied by the SNR."""
+    best = {}
+    for method in methods:
+        items = [r for r in rows if r["method"] == method]
+        top = max(items, key=lambda r: r["q_db"] if r["q_db"] is not None else r["q_db_from_snr"])
+        best[method] = {"launch_power_dbm": top["launch_power_dbm"],
+                        "q_db": top["q_db"] if top["q_db"] is not None else top["q_db_from_snr"],
+                        "measured": top["q_db"] is not None, "snr_db": top["snr_db"]}
+    return best
+
+
+Q_TABLE_FOOTER = "Q [95% CI] from counted bit errors; '~' = too few errors, Q implied by the SNR instead."
+
+
+def format_q_table(rows: Sequence[Mapping], methods: Sequence[str], powers: Sequence[float],
+                   footer: str = Q_TABLE_FOOTER) -> str:
+    """Q [95 % CI] and SNR per launch power (rows) and method (columns), then ``footer``."""
+    head = f"{'P (dBm)':>8} | " + " | ".join(f"{m + ' Q (dB)':>22} {'SNR':>6}" for m in methods)
+    lines = [head, "-" * len(head)]
+    for p in powers:
+        cells = []
+        for m in methods:
+            r = next((r for r in rows if r["method"] == m and r["launch_power_dbm"] == p), None)
+            if r is None:
+                cells.append(f"{'-':>22} {'-':>6}")
+                continue
+            q = (f"{r['q_db']:.2f} [{r['q_db_ci_low']:.2f},{r['q_db_ci_high']:.2f}]" if r["q_db"] is not None
+                 else f"~{r['q_db_from_snr']:.2f} (SNR, {r['bit_errors']} err)")
+            cells.append(f"{q:>22} {r['snr_db']:6.2f}")
+        lines.append(f"{p:8.2f} | " + " | ".join(cells))
+    lines.append(footer)
+    return "\n".join(lines)

@@ -84,7 +84,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import io
 import json
 import math
 import numbers
@@ -550,7 +549,7 @@ class SearchResult:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from channel.storage import write_bytes_atomic
+        from eqnn.report import save_figure
 
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
         evs = self.evaluations
@@ -614,11 +613,7 @@ class SearchResult:
             ax.legend(fontsize="small")
         if title:
             ax.set_title(title, fontsize="medium")
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=120)
-        plt.close(fig)
-        return write_bytes_atomic(path, buffer.getvalue())
+        return save_figure(fig, path)
 
     def write(self, folder: str | Path | None = None, references=None, title: str = "") -> dict[str, Path]:
         """Write ``evaluations.csv``, ``result.json`` and ``q_vs_rmps.png`` into ``folder`` (default: the study's)."""

@@ -101,6 +101,7 @@ from .models import (
     model_config_from_dict,
     model_config_to_dict,
 )
+from .report import format_q_table, optimum_per_method, plot_q_vs_power, write_csv, write_json
 
 EQUALIZER_FORMAT = "eqnn-equalizer"
 EQUALIZER_VERSION = 1
@@ -842,11 +843,9 @@ def run_training(config: Union[str, Path, TrainRunConfig], out_dir: Union[str, P
     rows = [r for ev in evaluations for r in ev.rows()]
     methods = list(dict.fromkeys(r["method"] for r in rows))
     result = {"name": config.name, "config": config.to_dict(), "powers_dbm": list(config.powers_dbm),
-              "mode": config.mode, "rows": rows, "optimum": _optimum(rows, methods),
+              "mode": config.mode, "rows": rows, "optimum": optimum_per_method(rows, methods),
               "evaluations": [ev.to_dict() for ev in evaluations], "models": summaries,
               "wall_time_s": time.perf_counter() - start}
-    from .report import plot_q_vs_power, write_csv, write_json
-
     write_json(out / "results.json", _jsonable(result))
     write_csv(out / "results.csv", rows)
     plot_q_vs_power(rows, out / "q_vs_power.png",
@@ -863,33 +862,9 @@ def run_training(config: Union[str, Path, TrainRunConfig], out_dir: Union[str, P
     return result
 
 
-def _optimum(rows: list[dict], methods: list[str]) -> dict:
-    best = {}
-    for method in methods:
-        items = [r for r in rows if r["method"] == method]
-        top = max(items, key=lambda r: r["q_db"] if r["q_db"] is not None else r["q_db_from_snr"])
-        best[method] = {"launch_power_dbm": top["launch_power_dbm"],
-                        "q_db": top["q_db"] if top["q_db"] is not None else top["q_db_from_snr"],
-                        "measured": top["q_db"] is not None, "snr_db": top["snr_db"]}
-    return best
-
-
 def format_table(rows: list[dict], methods: list[str], powers: list[float]) -> str:
     """Q [95 % CI] and SNR per launch power (rows) and method (columns)."""
-    head = f"{'P (dBm)':>8} | " + " | ".join(f"{m + ' Q (dB)':>22} {'SNR':>6}" for m in methods)
-    lines = [head, "-" * len(head)]
-    for p in powers:
-        cells = []
-        for m in methods:
-            r = next((r for r in rows if r["method"] == m and r["launch_power_dbm"] == p), None)
-            if r is None:
-                cells.append(f"{'-':>22} {'-':>6}")
-                continue
-            q = (f"{r['q_db']:.2f} [{r['q_db_ci_low']:.2f},{r['q_db_ci_high']:.2f}]" if r["q_db"] is not None
-                 else f"~{r['q_db_from_snr']:.2f} (SNR, {r['bit_errors']} err)")
-            cells.append(f"{q:>22} {r['snr_db']:6.2f}")
-        lines.append(f"{p:8.2f} | " + " | ".join(cells))
     pol = rows[0]["polarizations"] if rows else "x"
-    lines.append(f"All methods on the same symbols ({pol}-polarization window centres of the test transmission). "
-                 "Q [95% CI] from counted bit errors; '~' = too few errors, Q implied by the SNR.")
-    return "\n".join(lines)
+    return format_q_table(rows, methods, powers, footer=(
+        f"All methods on the same symbols ({pol}-polarization window centres of the test transmission). "
+        "Q [95% CI] from counted bit errors; '~' = too few errors, Q implied by the SNR."))
