@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+import numpy as np
 import tomllib
 
 SPEED_OF_LIGHT = 299_792_458.0  # m/s
@@ -56,12 +57,23 @@ def _check_range(name: str, value: float, low: float | None = None, high: float 
         raise ConfigError(f"{name} = {value!r} is out of range: allowed {rng}")
 
 
-def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} = {value!r}: must be an integer")
+def check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
+    """Raise :class:`ConfigError` naming ``name`` unless ``value`` is an integer in [low, high]."""
+    rng = f"[{low}, {'inf' if high is None else high}]"
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{name} = {value!r}: must be an integer in {rng}")
     if value < low or (high is not None and value > high):
-        raise ConfigError(f"{name} = {value!r} is out of range: allowed integers in "
-                          f"[{low}, {'inf' if high is None else high}]")
+        raise ConfigError(f"{name} = {value!r} is out of range: allowed integers in {rng}")
+
+
+def unknown_keys_error(data: Any, cls: type, section: str) -> None:
+    """Raise :class:`ConfigError` if ``data`` is not a table or has keys that ``cls`` has no field for."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"[{section}] must be a table, got {data!r}")
+    names = {f.name for f in fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"unknown key(s) {sorted(unknown)} in [{section}]: allowed {', '.join(sorted(names))}")
 
 
 def _check_choice(name: str, value: Any, choices: tuple) -> None:
@@ -99,11 +111,11 @@ class TransmitterConfig:
         _check_choice("transmitter.modulation", self.modulation, MODULATIONS)
         _check_range("transmitter.symbol_rate_gbd", self.symbol_rate_gbd, 0, 1000, low_open=True)
         _check_range("transmitter.rolloff", self.rolloff, 0, 1)
-        _check_int("transmitter.samples_per_symbol", self.samples_per_symbol, 2, 64)
-        _check_int("transmitter.n_symbols", self.n_symbols, 64, 2**24)
-        _check_int("transmitter.seed", self.seed, 0)
+        check_int("transmitter.samples_per_symbol", self.samples_per_symbol, 2, 64)
+        check_int("transmitter.n_symbols", self.n_symbols, 64, 2**24)
+        check_int("transmitter.seed", self.seed, 0)
         _check_range("transmitter.launch_power_dbm", self.launch_power_dbm, -30, 30)
-        _check_int("transmitter.n_channels", self.n_channels, 1, 63)
+        check_int("transmitter.n_channels", self.n_channels, 1, 63)
         if self.n_channels % 2 == 0:
             raise ConfigError(f"transmitter.n_channels = {self.n_channels}: must be odd "
                               "(the centre channel is the one received)")
@@ -220,7 +232,7 @@ class SpanConfig:
     noiseless: bool = False
 
     def __post_init__(self) -> None:
-        _check_int("link.n_spans", self.n_spans, 1, 1000)
+        check_int("link.n_spans", self.n_spans, 1, 1000)
         _check_range("link.span_length_km", self.span_length_km, 0, 500, low_open=True)
         _check_range("link.noise_figure_db", self.noise_figure_db, 0, 20)
         if not isinstance(self.noiseless, bool):
@@ -255,7 +267,7 @@ class PropagationConfig:
 
     def __post_init__(self) -> None:
         _check_choice("propagation.step_mode", self.step_mode, STEP_MODES)
-        _check_int("propagation.steps_per_span", self.steps_per_span, 1, 100_000)
+        check_int("propagation.steps_per_span", self.steps_per_span, 1, 100_000)
         _check_range("propagation.max_nonlinear_phase_rad", self.max_nonlinear_phase_rad, 0, 1,
                      low_open=True)
         _check_range("propagation.max_step_km", self.max_step_km, 0, 500, low_open=True)
@@ -285,11 +297,11 @@ class ReceiverConfig:
             raise ConfigError(f"receiver.dbp_steps_per_span = {self.dbp_steps_per_span!r}: must be a "
                               "list of integers in [1, 1000]")
         for k in self.dbp_steps_per_span:
-            _check_int("receiver.dbp_steps_per_span[]", k, 1, 1000)
+            check_int("receiver.dbp_steps_per_span[]", k, 1, 1000)
         if len(set(self.dbp_steps_per_span)) != len(self.dbp_steps_per_span):
             raise ConfigError(f"receiver.dbp_steps_per_span = {list(self.dbp_steps_per_span)}: "
                               "values must be distinct")
-        _check_int("receiver.dbp_samples_per_symbol", self.dbp_samples_per_symbol, 2, 16)
+        check_int("receiver.dbp_samples_per_symbol", self.dbp_samples_per_symbol, 2, 16)
         if isinstance(self.dbp_xi, str):
             _check_choice("receiver.dbp_xi", self.dbp_xi, ("optimize",))
         else:
@@ -385,13 +397,8 @@ _SECTIONS = {"transmitter": TransmitterConfig, "fiber": FiberConfig, "link": Spa
 
 def _build(cls: type, values: dict, section: str, base: Any = None):
     """Construct dataclass ``cls`` from a TOML table, checking keys and types."""
-    if not isinstance(values, dict):
-        raise ConfigError(f"[{section}] must be a table, got {values!r}")
+    unknown_keys_error(values, cls, section)
     hints = get_type_hints(cls)
-    names = {f.name for f in fields(cls)}
-    unknown = set(values) - names
-    if unknown:
-        raise ConfigError(f"unknown key(s) {sorted(unknown)} in [{section}]: allowed {', '.join(sorted(names))}")
     kwargs = {}
     for key, value in values.items():
         hint = hints[key]

@@ -43,6 +43,7 @@ from typing import Any, Sequence, Union
 import numpy as np
 
 from channel import ConfigError, LinkConfig, Transmission
+from channel.config import check_int, unknown_keys_error
 
 FEATURES_PER_SYMBOL = 4
 MAX_TAPS = 1000
@@ -53,12 +54,6 @@ class DataError(ConfigError):
 
     A :class:`channel.ConfigError`, so that front ends report it like any other configuration error."""
 
-
-def _check_int(name: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"{name} = {value!r}: must be an integer in [{low}, {high}]")
-    if not low <= value <= high:
-        raise ConfigError(f"{name} = {value!r} is out of range: allowed integers in [{low}, {high}]")
 
 
 def _check_bool(name: str, value: Any) -> None:
@@ -92,17 +87,17 @@ class DataConfig:
             if self.taps != "auto":
                 raise ConfigError(f"data.taps = {self.taps!r}: allowed an integer in [0, {MAX_TAPS}] or 'auto'")
         else:
-            _check_int("data.taps", self.taps, 0, MAX_TAPS)
+            check_int("data.taps", self.taps, 0, MAX_TAPS)
         if isinstance(self.guard_symbols, str):
             if self.guard_symbols != "auto":
                 raise ConfigError(f"data.guard_symbols = {self.guard_symbols!r}: allowed an integer in "
                                   "[0, 1000000] or 'auto'")
         else:
-            _check_int("data.guard_symbols", self.guard_symbols, 0, 10**6)
+            check_int("data.guard_symbols", self.guard_symbols, 0, 10**6)
         _check_bool("data.both_polarizations", self.both_polarizations)
         _check_bool("data.normalize_targets", self.normalize_targets)
-        _check_int("data.auto_taps_min", self.auto_taps_min, 0, MAX_TAPS)
-        _check_int("data.auto_taps_max", self.auto_taps_max, 0, MAX_TAPS)
+        check_int("data.auto_taps_min", self.auto_taps_min, 0, MAX_TAPS)
+        check_int("data.auto_taps_max", self.auto_taps_max, 0, MAX_TAPS)
         if self.auto_taps_min > self.auto_taps_max:
             raise ConfigError(f"data.auto_taps_min = {self.auto_taps_min} exceeds data.auto_taps_max = "
                               f"{self.auto_taps_max}: allowed auto_taps_min <= auto_taps_max")
@@ -125,12 +120,7 @@ class DataConfig:
 
     @classmethod
     def from_dict(cls, data: dict, section: str = "data") -> "DataConfig":
-        if not isinstance(data, dict):
-            raise ConfigError(f"[{section}] must be a table, got {data!r}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ConfigError(f"unknown key(s) {sorted(unknown)} in [{section}]: allowed {', '.join(sorted(names))}")
+        unknown_keys_error(data, cls, section)
         return cls(**data)
 
 

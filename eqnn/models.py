@@ -28,16 +28,11 @@ from typing import Any, ClassVar, Union
 import tf_keras as keras
 
 from channel import ConfigError
+from channel.config import check_int
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "elu", "selu", "gelu", "swish", "leaky_relu", "linear")
 MAX_UNITS = 4096
 
-
-def _check_int(name: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} = {value!r}: must be an integer in [{low}, {high}]")
-    if not low <= value <= high:
-        raise ConfigError(f"{name} = {value!r} is out of range: allowed integers in [{low}, {high}]")
 
 
 def _check_activation(name: str, value: Any) -> None:
@@ -72,7 +67,7 @@ class MLPConfig:
         if not isinstance(self.units, tuple) or not 1 <= len(self.units) <= 16:
             raise ConfigError(f"models.mlp.units = {self.units!r}: must be a list of 1 to 16 layer widths")
         for u in self.units:
-            _check_int("models.mlp.units[]", u, 1, MAX_UNITS)
+            check_int("models.mlp.units[]", u, 1, MAX_UNITS)
         _check_activation("models.mlp.activation", self.activation)
 
 
@@ -90,7 +85,7 @@ class LSTMConfig:
 
     def __post_init__(self) -> None:
         _check_name("models.lstm", self.name)
-        _check_int("models.lstm.units", self.units, 1, MAX_UNITS)
+        check_int("models.lstm.units", self.units, 1, MAX_UNITS)
 
 
 @dataclass(frozen=True)
@@ -107,7 +102,7 @@ class BiLSTMConfig:
 
     def __post_init__(self) -> None:
         _check_name("models.bilstm", self.name)
-        _check_int("models.bilstm.units", self.units, 1, MAX_UNITS)
+        check_int("models.bilstm.units", self.units, 1, MAX_UNITS)
 
 
 @dataclass(frozen=True)
@@ -129,10 +124,10 @@ class CNNBiLSTMConfig:
 
     def __post_init__(self) -> None:
         _check_name("models.cnn_bilstm", self.name)
-        _check_int("models.cnn_bilstm.filters", self.filters, 1, MAX_UNITS)
-        _check_int("models.cnn_bilstm.kernel_size", self.kernel_size, 1, 1001)
+        check_int("models.cnn_bilstm.filters", self.filters, 1, MAX_UNITS)
+        check_int("models.cnn_bilstm.kernel_size", self.kernel_size, 1, 1001)
         _check_activation("models.cnn_bilstm.activation", self.activation)
-        _check_int("models.cnn_bilstm.units", self.units, 1, MAX_UNITS)
+        check_int("models.cnn_bilstm.units", self.units, 1, MAX_UNITS)
 
 
 ModelConfig = Union[MLPConfig, LSTMConfig, BiLSTMConfig, CNNBiLSTMConfig]

@@ -79,6 +79,7 @@ import tomllib
 
 import channel
 from channel import ConfigError, LinkConfig, Metrics, Transmission, evaluate_symbols
+from channel.config import check_int, unknown_keys_error
 from channel.receiver import complex_gain, normalize
 
 from .data import (
@@ -119,20 +120,9 @@ def _check_number(name: str, value: Any, low: float, high: float, low_open: bool
     return float(value)
 
 
-def _check_int(name: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} = {value!r}: must be an integer in [{low}, {high}]")
-    if not low <= value <= high:
-        raise ConfigError(f"{name} = {value!r} is out of range: allowed integers in [{low}, {high}]")
-
 
 def _from_table(cls: type, data: Any, section: str):
-    if not isinstance(data, dict):
-        raise ConfigError(f"[{section}] must be a table, got {data!r}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise ConfigError(f"unknown key(s) {sorted(unknown)} in [{section}]: allowed {', '.join(sorted(names))}")
+    unknown_keys_error(data, cls, section)
     return cls(**data)
 
 
@@ -171,19 +161,19 @@ class TrainingConfig:
     min_learning_rate: float = 1e-5
 
     def __post_init__(self) -> None:
-        _check_int("training.epochs", self.epochs, 1, 100_000)
-        _check_int("training.batch_size", self.batch_size, 1, 2**20)
+        check_int("training.epochs", self.epochs, 1, 100_000)
+        check_int("training.batch_size", self.batch_size, 1, 2**20)
         object.__setattr__(self, "learning_rate",
                            _check_number("training.learning_rate", self.learning_rate, 0, 1, low_open=True))
         object.__setattr__(self, "validation_split",
                            _check_number("training.validation_split", self.validation_split, 0, 0.5))
-        _check_int("training.patience", self.patience, 0, 100_000)
+        check_int("training.patience", self.patience, 0, 100_000)
         object.__setattr__(self, "min_delta", _check_number("training.min_delta", self.min_delta, 0, 1))
-        _check_int("training.seed", self.seed, 0, 2**32 - 1)
-        _check_int("training.predict_batch_size", self.predict_batch_size, 1, 2**20)
+        check_int("training.seed", self.seed, 0, 2**32 - 1)
+        check_int("training.predict_batch_size", self.predict_batch_size, 1, 2**20)
         if not isinstance(self.shuffle, bool):
             raise ConfigError(f"training.shuffle = {self.shuffle!r}: must be true or false")
-        _check_int("training.lr_patience", self.lr_patience, 0, 100_000)
+        check_int("training.lr_patience", self.lr_patience, 0, 100_000)
         factor = _check_number("training.lr_factor", self.lr_factor, 0, 1, low_open=True)
         if factor >= 1:
             raise ConfigError(f"training.lr_factor = {self.lr_factor!r} is out of range: allowed (0, 1)")
@@ -203,8 +193,8 @@ class SeedsConfig:
     test: int = 202
 
     def __post_init__(self) -> None:
-        _check_int("seeds.train", self.train, 0, 2**63 - 1)
-        _check_int("seeds.test", self.test, 0, 2**63 - 1)
+        check_int("seeds.train", self.train, 0, 2**63 - 1)
+        check_int("seeds.test", self.test, 0, 2**63 - 1)
         if self.train == self.test:
             raise ConfigError(f"seeds.train = seeds.test = {self.train}: training and test transmissions must use "
                               "different seeds (independent symbols and noise)")
