@@ -6,12 +6,14 @@ ASE noise power per polarization in the simulation bandwidth B (= sample rate) i
 
 (the "NF G - 1" form, exact for the NF definition NF = (1 + 2 n_sp (G - 1)) / G; tools that use
 NF G instead add 0.16 dB more noise at G = 10 dB, NF = 4.5 dB). The noise is circular complex white
-Gaussian, drawn fresh for every amplifier from its own stream ``(seed, STREAM_ASE, span)``.
+Gaussian, drawn fresh for every amplifier from its own stream ``(seed, STREAM_ASE, span)``, bin by bin
+in order of increasing |frequency| (see :func:`frequency_order`).
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -68,6 +70,24 @@ class Amplifier:
         rng = rng_stream(self.seed, STREAM_ASE, span)
         n = spectrum.shape[-1]
         scale = math.sqrt(n * self.noise_power / 2)
-        noise = rng.standard_normal((2,) + spectrum.shape, dtype=np.float64)
-        spectrum += (scale * (noise[0] + 1j * noise[1])).astype(spectrum.dtype, copy=False)
+        # frequency-major draws: bin i of the |f| order takes draws [i, :] (re/im of each polarization)
+        n_pol = spectrum.size // n
+        draws = rng.standard_normal((n, n_pol, 2), dtype=np.float64)
+        noise = np.empty(spectrum.shape, dtype=spectrum.dtype)
+        noise[..., frequency_order(n)] = (scale * (draws[..., 0] + 1j * draws[..., 1])).T.reshape(spectrum.shape)
+        spectrum += noise
         return spectrum
+
+
+@lru_cache(maxsize=8)
+def frequency_order(n: int) -> np.ndarray:
+    """FFT bin indices ordered by frequency: 0, +1, -1, +2, -2, ... (numpy.fft order, length n).
+
+    Noise drawn in this order puts the same draws on the same physical frequencies whatever the
+    oversampling (the bin spacing Rs / n_symbols does not depend on it), so one seed gives the same
+    in-band ASE at 2, 4 or 8 samples per symbol and comparisons across oversampling are not statistics.
+    """
+    k = np.fft.fftfreq(n, d=1.0 / n).astype(np.int64)  # signed bin index
+    order = np.lexsort((k < 0, np.abs(k)))
+    order.setflags(write=False)
+    return order

@@ -27,7 +27,7 @@ from .metrics import Metrics
 
 FORMAT_VERSION = 1
 # Bump when a change of the simulator changes its output: old cache entries are then not reused.
-SIMULATOR_VERSION = 1
+SIMULATOR_VERSION = 2  # 2: ASE drawn per frequency bin in |f| order (same noise at any oversampling)
 
 
 _UMASK = os.umask(0o022)
