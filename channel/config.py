@@ -418,18 +418,23 @@ def _build(cls: type, values: dict, section: str, base: Any = None):
     return cls(**kwargs)
 
 
+def read_toml(path: str | Path, what: str = "config file") -> dict:
+    """Parse a TOML file; a missing file or bad syntax raises :class:`ConfigError` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} {str(path)!r} does not exist")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
 def load_config(path: str | Path) -> LinkConfig:
     """Read a :class:`LinkConfig` from a TOML file (sections as in the module docstring).
 
     A study file may nest the link sections under ``[scenario]``; both layouts are read.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    data = read_toml(path)
     if "scenario" in data and isinstance(data["scenario"], dict):
         data = data["scenario"]
     return LinkConfig.from_dict(data)

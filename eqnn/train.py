@@ -75,11 +75,10 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import tf_keras as keras
-import tomllib
 
 import channel
 from channel import ConfigError, LinkConfig, Metrics, Transmission, evaluate_symbols
-from channel.config import check_int, unknown_keys_error
+from channel.config import check_int, read_toml, unknown_keys_error
 from channel.receiver import complex_gain, normalize
 
 from .data import (
@@ -352,13 +351,7 @@ def _scenario_from_table(table: Any, base_dir: Union[str, Path, None]) -> LinkCo
 def load_train_config(path: Union[str, Path]) -> TrainRunConfig:
     """Read a training TOML (format: module docstring). Errors are :class:`channel.ConfigError`."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"training config {str(path)!r} does not exist")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return TrainRunConfig.from_dict(data, base_dir=path.parent)
+    return TrainRunConfig.from_dict(read_toml(path, "training config"), base_dir=path.parent)
 
 
 # --------------------------------------------------------------------------------------------- training
