@@ -46,7 +46,7 @@ from channel.amplifier import ase_noise_power, ase_only_snr_db, span_gain
 from channel.dbp import dbp_symbols, optimize_xi
 from channel.fiber import FiberParameters, SplitStepFourier, step_lengths
 from channel.metrics import effective_snr_db
-from channel.receiver import cd_compensate, matched_filter_and_sample, normalize, select_channel
+from channel.receiver import matched_filter_and_sample, normalize, select_channel
 from channel.transmitter import STREAM_ASE, rng_stream
 
 HERE = Path(__file__).resolve().parent
@@ -125,7 +125,7 @@ def run_one(task: dict) -> dict:
     rx = select_channel(rx_full, cfg)
     del rx_full
     sym = tx.symbols
-    cdc = normalize(matched_filter_and_sample(cd_compensate(rx, cfg, 2), cfg, 2), sym)
+    cdc = normalize(matched_filter_and_sample(rx, cfg, 2, cdc=True), sym)
     out = dict(task)
     out.update(n_steps_per_span=int(len(steps)), forward_time_s=t_fwd,
                cost_units=int(len(steps)) * int(task["sps"]),

@@ -21,7 +21,7 @@ from .config import LinkConfig
 from .dbp import dbp_symbols, optimize_xi
 from .fiber import FiberParameters, SplitStepFourier, step_lengths
 from .metrics import Metrics, evaluate_symbols
-from .receiver import cd_compensate, matched_filter_and_sample, normalize, select_channel
+from .receiver import matched_filter_and_sample, normalize, select_channel
 from .transmitter import qam_constellation, transmit
 
 
@@ -112,7 +112,7 @@ def simulate(config: LinkConfig, cache_dir: Optional[str | Path] = None, progres
     del rx_full
     sps = config.receiver.dbp_samples_per_symbol
     tx_symbols = tx.symbols
-    rx_cdc = normalize(matched_filter_and_sample(cd_compensate(rx_field, config, sps), config, sps), tx_symbols)
+    rx_cdc = normalize(matched_filter_and_sample(rx_field, config, sps, cdc=True), tx_symbols)
     modulation = config.transmitter.modulation
     result = Transmission(config=config, tx_indices=tx.symbol_indices, rx_cdc=rx_cdc, rx_field=rx_field)
     result.metrics["CDC"] = evaluate_symbols(rx_cdc, tx.symbol_indices, modulation)

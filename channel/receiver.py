@@ -46,20 +46,26 @@ def select_channel(field: np.ndarray, config: LinkConfig) -> np.ndarray:
     return sfft.ifft(resample_spectrum(spectrum, n_out), axis=-1, workers=fft_workers())
 
 
-def cd_compensate(signal: np.ndarray, config: LinkConfig, samples_per_symbol: int) -> np.ndarray:
-    """Frequency-domain CDC of the whole link: multiply by ``exp[-(j beta2/2 w^2 - j beta3/6 w^3) L]``.
+def cd_compensation_response(n_samples: int, config: LinkConfig, samples_per_symbol: int) -> np.ndarray:
+    """Inverse dispersion of the whole link, ``exp[-(j beta2/2 w^2 - j beta3/6 w^3) L]``, shape (n_samples,)."""
+    omega = angular_frequencies(n_samples, samples_per_symbol * config.transmitter.symbol_rate)
+    return np.exp(-dispersion_exponent(omega, config.fiber.beta2, config.fiber.beta3) * config.total_length)
 
-    Args: signal complex (..., n) at ``samples_per_symbol``; L = total link length.
+
+def cd_compensate(signal: np.ndarray, config: LinkConfig, samples_per_symbol: int) -> np.ndarray:
+    """Frequency-domain CDC of the whole link (:func:`cd_compensation_response`; L = total length).
+
+    Args: signal complex (..., n) at ``samples_per_symbol``.
     Returns: the compensated signal, same shape.
     """
-    n = signal.shape[-1]
-    omega = angular_frequencies(n, samples_per_symbol * config.transmitter.symbol_rate)
-    h = np.exp(-dispersion_exponent(omega, config.fiber.beta2, config.fiber.beta3) * config.total_length)
+    h = cd_compensation_response(signal.shape[-1], config, samples_per_symbol)
     return sfft.ifft(sfft.fft(signal, axis=-1, workers=fft_workers()) * h, axis=-1, workers=fft_workers())
 
 
-def matched_filter_and_sample(signal: np.ndarray, config: LinkConfig, samples_per_symbol: int) -> np.ndarray:
-    """RRC matched filter and sampling at the symbol instants ``k * samples_per_symbol``.
+def matched_filter_and_sample(signal: np.ndarray, config: LinkConfig, samples_per_symbol: int,
+                              cdc: bool = False) -> np.ndarray:
+    """RRC matched filter (after CDC if ``cdc``, in the same frequency-domain pass) and sampling at the
+    symbol instants ``k * samples_per_symbol``.
 
     Args: signal complex (..., n_symbols * samples_per_symbol).
     Returns: complex (..., n_symbols): ``sqrt(P/2) a_k`` + noise for a launched power P (per channel)
@@ -68,6 +74,8 @@ def matched_filter_and_sample(signal: np.ndarray, config: LinkConfig, samples_pe
     n = signal.shape[-1]
     tx = config.transmitter
     h = rrc_spectrum(n, samples_per_symbol * tx.symbol_rate, tx.symbol_rate, tx.rolloff)
+    if cdc:
+        h = h * cd_compensation_response(n, config, samples_per_symbol)
     filtered = sfft.ifft(sfft.fft(signal, axis=-1, workers=fft_workers()) * h, axis=-1, workers=fft_workers())
     return filtered[..., ::samples_per_symbol]
 

@@ -71,6 +71,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     transmissions = channel.sweep_launch_power(config, powers, cache_dir=cache, progress=not args.quiet,
                                                dbp=not args.no_dbp)
+    from eqnn.complexity import cdc_complexity, dbp_complexity
+
+    sps = config.receiver.dbp_samples_per_symbol
+    rmps = {"CDC": cdc_complexity(config, samples_per_symbol=sps).rmps}
+    rmps.update({f"DBP-{k}": dbp_complexity(config, k, samples_per_symbol=sps).rmps
+                 for k in config.receiver.dbp_steps_per_span})
     rows = []
     for tr in transmissions:
         p = tr.config.transmitter.launch_power_dbm
@@ -81,10 +87,13 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                          "q_db_from_snr": m.q_db_from_snr, "snr_db": m.snr_db, "ber": m.ber,
                          "bit_errors": m.bit_errors, "n_bits": m.n_bits, "gmi_bits": m.gmi_bits,
                          "evm_percent": m.evm_percent, "dbp_xi": tr.dbp_xi.get(k) if k else None,
+                         "rmps": rmps.get(method),
                          "note": m.note})
     methods = list(dict.fromkeys(r["method"] for r in rows))
     print(format_q_table(rows, methods, powers))
     best = optimum_per_method(rows, methods)
+    for method in best:
+        best[method]["rmps"] = rmps.get(method)
     write_json(out / "results.json", {"config": config.to_dict(), "powers_dbm": powers, "rows": rows,
                                       "optimum": best, "ase_only_snr_db": {
                                           str(tr.config.transmitter.launch_power_dbm): tr.info.get("ase_only_snr_db")
@@ -93,9 +102,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     plot_q_vs_power(rows, out / "q_vs_power.png",
                     title=f"{config.name}: {config.link.n_spans}x{config.link.span_length_km:g} km, "
                           f"{config.transmitter.modulation} {config.transmitter.symbol_rate_gbd:g} GBd")
-    print("\noptimum per method (Q from BER where measured, else from SNR):")
+    print("\noptimum per method (Q from BER where measured, else from SNR; real multiplications per symbol "
+          "and polarization from eqnn.complexity):")
     for method, b in best.items():
-        print(f"  {method:8s} {b['q_db']:6.2f} dB at {b['launch_power_dbm']:+.1f} dBm"
+        print(f"  {method:8s} {b['q_db']:6.2f} dB at {b['launch_power_dbm']:+.1f} dBm, {b['rmps']:8.1f} RMpS"
               f"{'' if b['measured'] else '  (Q implied by SNR: too few errors)'}")
     print(f"\nwrote {out / 'results.json'}, {out / 'results.csv'}, {out / 'q_vs_power.png'} "
           f"in {time.perf_counter() - start:.0f} s")

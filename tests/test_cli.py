@@ -65,6 +65,15 @@ def test_simulate_writes_consistent_outputs_and_reuses_cache(small_config, tmp_p
         qs = [r["q_db"] if r["q_db"] is not None else r["q_db_from_snr"] for r in data["rows"] if r["method"] == method]
         assert best["q_db"] == pytest.approx(max(qs))
     assert (out / "q_vs_power.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the DSP cost next to each method, from eqnn.complexity on the same link
+    from channel import load_config
+    from eqnn.complexity import cdc_complexity, dbp_complexity
+
+    link = load_config(small_config)
+    expected_rmps = {"CDC": cdc_complexity(link, samples_per_symbol=2).rmps, "DBP-1": dbp_complexity(link, 1).rmps}
+    for row in data["rows"]:
+        assert row["rmps"] == pytest.approx(expected_rmps[row["method"]])
+    assert 0 < data["optimum"]["CDC"]["rmps"] < data["optimum"]["DBP-1"]["rmps"]
 
     # second run: every power comes from the cache, no propagation at all
     def no_propagation(*a, **k):
