@@ -90,7 +90,6 @@ from .data import (
     make_windows,
     resolve_guard,
     resolve_taps,
-    targets_to_complex,
     window_centres,
 )
 from .models import (
@@ -104,7 +103,7 @@ from .models import (
 from .report import format_q_table, optimum_per_method, plot_q_vs_power, write_csv, write_json
 
 EQUALIZER_FORMAT = "eqnn-equalizer"
-EQUALIZER_VERSION = 1
+EQUALIZER_VERSION = 2
 WEIGHTS_PREFIX = "weights"
 MODES = ("per_power", "combined")
 
@@ -491,7 +490,7 @@ def predict_symbols(model: keras.Model, windows: WindowSet, batch_size: int = 81
         np.zeros((0, int(model.output_shape[-1])), np.float32)
     if out.shape[1] != windows.n_outputs:
         raise ValueError(f"model has {out.shape[1]} outputs, the data {windows.n_outputs}")
-    return targets_to_complex(windows.normalization.invert_y(out))
+    return windows.outputs_to_symbols(out)
 
 
 def train_model(model_config: ModelConfig, train: WindowSet, training: TrainingConfig, data_config: DataConfig,

@@ -131,9 +131,20 @@ def test_normalization_fitted_on_train_only(noisy_pair):
     np.testing.assert_allclose(raw, symbol_features(test.rx_cdc)[te_set.centres], atol=1e-5)
     # targets: de-normalization inverts normalization
     np.testing.assert_allclose(te_set.target_symbols()[0], test.tx_symbols[0, te_set.centres], atol=1e-6)
-    # without target normalization the targets are the symbols themselves
-    raw_targets = make_datasets(train, test, DataConfig(taps=3, guard_symbols=10, normalize_targets=False))[1]
-    np.testing.assert_allclose(raw_targets.y[:, 0], test.tx_symbols[0, te_set.centres].real, atol=1e-6)
+    # without target normalization the targets are the symbols themselves (residual=False) or the
+    # transmitted minus the received centre symbols (residual=True, the default)
+    plain = make_datasets(train, test, DataConfig(taps=3, guard_symbols=10, normalize_targets=False,
+                                                  residual=False))[1]
+    np.testing.assert_allclose(plain.y[:, 0], test.tx_symbols[0, te_set.centres].real, atol=1e-6)
+    np.testing.assert_array_equal(plain.offset, 0)
+    res = make_datasets(train, test, DataConfig(taps=3, guard_symbols=10, normalize_targets=False))[1]
+    correction = test.tx_symbols[0, te_set.centres] - test.rx_cdc[0, te_set.centres]
+    np.testing.assert_allclose(res.y[:, 0] + 1j * res.y[:, 1], correction, atol=1e-6)
+    np.testing.assert_allclose(res.offset[0], test.rx_cdc[0, te_set.centres])
+    # a model that outputs zeros (in raw units) equalizes to exactly the CDC symbols in residual mode
+    np.testing.assert_allclose(res.outputs_to_symbols(np.zeros_like(res.y))[0], test.rx_cdc[0, te_set.centres])
+    # residual targets are the small correction: standardized, they still have unit variance
+    np.testing.assert_allclose(te_set.y.std(axis=0), 1, atol=0.15)
 
 
 def test_train_and_test_are_independent(noisy_pair):

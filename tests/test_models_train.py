@@ -37,6 +37,7 @@ from eqnn.train import (
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 TAPS = 3
 DATA = DataConfig(taps=TAPS, guard_symbols=4)
+PLAIN = DataConfig(taps=TAPS, guard_symbols=4, residual=False)  # targets: the symbols (learn the identity)
 QUICK = TrainingConfig(epochs=1, batch_size=256, validation_split=0.1, seed=3)
 
 
@@ -63,7 +64,7 @@ def noisy():
 def linear():
     link = small_link(n_symbols=4096, noiseless_linear=True)
     tr, te = channel.simulate(link.with_seed(31)), channel.simulate(link.with_seed(32))
-    return tr, te, *make_datasets(tr, te, DATA)
+    return tr, te, *make_datasets(tr, te, PLAIN)
 
 
 ALL_CONFIGS = [MLPConfig(units=(16, 8)), LSTMConfig(units=8), BiLSTMConfig(units=8),
@@ -194,7 +195,7 @@ def test_training_is_reproducible(noisy):
 def test_nn_learns_linear_link_and_evaluate_is_consistent(linear, capsys):
     tr, te, train_set, test_set = linear
     training = TrainingConfig(epochs=12, batch_size=128, learning_rate=1e-2, patience=3, seed=1, lr_patience=1)
-    eq = train_model(MLPConfig(units=(16,), activation="linear"), train_set, training, DATA, progress=True)
+    eq = train_model(MLPConfig(units=(16,), activation="linear"), train_set, training, PLAIN, progress=True)
     assert "MLP epoch 1/12" in capsys.readouterr().out
     assert eq.info["best_epoch"] >= 1 and eq.info["epochs_run"] <= 12
     ev = evaluate(eq, te)
@@ -211,7 +212,7 @@ def test_nn_learns_linear_link_and_evaluate_is_consistent(linear, capsys):
     assert ev.metrics["MLP"].snr_db == pytest.approx(
         channel.evaluate_symbols(y, te.tx_indices[0, test_set.centres], "16QAM").snr_db, abs=1e-9)
     # a bare tf_keras model with its data config and normalization gives the same numbers
-    bare = evaluate(eq.model, te, DATA, eq.normalization, name="MLP")
+    bare = evaluate(eq.model, te, PLAIN, eq.normalization, name="MLP")
     assert bare.metrics["MLP"] == ev.metrics["MLP"]
     with pytest.raises(ValueError, match="needs data_config and normalization"):
         evaluate(eq.model, te)
