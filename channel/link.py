@@ -103,7 +103,13 @@ def simulate(config: LinkConfig, cache_dir: Optional[str | Path] = None, progres
         raise TypeError(f"config must be a channel.LinkConfig, got {type(config).__name__}")
     if cache_dir is not None:
         cached = storage.load_cached(cache_dir, config, Transmission)
-        if cached is not None and (not dbp or len(cached.rx_dbp) == len(config.receiver.dbp_steps_per_span)):
+        if cached is not None:
+            missing = [k for k in config.receiver.dbp_steps_per_span if k not in cached.rx_dbp] if dbp else []
+            if not missing:
+                return cached
+            # cached without (some) DBP: back-propagate the stored received field, no new forward run
+            _add_dbp(cached, missing)
+            storage.save_transmission(cached, storage.cache_path(cache_dir, config))
             return cached
     start = time.perf_counter()
     tx = transmit(config.transmitter, config.propagation.precision)
@@ -111,19 +117,11 @@ def simulate(config: LinkConfig, cache_dir: Optional[str | Path] = None, progres
     rx_field = select_channel(rx_full, config)
     del rx_full
     sps = config.receiver.dbp_samples_per_symbol
-    tx_symbols = tx.symbols
-    rx_cdc = normalize(matched_filter_and_sample(rx_field, config, sps, cdc=True), tx_symbols)
-    modulation = config.transmitter.modulation
+    rx_cdc = normalize(matched_filter_and_sample(rx_field, config, sps, cdc=True), tx.symbols)
     result = Transmission(config=config, tx_indices=tx.symbol_indices, rx_cdc=rx_cdc, rx_field=rx_field)
-    result.metrics["CDC"] = evaluate_symbols(rx_cdc, tx.symbol_indices, modulation)
+    result.metrics["CDC"] = evaluate_symbols(rx_cdc, tx.symbol_indices, config.transmitter.modulation)
     if dbp:
-        for k in config.receiver.dbp_steps_per_span:
-            xi = config.receiver.dbp_xi
-            if xi == "optimize":
-                xi = optimize_xi(rx_field, config, k, tx_symbols)
-            result.dbp_xi[k] = float(xi)
-            result.rx_dbp[k] = dbp_symbols(rx_field, config, k, float(xi), tx_symbols)
-            result.metrics[f"DBP-{k}"] = evaluate_symbols(result.rx_dbp[k], tx.symbol_indices, modulation)
+        _add_dbp(result, config.receiver.dbp_steps_per_span)
     result.info = {"ase_only_snr_db": ase_only_snr_db(config) if not config.link.noiseless else None,
                    "forward_steps_per_span": int(len(step_lengths(config))),
                    "wall_time_s": time.perf_counter() - start}
@@ -132,8 +130,23 @@ def simulate(config: LinkConfig, cache_dir: Optional[str | Path] = None, progres
     return result
 
 
+def _add_dbp(result: Transmission, steps: Sequence[int]) -> None:
+    """Back-propagate ``result.rx_field`` with each of ``steps`` steps per span (xi optimized if so configured);
+    store symbols, xi and metrics in ``result``."""
+    config = result.config
+    tx_symbols = result.tx_symbols
+    for k in steps:
+        xi = config.receiver.dbp_xi
+        if xi == "optimize":
+            xi = optimize_xi(result.rx_field, config, k, tx_symbols)
+        result.dbp_xi[k] = float(xi)
+        result.rx_dbp[k] = dbp_symbols(result.rx_field, config, k, float(xi), tx_symbols)
+        result.metrics[f"DBP-{k}"] = evaluate_symbols(result.rx_dbp[k], result.tx_indices,
+                                                      config.transmitter.modulation)
+
+
 def sweep_launch_power(config: LinkConfig, powers_dbm: Sequence[float], cache_dir: Optional[str | Path] = None,
-                       progress: bool = False, dbp: bool = True) -> list[Transmission]:
+                   progress: bool = False, dbp: bool = True) -> list[Transmission]:
     """:func:`simulate` at each launch power (dBm) of ``powers_dbm``; same seed (symbols and noise) for all."""
     powers = [float(p) for p in powers_dbm]
     if not powers:

@@ -262,6 +262,21 @@ def test_cache_is_reused_without_recomputing(tmp_path, monkeypatch):
             channel.simulate(cfg, cache_dir=tmp_path)
 
 
+def test_cached_transmission_without_dbp_gets_dbp_without_a_new_forward_run(transmission, tmp_path, monkeypatch):
+    cfg = transmission.config
+    channel.simulate(cfg, cache_dir=tmp_path, dbp=False)
+
+    def boom(*args, **kwargs):
+        raise AssertionError("propagate_link called although the forward result is cached")
+
+    monkeypatch.setattr(channel.link, "propagate_link", boom)
+    with_dbp = channel.simulate(cfg, cache_dir=tmp_path, dbp=True)
+    with_dbp.info = transmission.info  # wall time differs
+    assert_same_transmission(transmission, with_dbp)  # as if DBP had been computed in the first run
+    again = channel.simulate(cfg, cache_dir=tmp_path, dbp=True)  # now cached with DBP
+    assert sorted(again.rx_dbp) == [1, 2]
+
+
 # --- 13. WDM ------------------------------------------------------------------------------------------------
 
 def test_single_channel_launch_power_is_exact():
