@@ -81,6 +81,7 @@ from channel import ConfigError, LinkConfig, Metrics, Transmission, evaluate_sym
 from channel.config import check_int, read_toml, unknown_keys_error
 from channel.receiver import complex_gain, normalize
 
+from .complexity import cdc_complexity, dbp_complexity, model_complexity
 from .data import (
     DataConfig,
     Normalization,
@@ -804,28 +805,51 @@ def run_training(config: Union[str, Path, TrainRunConfig], out_dir: Union[str, P
                 eq = train_model(mc, train_set, config.training, config.data, progress=progress,
                                  label=f"{mc.name}@{tag}")
                 eq.info["fingerprint"] = key
+                # the links of its data, so that the data can be simulated again (eqnn compress <model folder>)
+                eq.info["train_links"] = [t.config.to_dict() for t in train_trs]
+                eq.info["test_links"] = [t.config.to_dict() for t in test_trs]
                 save_equalizer(eq, folder)
             summaries.append({"model": mc.name, "tag": tag, "folder": str(folder),
                               **{k: v for k, v in eq.info.items() if k != "training"}})
             equalizers.append(eq)
         return equalizers
 
+    # real multiplications per recovered symbol (eqnn.complexity): CDC and DBP-k from the link, each NN from its
+    # trained weights (per launch power in per_power mode)
+    sps = link.receiver.dbp_samples_per_symbol
+    rmps: dict = {"CDC": cdc_complexity(link, samples_per_symbol=sps).rmps}
+    rmps.update({f"DBP-{k}": dbp_complexity(link, k, samples_per_symbol=sps).rmps
+                 for k in link.receiver.dbp_steps_per_span})
+
+    def count(equalizers: list[Equalizer], powers: Sequence[float]) -> None:
+        for eq in equalizers:
+            for p in powers:
+                rmps[(eq.name, p)] = model_complexity(eq.model).rmps
+
     if config.mode == "per_power":
         for p in config.powers_dbm:
             print(f"launch power {p:+.2f} dBm", flush=True)
             train_tr, test_tr = train_pair(p)
             equalizers = train_all([train_tr], [test_tr], _power_tag(p))
+            count(equalizers, [p])
             evaluations.append(evaluate(equalizers, test_tr, batch_size=config.training.predict_batch_size))
     else:
         pairs = [train_pair(p) for p in config.powers_dbm]
         equalizers = train_all([a for a, _ in pairs], [b for _, b in pairs], "combined")
+        count(equalizers, config.powers_dbm)
         for _, test_tr in pairs:
             evaluations.append(evaluate(equalizers, test_tr, batch_size=config.training.predict_batch_size))
 
     rows = [r for ev in evaluations for r in ev.rows()]
     methods = list(dict.fromkeys(r["method"] for r in rows))
+    for r in rows:
+        r["rmps"] = rmps[r["method"]] if r["method"] in rmps else rmps.get((r["method"], r["launch_power_dbm"]))
+    optimum = optimum_per_method(rows, methods)
+    for method, b in optimum.items():
+        b["rmps"] = next(r["rmps"] for r in rows if r["method"] == method
+                         and r["launch_power_dbm"] == b["launch_power_dbm"])
     result = {"name": config.name, "config": config.to_dict(), "powers_dbm": list(config.powers_dbm),
-              "mode": config.mode, "rows": rows, "optimum": optimum_per_method(rows, methods),
+              "mode": config.mode, "rows": rows, "optimum": optimum,
               "evaluations": [ev.to_dict() for ev in evaluations], "models": summaries,
               "wall_time_s": time.perf_counter() - start}
     write_json(out / "results.json", _jsonable(result))
@@ -835,9 +859,10 @@ def run_training(config: Union[str, Path, TrainRunConfig], out_dir: Union[str, P
                           f"{link.transmitter.modulation} {link.transmitter.symbol_rate_gbd:g} GBd, "
                           f"{evaluations[0].polarizations}-pol, N={resolve_taps(config.data, link)}")
     print(format_table(rows, methods, list(config.powers_dbm)))
-    print("\noptimum per method (Q from BER where measured, else from SNR):")
+    print("\noptimum per method (Q from BER where measured, else from SNR; real multiplications per recovered "
+          "symbol from eqnn.complexity):")
     for method, b in result["optimum"].items():
-        print(f"  {method:12s} {b['q_db']:6.2f} dB at {b['launch_power_dbm']:+.2f} dBm"
+        print(f"  {method:12s} {b['q_db']:6.2f} dB at {b['launch_power_dbm']:+.2f} dBm, {b['rmps']:10.1f} RMpS"
               f"{'' if b['measured'] else '  (Q implied by SNR: too few errors)'}")
     print(f"\nwrote {out / 'results.json'}, {out / 'results.csv'}, {out / 'q_vs_power.png'}, {out / 'models'} "
           f"in {time.perf_counter() - start:.0f} s", flush=True)

@@ -11,6 +11,7 @@ import tf_keras as keras
 import channel
 from channel import ConfigError
 from eqnn import models, train
+from eqnn.complexity import cdc_complexity, dbp_complexity, model_complexity
 from eqnn.data import DataConfig, fit_normalization, make_datasets, make_windows
 from eqnn.models import (
     BiLSTMConfig,
@@ -285,6 +286,17 @@ def test_run_training_writes_results_and_resumes(tmp_path, monkeypatch, capsys):
     assert (out / "results.csv").read_text().count("\n") == 7
     assert sorted(p.name for p in (out / "models").iterdir()) == ["MLP@+0p00dBm", "MLP@+3p00dBm"]
     assert len(saved["models"]) == 2 and saved["models"][0]["epochs_run"] <= 2
+    # RMpS: CDC/DBP from the link, the NN from its weights (Flatten 8x... -> Dense(8) -> Dense(2): 1 symbol/window)
+    link = load_train_config(path).scenario
+    rmps = {r["method"]: r["rmps"] for r in saved["rows"]}
+    assert rmps["CDC"] == pytest.approx(cdc_complexity(link, samples_per_symbol=2).rmps)
+    assert rmps["DBP-1"] == pytest.approx(dbp_complexity(link, 1).rmps)
+    mlp = load_equalizer(out / "models" / "MLP@+3p00dBm")
+    assert rmps["MLP"] == model_complexity(mlp.model).rmps == pytest.approx(
+        np.count_nonzero(mlp.model.get_layer("dense_1").kernel.numpy()) + 8 * 2)
+    assert {m: b["rmps"] for m, b in saved["optimum"].items()} == rmps | {
+        "MLP": next(r["rmps"] for r in saved["rows"] if r["method"] == "MLP"
+                    and r["launch_power_dbm"] == saved["optimum"]["MLP"]["launch_power_dbm"])}
     # CDC rows equal channel metrics of the test transmission on the same symbols
     test_tr = channel.simulate(load_train_config(path).scenario.with_launch_power(3.0).with_seed(6), cache_dir=cache)
     ev = saved["evaluations"][1]
