@@ -373,7 +373,7 @@ def test_models_table_form_and_scenario_base(tmp_path):
     assert TrainRunConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
 
 
-@pytest.mark.parametrize("name", ["train_quick.toml", "train_reference.toml"])
+@pytest.mark.parametrize("name", ["train_quick.toml", "train_reference.toml", "train_reference_bilstm.toml"])
 def test_experiment_configs_load(name):
     cfg = load_train_config(EXPERIMENTS / name)
     assert cfg.models and cfg.powers_dbm
