@@ -32,7 +32,8 @@ Objective (the scalar the optimizer minimizes; ``R0`` = ``rmps_reference``, ``u 
   Every feasible point scores below every infeasible one; among feasible points, cheaper is better (0 at
   ``R0``, -0.5 at R0/10, -0.67 at R0/100; a feasible point dearer than ``R0`` scores 0, like not compressing at
   all); among infeasible points, a smaller Q shortfall is better, whatever the cost (0.5 at 1 dB short, 0.9 at
-  9 dB). The best point is therefore the cheapest feasible one when any is feasible. Both maps are bounded,
+  9 dB). The best point is therefore the cheapest feasible one when any is feasible (``SearchResult.best`` breaks
+  ties of y by lower RMpS, then higher Q, so it is always on the Pareto front). Both maps are bounded,
   and the step at the Q boundary is about as large as the spread of the feasible scores: a GP models this far
   better than a large jump (such as 1 + shortfall), which makes it shy away from the boundary, where the
   optimum lies. On a toy problem (6 seeds) this took the cheapest feasible point found in 20 calls from about 1.3x
@@ -459,6 +460,11 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
+def _best_key(e: Evaluation) -> tuple:
+    """Sort key of :attr:`SearchResult.best`: objective, then lower RMpS, higher Q, earlier call."""
+    return (e.objective, e.rmps, -e.q_db, e.call)
+
+
 @dataclass
 class SearchResult:
     """All evaluations of a study, in call order, with the views a reader asks for."""
@@ -473,10 +479,18 @@ class SearchResult:
 
     @property
     def best(self) -> Evaluation | None:
-        """The lowest objective value (earliest call on ties); for "constrained" the cheapest feasible if any."""
+        """The lowest objective value; for "constrained" the cheapest feasible point if any.
+
+        Ties of the objective are common (under "constrained" every feasible point at or above the RMpS ceiling
+        scores 0, and infeasible points score by their Q alone): they are broken by lower RMpS, then higher Q,
+        then earlier call. The best point is therefore always on :attr:`pareto`: in both modes the objective never
+        gets better with higher RMpS or lower Q, so a point that dominates the best would score at most as well,
+        i.e. tie with it, and win the tie-break. For "constrained" with a feasible point, ``best`` is
+        :attr:`cheapest_feasible`.
+        """
         if not self.evaluations:
             return None
-        return min(self.evaluations, key=lambda e: (e.objective, e.call))
+        return min(self.evaluations, key=_best_key)
 
     @property
     def cheapest_feasible(self) -> Evaluation | None:
@@ -992,7 +1006,7 @@ def _run(evaluate, dims, objective, spec, spec_hash, folder, records, n_calls, p
     evaluations = [_evaluation(r) for r in records]
 
     def best_so_far():
-        return min(evaluations, key=lambda e: (e.objective, e.call)) if evaluations else None
+        return min(evaluations, key=_best_key) if evaluations else None
 
     def one_blas_thread():
         # skopt's GP fits and acquisition optimization: 9x faster on 2 cores with one BLAS thread. evaluate() runs

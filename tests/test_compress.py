@@ -284,6 +284,84 @@ def test_cluster_one_shot(init, models, originals):
     assert_unchanged(models["mlp"], originals["mlp"])
 
 
+@pytest.fixture(scope="module")
+def very_sparse(models):
+    """The MLP pruned one-shot to 95 %: h1 keeps 26 of 528 weights, h2 5 of 96, out 1 of 16."""
+    return C.prune(models["mlp"], 0.95)
+
+
+@pytest.mark.parametrize("preserve_sparsity, n_clusters, few", [(True, 16, ["h2", "out"]), (False, 20, ["h2", "out"]),
+                                                                (True, 64, ["h1", "h2", "out"])])
+def test_cluster_kmeans_more_clusters_than_weights(very_sparse, preserve_sparsity, n_clusters, few):
+    """kmeans++ used to crash in TFMOT (num_to_sample <= points.rows()) when a tensor had fewer (non-zero)
+    weights than clusters; such a tensor has at most n_clusters distinct values already and is left as it is."""
+    p = very_sparse
+    pk = C.kernel_weights(p)
+    # what made kmeans++ crash: more centroids to place than (non-zero) weights
+    out = pk["out/kernel"]
+    assert 0 < np.count_nonzero(out) < n_clusters - 1 if preserve_sparsity else out.size < n_clusters
+    assert all(np.unique(pk[f"{name}/kernel"]).size <= n_clusters for name in few)
+    c = C.cluster(p, n_clusters, init="kmeans++", preserve_sparsity=preserve_sparsity)
+    ck = C.kernel_weights(c)
+    for key, w in ck.items():
+        assert np.unique(w[w != 0]).size <= n_clusters and np.unique(w).size <= n_clusters, key
+        if preserve_sparsity:
+            assert np.all(w[pk[key] == 0] == 0), key
+    for name in ("h1", "h2", "out"):
+        key = f"{name}/kernel"
+        if name in few:
+            np.testing.assert_array_equal(ck[key], pk[key])  # left as it is, exactly
+        else:
+            assert np.unique(pk[key]).size > n_clusters and not np.array_equal(ck[key], pk[key])  # clustered
+    step = C.compression_info(c)["steps"][-1]
+    assert step["layers"] == ["h1", "h2", "out"] and step["skipped_few_values"] == few
+    assert step["clusters_per_layer"] == ({} if "h1" in few else {"h1": n_clusters}) and step["capped"] == {}
+
+
+def test_cluster_few_values_stay_few_while_fine_tuning(very_sparse, ft):
+    p = very_sparse
+    pk = C.kernel_weights(p)
+    c = C.cluster(p, 16, preserve_sparsity=True, fine_tune=ft)
+    step = C.compression_info(c)["steps"][-1]
+    assert step["skipped_few_values"] == ["h2", "out"] and step["fine_tuned"]
+    for key, w in C.kernel_weights(c).items():
+        assert np.unique(w).size <= 16, key
+        assert np.count_nonzero(w) == np.count_nonzero(pk[key]) and np.all(w[pk[key] == 0] == 0), key
+    h2 = C.kernel_weights(c)["h2/kernel"]
+    assert np.unique(h2[h2 != 0]).size == np.count_nonzero(pk["h2/kernel"])  # as few values,
+    assert not np.array_equal(h2, pk["h2/kernel"])  # but trained
+
+
+def test_cluster_caps_kmeans_per_layer():
+    """An LSTM whose recurrent kernel keeps 3 non-zero weights but whose kernel has 48 distinct values: TFMOT clusters
+    both with one count, so the layer gets 4 clusters (the zeros and 3 more), the most kmeans++ can place."""
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((5, 3))
+    model = keras.Model(inp, L.Dense(3, name="out")(L.LSTM(4, name="lstm")(inp)))
+    lstm = model.get_layer("lstm")
+    kernel, recurrent, bias = lstm.get_weights()
+    sparse = np.zeros_like(recurrent)
+    sparse.flat[[1, 20, 40]] = [0.5, -0.25, 0.75]
+    lstm.set_weights([kernel, sparse, bias])
+    c = C.cluster(model, 8, init="kmeans++", preserve_sparsity=True)
+    step = C.compression_info(c)["steps"][-1]
+    assert step["capped"] == {"lstm": 4} and step["clusters_per_layer"] == {"lstm": 4, "out": 8}
+    assert step["skipped_few_values"] == []
+    ck = C.kernel_weights(c)
+    assert np.unique(ck["lstm/kernel"]).size <= 4 and 4 < np.unique(ck["out/kernel"]).size <= 8
+    np.testing.assert_allclose(ck["lstm/recurrent_kernel"], sparse, atol=1e-6)  # 3 values, 3 centroids: exact
+    # a tensor with a single non-zero weight leaves kmeans++ no valid count: that layer is initialized linearly
+    sparse[:] = 0
+    sparse.flat[7] = 0.5
+    lstm.set_weights([kernel, sparse, bias])
+    c = C.cluster(model, 8, init="kmeans++", preserve_sparsity=True)
+    step = C.compression_info(c)["steps"][-1]
+    assert step["init_fallback"] == {"lstm": "linear"} and step["clusters_per_layer"]["lstm"] == 8
+    ck = C.kernel_weights(c)
+    assert np.unique(ck["lstm/kernel"]).size <= 8
+    np.testing.assert_allclose(ck["lstm/recurrent_kernel"], sparse, atol=1e-6)
+
+
 # ------------------------------------------------------------------------------------------------ quantization
 
 @pytest.mark.parametrize("kind", KINDS)

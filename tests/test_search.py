@@ -441,6 +441,37 @@ def test_constrained_mode_prefers_a_feasible_cheap_point_over_an_infeasible_chea
     assert result.best.call == 1 and result.cheapest_feasible is None
 
 
+@pytest.mark.parametrize(
+    "objective, points, expected",
+    [
+        # feasible points at or above the RMpS ceiling all score 0: the old rule (earliest call) took call 0,
+        # dominated by call 2 (same cost as call 1, better Q)
+        (Objective.constrained(9.0, rmps_reference=1000.0), [(2000.0, 9.5), (1000.0, 9.5), (1000.0, 10.0),
+                                                               (5000.0, 12.0)], 2),
+        # quantization-only points of the same RMpS below the ceiling: higher Q wins
+        (Objective.constrained(9.0, rmps_reference=1000.0), [(500.0, 9.2), (500.0, 9.8), (700.0, 9.9)], 1),
+        # nothing feasible: the same shortfall scores the same whatever the cost; cheaper wins
+        (Objective.constrained(9.0, rmps_reference=1000.0), [(300.0, 8.0), (100.0, 8.0), (50.0, 7.0)], 1),
+        # weight 1 looks at RMpS only: of the cheapest, the higher Q wins
+        (Objective.weighted(1.0, rmps_reference=1.0), [(100.0, 7.0), (100.0, 9.0), (200.0, 11.0)], 1),
+        # weight 0 looks at Q only: of the best Q, the cheaper wins
+        (Objective.weighted(0.0, rmps_reference=1.0), [(900.0, 10.0), (300.0, 10.0), (100.0, 8.0)], 1),
+        # exact duplicates: the earliest call
+        (Objective.constrained(9.0, rmps_reference=1000.0), [(2000.0, 9.5), (1000.0, 9.5), (1000.0, 9.5)], 1),
+    ],
+)
+def test_best_breaks_objective_ties_onto_the_pareto_front(objective, points, expected):
+    result = make_result(objective, points)
+    objectives = [e.objective for e in result.evaluations]
+    tied = [e.call for e in result.evaluations if e.objective == min(objectives)]
+    assert len(tied) >= 2 and tied[0] != expected  # a real tie, which the earliest call would have lost
+    assert result.best.call == expected
+    assert result.best in result.pareto
+    if objective.q_target is not None and result.cheapest_feasible is not None:
+        assert result.best is result.cheapest_feasible
+    assert result.to_dict()["best"]["call"] == expected
+
+
 # --------------------------------------------------------------------------------------------- outputs
 
 
