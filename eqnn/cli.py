@@ -1,4 +1,4 @@
-"""Command-line interface: ``eqnn simulate | ...``.
+"""Command-line interface: ``eqnn simulate | train | run | ...``.
 
 Each subcommand is a ``_cmd_<name>(args)`` function registered in :func:`build_parser`; heavy
 libraries (TensorFlow) are imported inside the subcommands that need them, so ``eqnn simulate``
@@ -124,6 +124,28 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from eqnn.study import run_study
+
+    # run_study validates every section of the study file before any simulation
+    run_study(args.study, out_dir=args.out, progress=not args.quiet, cache_dir=args.cache)
+    return 0
+
+
+def _cmd_compress(args: argparse.Namespace) -> int:
+    from eqnn.compress_run import compress_command
+
+    try:
+        power = None if args.power is None else float(args.power)
+    except ValueError:
+        raise UsageError(f"--power {args.power!r}: expected one launch power in dBm, e.g. -2") from None
+    # compress_command checks the source, the [compression] table and --model/--power before any training
+    compress_command(args.source, calls=args.calls, out=args.out, power_dbm=power, model=args.model,
+                     config_path=args.config, cache_dir=False if args.no_cache else args.cache,
+                     dbp=not args.no_dbp, progress=not args.quiet)
+    return 0
+
+
 def _join_negative_values(argv: list[str]) -> list[str]:
     """Let ``--power -2:6:1`` through: argparse would take the negative value for an option."""
     out, i = [], 0
@@ -175,6 +197,41 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--restart", action="store_true", help="retrain models even if finished ones are saved")
     tr.add_argument("--quiet", action="store_true", help="no progress output")
     tr.set_defaults(func=_cmd_train)
+
+    run = sub.add_parser(
+        "run", help="reproduce a whole study: simulate, train, compress, benchmark against CDC/DBP, write a report",
+        description="Run the study of STUDY (TOML, see experiments/quickstart.toml; format in eqnn/study.py): "
+        "(1) sweep the launch powers with CDC and each DBP variant, (2) train the NN equalizers, (3) compress the "
+        "chosen models with a Bayesian search at their optimal launch power, (4) write report.md (the link, a table "
+        "of RMpS, BoP, Q at the optimal launch power and gain over CDC per method, both plots), q_vs_power.png, "
+        "q_vs_rmps.png, results.json and CSVs to the results folder. Every stage is cached: a repeated or "
+        "interrupted run continues from what is done. The whole study file is checked before anything runs.")
+    run.add_argument("study", help="study TOML (experiments/quickstart.toml, reference_study.toml, wdm.toml)")
+    run.add_argument("--out", help="results folder (default: the study's [study] out_dir, else results/<name>)")
+    run.add_argument("--cache", help="simulation cache folder (default: the study's cache_dir, else <out>/cache)")
+    run.add_argument("--quiet", action="store_true",
+                     help="no progress bars or per-epoch lines (the one line per stage and the summary remain)")
+    run.set_defaults(func=_cmd_run)
+
+    comp = sub.add_parser(
+        "compress", help="compress trained NN equalizers: Bayesian search over pruning, clustering, quantization",
+        description="Search the prune -> cluster -> quantize hyperparameters of a trained equalizer (a folder "
+        "models/<name>@<power> written by 'eqnn train') or of every model of a training TOML with a [compression] "
+        "table (trained or reused in OUT/train, compressed at its best test power), minimizing RMpS subject to "
+        "Q >= target (or a weighted objective; format in eqnn/compress_run.py). Writes per model the evaluations "
+        "(CSV/JSON), the best model, compression.json and a Q-versus-RMpS plot with CDC, DBP and the uncompressed "
+        "model marked, and prints a summary table. An interrupted search resumes where it stopped.")
+    comp.add_argument("source", help="saved equalizer folder, or training TOML with a [compression] table")
+    comp.add_argument("--calls", type=int, help="evaluations of the search (overrides compression.n_calls)")
+    comp.add_argument("--out", help="output folder (default: results/compress-<name>)")
+    comp.add_argument("--power", help="launch power (dBm) to compress at (default: each model's best test Q)")
+    comp.add_argument("--model", help="compress only this model of the TOML")
+    comp.add_argument("--config", help="TOML whose [compression] table configures the search of an equalizer folder")
+    comp.add_argument("--cache", help="transmission cache folder (default: the TOML's cache_dir, else results/cache)")
+    comp.add_argument("--no-cache", action="store_true", help="neither read nor write the transmission cache")
+    comp.add_argument("--no-dbp", action="store_true", help="no DBP references")
+    comp.add_argument("--quiet", action="store_true", help="no progress bars")
+    comp.set_defaults(func=_cmd_compress)
     return parser
 
 

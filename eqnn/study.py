@@ -1,0 +1,623 @@
+"""One command reproduces a study: ``eqnn run experiments/<study>.toml``.
+
+A study file is a training TOML (format: :mod:`eqnn.train` docstring) plus two tables::
+
+    [compression]                   # the compression search: eqnn.compress_run.CompressionSearchConfig
+    n_calls = 20                    #   (leave the table out to skip compression)
+    ...
+
+    [study]                         # every key optional
+    dsp_powers_dbm = [-4.0, -3.0]   # launch powers (dBm) of the CDC / DBP sweep, on top of powers_dbm
+                                    #   (the sweep always covers powers_dbm too); default: powers_dbm only
+    compress = ["MLP"]              # names of the [[models]] to compress; default: all of them when a
+                                    #   [compression] table is given; [] = none
+    compress_at = "nn_optimum"      # launch power of the compression: "nn_optimum" (each model's best
+                                    #   power in stage 2) or a number (dBm) from powers_dbm
+    out_dir = "results/quickstart"  # results folder (relative to the working directory);
+                                    #   default "results/<name>"
+    title = "Quick start"           # heading of report.md; default: name
+
+Every section is validated (:func:`load_study`) before anything is simulated; an error names the key and
+the allowed values. :func:`run_study` then runs four stages, each cached, so that a repeated or
+interrupted run continues from what is done (one line per stage says what is reused):
+
+1. **DSP sweep**: the test transmission (seed ``seeds.test``, ``test_symbols``) at every launch power of
+   ``dsp_powers_dbm`` and ``powers_dbm``, with CDC and each DBP variant of ``[scenario.receiver]``
+   (``channel.sweep_launch_power``; cached by config hash in ``cache_dir``, the very transmissions stage 2
+   tests on). CDC and DBP are measured on the symbols the NNs are measured on: the window centres (guard
+   and taps removed) of the target polarization(s).
+2. **Training**: :func:`eqnn.train.run_training` into ``<out>/train`` (reuses finished models).
+3. **Compression**: for each model of ``compress``, at ``compress_at``: the saved equalizer, its training
+   windows and the test transmission (all from the caches) go to
+   :func:`eqnn.compress_run.compress_equalizer`, whose search in ``<out>/compress/<model>`` resumes.
+4. **Report**: ``report.md`` (the link, the table, both plots), ``q_vs_power.png``, ``q_vs_rmps.png``,
+   ``results.json`` and ``methods.csv``, ``q_vs_power.csv``, ``pareto.csv`` (every number of the report).
+   RMpS/BoP/NABS: :mod:`eqnn.complexity` (CDC and DBP of the link, NNs from their actual weights).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Union
+
+import channel
+from channel import ConfigError, Transmission, evaluate_symbols
+from channel.config import read_toml
+from channel.storage import cache_path, write_text_atomic
+
+from .data import resolve_guard, resolve_taps, window_centres
+from .report import optimum_per_method, plot_q_vs_power, save_figure, write_csv, write_json
+from .search import RECORDS_FILE
+from .train import TrainRunConfig
+
+COMPRESS_AT = "nn_optimum"
+STUDY_KEYS = ("dsp_powers_dbm", "compress", "compress_at", "out_dir", "title")
+TABLE_COLUMNS = ("method", "rmps", "bop", "nabs", "launch_power_dbm", "q_db", "q_measured", "gain_over_cdc_db",
+                 "optimum_at_edge")
+EDGE_MARK = "†"
+
+
+def _compression_config_class():
+    from .compress_run import CompressionSearchConfig
+
+    return CompressionSearchConfig
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A whole study: the training study, the compression search and the study-level settings.
+
+    Attributes:
+        train: the :class:`eqnn.train.TrainRunConfig` (every top-level key but ``[compression]``/``[study]``).
+        compression: the ``[compression]`` table as a ``CompressionSearchConfig``, or None (no stage 3).
+        dsp_powers_dbm: extra launch powers of the CDC/DBP sweep (dBm), each in [-30, 30].
+        compress: names of the models to compress (each one of ``train.models``).
+        compress_at: "nn_optimum" or a launch power from ``train.powers_dbm``.
+        out_dir: default results folder ("" = ``results/<name>``).
+        title: heading of the report ("" = the study's name).
+    """
+
+    train: TrainRunConfig
+    compression: Any = None
+    dsp_powers_dbm: tuple[float, ...] = ()
+    compress: tuple[str, ...] = ()
+    compress_at: Union[str, float] = COMPRESS_AT
+    out_dir: str = ""
+    title: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.train, TrainRunConfig):
+            raise ConfigError(f"train: expected an eqnn.train.TrainRunConfig, got {type(self.train).__name__}")
+        if self.compression is not None and not isinstance(self.compression, _compression_config_class()):
+            raise ConfigError(f"compression: expected a CompressionSearchConfig, got {type(self.compression).__name__}")
+        powers = self.dsp_powers_dbm
+        if not isinstance(powers, (list, tuple)):
+            raise ConfigError(f"study.dsp_powers_dbm = {powers!r}: must be a list of launch powers (dBm)")
+        checked = []
+        for p in powers:
+            if isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p) or not -30 <= p <= 30:
+                raise ConfigError(f"study.dsp_powers_dbm: {p!r} is not allowed: launch powers are numbers in [-30, 30]")
+            checked.append(float(p))
+        if len(set(checked)) != len(checked):
+            raise ConfigError(f"study.dsp_powers_dbm = {list(powers)}: values must be distinct")
+        object.__setattr__(self, "dsp_powers_dbm", tuple(checked))
+        names = [m.name for m in self.train.models]
+        compress = self.compress
+        if not isinstance(compress, (list, tuple)) or not all(isinstance(c, str) for c in compress):
+            raise ConfigError(f"study.compress = {compress!r}: must be a list of model names, allowed: "
+                              f"{', '.join(names)}")
+        unknown = [c for c in compress if c not in names]
+        if unknown:
+            raise ConfigError(f"study.compress: unknown model(s) {unknown}: allowed {', '.join(names)} "
+                              "(the names of the [[models]] tables)")
+        if len(set(compress)) != len(compress):
+            raise ConfigError(f"study.compress = {list(compress)}: names must be distinct")
+        if compress and self.compression is None:
+            raise ConfigError(f"study.compress = {list(compress)} needs a [compression] table (the search settings)")
+        object.__setattr__(self, "compress", tuple(compress))
+        at = self.compress_at
+        if isinstance(at, str):
+            if at != COMPRESS_AT:
+                raise ConfigError(f"study.compress_at = {at!r}: allowed {COMPRESS_AT!r} or one of powers_dbm "
+                                  f"{list(self.train.powers_dbm)}")
+        elif isinstance(at, bool) or not isinstance(at, (int, float)) or float(at) not in self.train.powers_dbm:
+            raise ConfigError(f"study.compress_at = {at!r}: allowed {COMPRESS_AT!r} or one of powers_dbm "
+                              f"{list(self.train.powers_dbm)} (the models are trained and tested there)")
+        else:
+            object.__setattr__(self, "compress_at", float(at))
+        for key in ("out_dir", "title"):
+            if not isinstance(getattr(self, key), str):
+                raise ConfigError(f"study.{key} = {getattr(self, key)!r}: must be a string")
+        link = self.train.test_link(self.train.powers_dbm[0])
+        for p in self.sweep_powers:
+            link.with_launch_power(p)
+
+    @property
+    def name(self) -> str:
+        return self.train.name
+
+    @property
+    def sweep_powers(self) -> list[float]:
+        """Launch powers of the DSP sweep: ``dsp_powers_dbm`` and ``powers_dbm``, sorted."""
+        return sorted(set(self.dsp_powers_dbm) | set(self.train.powers_dbm))
+
+    def default_out_dir(self) -> Path:
+        return Path(self.out_dir) if self.out_dir else Path("results") / self.name
+
+    def to_dict(self) -> dict:
+        out = self.train.to_dict()
+        if self.compression is not None:
+            out["compression"] = self.compression.to_dict()
+        out["study"] = {"dsp_powers_dbm": list(self.dsp_powers_dbm), "compress": list(self.compress),
+                        "compress_at": self.compress_at, "out_dir": self.out_dir, "title": self.title}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict, base_dir: Union[str, Path, None] = None) -> "StudyConfig":
+        """Build from a parsed study TOML; ``base_dir`` resolves a relative ``scenario.base``."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a study must be a table, got {type(data).__name__}")
+        allowed = {f.name for f in fields(TrainRunConfig)} | {"compression", "study"}
+        unknown = set(data) - allowed
+        if unknown:
+            raise ConfigError(f"unknown top-level key(s) {sorted(unknown)}: allowed {', '.join(sorted(allowed))}")
+        data = dict(data)
+        study = data.pop("study", {})
+        compression_table = data.pop("compression", None)
+        if not isinstance(study, dict):
+            raise ConfigError(f"[study] must be a table, got {study!r}")
+        bad = set(study) - set(STUDY_KEYS)
+        if bad:
+            raise ConfigError(f"unknown key(s) {sorted(bad)} in [study]: allowed {', '.join(STUDY_KEYS)}")
+        train = TrainRunConfig.from_dict(data, base_dir=base_dir)
+        compression = None
+        if compression_table is not None:
+            compression = _compression_config_class().from_dict(compression_table, section="compression")
+        kwargs = dict(study)
+        if "compress" not in kwargs:
+            kwargs["compress"] = [m.name for m in train.models] if compression is not None else []
+        return cls(train=train, compression=compression, **kwargs)
+
+
+def load_study(path: Union[str, Path]) -> StudyConfig:
+    """Read and validate a study TOML (format: module docstring); errors are :class:`channel.ConfigError`."""
+    path = Path(path)
+    return StudyConfig.from_dict(read_toml(path, "study file"), base_dir=path.parent)
+
+
+# --------------------------------------------------------------------------------------------- stages
+
+def _stage(n: int, text: str) -> None:
+    print(f"stage {n}/4 {text}", flush=True)
+
+
+def _dsp_rows(tr: Transmission, config: TrainRunConfig, rmps: dict) -> list[dict]:
+    """Q of CDC and each DBP variant on the symbols the NNs are evaluated on (same centres and polarizations)."""
+    from .train import Evaluation
+
+    link = tr.config
+    taps, guard = resolve_taps(config.data, link), resolve_guard(config.data, link)
+    centres = window_centres(link.transmitter.n_symbols, taps, guard)
+    pols = list(config.data.polarizations)
+    tx = tr.tx_indices[pols][:, centres]
+    metrics = {"CDC": evaluate_symbols(tr.rx_cdc[pols][:, centres], tx, tr.modulation)}
+    for k in sorted(tr.rx_dbp):
+        metrics[f"DBP-{k}"] = evaluate_symbols(tr.rx_dbp[k][pols][:, centres], tx, tr.modulation)
+    ev = Evaluation(launch_power_dbm=link.transmitter.launch_power_dbm, seed=link.transmitter.seed,
+                    polarizations=",".join("xy"[p] for p in pols), n_symbols=int(centres.size),
+                    centre_range=(int(centres[0]), int(centres[-1])), metrics=metrics)
+    rows = ev.rows()
+    for row in rows:
+        k = int(row["method"][4:]) if row["method"].startswith("DBP-") else None
+        row.update(dbp_xi=tr.dbp_xi.get(k) if k else None, rmps=rmps[row["method"]])
+    return rows
+
+
+def _dsp_complexity(link) -> dict:
+    from .complexity import cdc_complexity, dbp_complexity
+
+    sps = link.receiver.dbp_samples_per_symbol
+    out = {"CDC": cdc_complexity(link, samples_per_symbol=sps)}
+    out.update({f"DBP-{k}": dbp_complexity(link, k, samples_per_symbol=sps) for k in link.receiver.dbp_steps_per_span})
+    return out
+
+
+def _stage_dsp(config: StudyConfig, cache: Path, progress: bool, log: dict) -> list[dict]:
+    train = config.train
+    powers = config.sweep_powers
+    links = [train.test_link(p) for p in powers]
+    cached = sum(cache_path(cache, link).exists() for link in links)
+    variants = ", ".join(["CDC"] + [f"DBP-{k}" for k in train.scenario.receiver.dbp_steps_per_span if train.dbp])
+    _stage(1, f"DSP sweep ({variants}) at {len(powers)} launch powers {powers} dBm on the test seed "
+              f"{train.seeds.test}: {cached} cached, {len(powers) - cached} to simulate")
+    start = time.perf_counter()
+    trs = channel.sweep_launch_power(links[0], powers, cache_dir=cache, progress=progress, dbp=train.dbp)
+    costs = _dsp_complexity(links[0])
+    rows = [r for tr in trs for r in _dsp_rows(tr, train, {k: c.rmps for k, c in costs.items()})]
+    log["dsp"] = {"powers_dbm": powers, "reused": cached, "simulated": len(powers) - cached,
+                  "seconds": time.perf_counter() - start}
+    return rows
+
+
+def _saved_models(folder: Path) -> dict[str, int]:
+    return {str(p.parent): p.stat().st_mtime_ns for p in folder.glob("models/*/equalizer.json")}
+
+
+def _stage_training(config: StudyConfig, out: Path, cache: Path, progress: bool, log: dict) -> dict:
+    from .train import run_training
+
+    folder = out / "train"
+    before = _saved_models(folder)
+    n_models = len(config.train.models) * (len(config.train.powers_dbm) if config.train.mode == "per_power" else 1)
+    _stage(2, f"training {n_models} model(s) ({', '.join(m.name for m in config.train.models)}; mode "
+              f"{config.train.mode}) in {folder}: {len(before)} saved model(s) found, reused if unchanged")
+    start = time.perf_counter()
+    result = run_training(config.train, folder, cache_dir=cache, progress=progress)
+    after = _saved_models(folder)
+    reused = sum(1 for s in result["models"] if before.get(s["folder"]) == after.get(s["folder"]))
+    log["training"] = {"models": len(result["models"]), "reused": reused, "trained": len(result["models"]) - reused,
+                       "seconds": time.perf_counter() - start}
+    print(f"  training: {reused} model(s) reused, {len(result['models']) - reused} trained", flush=True)
+    return result
+
+
+def _model_folder(training: dict, name: str, power: float) -> Path:
+    for s in training["models"]:
+        if s["model"] == name and (s["tag"] == "combined" or s.get("trained_on_powers_dbm") == [power]):
+            return Path(s["folder"])
+    raise KeyError(f"no trained model {name!r} at {power:+.2f} dBm in the training results")
+
+
+def _stage_compression(config: StudyConfig, out: Path, cache: Path, training: dict, progress: bool,
+                       log: dict) -> dict:
+    if not config.compress:
+        _stage(3, "compression: skipped (no [compression] table or study.compress = [])")
+        log["compression"] = {}
+        return {}
+    from .compress_run import compress_equalizer, reference_points
+    from .data import make_windows
+    from .train import load_equalizer
+
+    train = config.train
+    studies = {}
+    log["compression"] = {}
+    for name in config.compress:
+        power = (training["optimum"][name]["launch_power_dbm"] if config.compress_at == COMPRESS_AT
+                 else config.compress_at)
+        folder = out / "compress" / name
+        eq = load_equalizer(_model_folder(training, name, power))
+        train_powers = [power] if train.mode == "per_power" else list(train.powers_dbm)
+        train_trs = [channel.simulate(train.train_link(p), cache_dir=cache, dbp=False) for p in train_powers]
+        test_tr = channel.simulate(train.test_link(power), cache_dir=cache, dbp=train.dbp)
+        key = {"equalizer": eq.info.get("fingerprint"), "test": test_tr.config.digest(),
+               "train": [t.config.digest() for t in train_trs],
+               "compression": {k: v for k, v in config.compression.to_dict().items() if k != "n_calls"}}
+        marker = folder / "study_inputs.json"
+        done = _count_evaluations(folder)
+        if folder.exists() and (not marker.is_file() or json.loads(marker.read_text()) != json.loads(json.dumps(key))):
+            print(f"  {name}: {folder} holds a search of another model, power or setting: starting afresh", flush=True)
+            shutil.rmtree(folder)
+            done = 0
+        _stage(3, f"compression of {name} at {power:+.2f} dBm ({config.compression.n_calls} search calls) in "
+                  f"{folder}: {done} evaluation(s) already done (reused)")
+        write_json(marker, key)
+        start = time.perf_counter()
+        windows = make_windows(train_trs, eq.data_config, eq.normalization)
+        study = compress_equalizer(eq, windows, test_tr, config.compression, folder=folder,
+                                   references=reference_points(test_tr, eq), progress=progress)
+        studies[name] = {"launch_power_dbm": power, "study": study}
+        n_new = int(getattr(study.search, "n_new", 0))
+        log["compression"][name] = {"launch_power_dbm": power, "evaluations": len(study.search.evaluations),
+                                    "reused": len(study.search.evaluations) - n_new, "new": n_new,
+                                    "seconds": time.perf_counter() - start}
+    return studies
+
+
+def _count_evaluations(folder: Path) -> int:
+    path = folder / RECORDS_FILE
+    if not path.is_file():
+        return 0
+    return sum(1 for line in path.read_text().splitlines() if line.strip().endswith("}"))
+
+
+# --------------------------------------------------------------------------------------------- results
+
+def _q(row: dict) -> float:
+    return row["q_db"] if row["q_db"] is not None else row["q_db_from_snr"]
+
+
+def _method_table(dsp_rows: list[dict], training: dict, compression: dict, link) -> tuple[list[dict], list[dict]]:
+    """The report table (one row per method, each at its optimal launch power) and the Q-vs-power rows."""
+    from .complexity import model_complexity
+    from .train import load_equalizer
+
+    costs = _dsp_complexity(link)
+    nn_names = [m["name"] for m in training["config"]["models"]]
+    nn_rows = [r for r in training["rows"] if r["method"] in nn_names]
+    power_rows = [dict(r) for r in dsp_rows] + [dict(r) for r in nn_rows]
+    table = []
+    best_dsp = optimum_per_method(dsp_rows, list(dict.fromkeys(r["method"] for r in dsp_rows)))
+    for method, b in best_dsp.items():
+        c = costs[method]
+        table.append({"method": method, "kind": "DSP", "rmps": c.rmps, "bop": c.bop, "nabs": c.nabs, "bits": c.bits,
+                      "launch_power_dbm": b["launch_power_dbm"], "q_db": b["q_db"], "q_measured": b["measured"],
+                      "snr_db": b["snr_db"]})
+    best_nn = optimum_per_method(nn_rows, nn_names)
+    for method, b in best_nn.items():
+        model = load_equalizer(_model_folder(training, method, b["launch_power_dbm"])).model
+        c = model_complexity(model)
+        for r in power_rows:
+            if r["method"] == method:
+                r["rmps"] = c.rmps
+        table.append({"method": method, "kind": "NN", "rmps": c.rmps, "bop": c.bop, "nabs": c.nabs,
+                      "bits": c.weight_bits, "launch_power_dbm": b["launch_power_dbm"], "q_db": b["q_db"],
+                      "q_measured": b["measured"], "snr_db": b["snr_db"]})
+    for name, item in compression.items():
+        best = item["study"].best
+        if best is None:  # every evaluation failed: nothing to report
+            continue
+        method = f"{name} compressed"
+        table.append({"method": method, "kind": "compressed NN", "rmps": best["rmps"], "bop": best["bop"],
+                      "nabs": best["nabs"], "bits": best["weight_bits"], "launch_power_dbm": item["launch_power_dbm"],
+                      "q_db": best["q_db"], "q_measured": bool(best["q_measured"]), "snr_db": best["snr_db"],
+                      "params": best["params"]})
+        power_rows.append({"launch_power_dbm": item["launch_power_dbm"], "method": method,
+                           "q_db": best["q_db"] if best["q_measured"] else None,
+                           "q_db_from_snr": best["q_db_from_snr"], "snr_db": best["snr_db"], "ber": best["ber"],
+                           "bit_errors": best["bit_errors"], "rmps": best["rmps"]})
+    cdc = next(r["q_db"] for r in table if r["method"] == "CDC")
+    for row in table:
+        row["gain_over_cdc_db"] = row["q_db"] - cdc
+        swept = sorted({r["launch_power_dbm"] for r in power_rows if r["method"] == row["method"]})
+        row["optimum_at_edge"] = len(swept) > 1 and row["launch_power_dbm"] in (swept[0], swept[-1])
+    return table, power_rows
+
+
+def _pareto_rows(compression: dict) -> list[dict]:
+    rows = []
+    for name, item in compression.items():
+        for point in item["study"].pareto:
+            rows.append({"equalizer": name, "launch_power_dbm": item["launch_power_dbm"],
+                         **{k: v for k, v in point.items() if k not in ("params", "model")},
+                         **{f"param:{k}": v for k, v in point["params"].items()}})
+    return rows
+
+
+def plot_q_vs_rmps(table: list[dict], compression: dict, path: Union[str, Path], title: str = "") -> Path:
+    """Q versus RMpS (log x): per compressed model every search evaluation and the Pareto front (step line),
+    the uncompressed NNs, CDC and each DBP variant as labelled points (each at its optimal launch power).
+    Colors follow the table order, as in ``q_vs_power.png``; hollow markers: Q implied by the SNR."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    markers = "sD^vP<>ho"
+    for i, row in enumerate(table):
+        color = f"C{i % 10}"
+        name = row["method"].removesuffix(" compressed")
+        if row["kind"] == "compressed NN":
+            study = compression[name]["study"]
+            evs = [e for e in study.search.evaluations if not e.metrics.get("failed")]
+            ax.plot([e.rmps for e in evs], [e.q_db for e in evs], ".", color=color, alpha=0.4, ms=5,
+                    label=f"{row['method']}: {len(evs)} search evaluations")
+            front = study.pareto
+            ax.step([p["rmps"] for p in front], [p["q_db"] for p in front], "-", where="post", color=color, lw=1.5)
+            ax.plot([p["rmps"] for p in front], [p["q_db"] for p in front], "o", color=color, ms=5,
+                    label=f"{row['method']}: Pareto front")
+            continue
+        ax.plot([row["rmps"]], [row["q_db"]], markers[i % len(markers)], color=color, ms=8, zorder=4,
+                mec="k" if row["q_measured"] else color, mew=0.6 if row["q_measured"] else 1.5,
+                mfc=None if row["q_measured"] else "none")
+        ax.annotate(row["method"], (row["rmps"], row["q_db"]), textcoords="offset points", xytext=(6, 4),
+                    fontsize="small")
+    ax.set_xscale("log")
+    ax.margins(x=0.12)
+    ax.set_xlabel("real multiplications per symbol (RMpS)")
+    ax.set_ylabel("Q-factor (dB) at the optimal launch power")
+    ax.grid(True, which="both", alpha=0.3)
+    if compression:
+        ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title, fontsize="medium")
+    return save_figure(fig, path)
+
+
+def _fmt(value, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def _fmt_count(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def markdown_table(table: list[dict]) -> str:
+    """The report table; Q marked '~' where implied by the SNR (too few bit errors)."""
+    lines = ["| Method | RMpS | BoP | Optimal launch power (dBm) | Q (dB) | Gain over CDC (dB) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in table:
+        q = _fmt(r["q_db"]) if r["q_measured"] else f"~{_fmt(r['q_db'])}"
+        edge = EDGE_MARK if r.get("optimum_at_edge") else ""
+        lines.append(f"| {r['method']} | {_fmt_count(r['rmps'])} | {_fmt_count(r['bop'])} | "
+                     f"{r['launch_power_dbm']:+.2f}{edge} | {q} | {r['gain_over_cdc_db']:+.2f} |")
+    if any(r.get("optimum_at_edge") for r in table):
+        lines.append(f"\n{EDGE_MARK} the best of the launch powers tried is at the edge of the range: the optimum may "
+                     "lie beyond it.")
+    return "\n".join(lines)
+
+
+def _title(config: StudyConfig) -> str:
+    link = config.train.scenario
+    return config.title or (f"{config.name}: {link.link.n_spans} x {link.link.span_length_km:g} km, "
+                            f"{link.transmitter.modulation} {link.transmitter.symbol_rate_gbd:g} GBd")
+
+
+def _params_text(params: dict) -> str:
+    return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in params.items())
+
+
+def _link_lines(config: StudyConfig) -> list[str]:
+    train = config.train
+    link = train.scenario
+    tx, f, sp, pr, rx = link.transmitter, link.fiber, link.link, link.propagation, link.receiver
+    steps = (f"adaptive steps (nonlinear phase <= {pr.max_nonlinear_phase_rad:g} rad, <= {pr.max_step_km:g} km)"
+             if pr.step_mode == "adaptive" else f"{pr.steps_per_span} fixed steps per span")
+    taps = resolve_taps(train.data, link)
+    xi = "optimized per variant" if rx.dbp_xi == "optimize" else f"{rx.dbp_xi:g}"
+    dbp = (f"DBP-k with k = {', '.join(map(str, rx.dbp_steps_per_span))} steps per span, "
+           f"{rx.dbp_samples_per_symbol} samples/symbol, nonlinear scaling xi {xi}"
+           if train.dbp and rx.dbp_steps_per_span else "no DBP")
+    return [
+        f"- **Signal**: DP-{tx.modulation}, {tx.symbol_rate_gbd:g} GBd, RRC roll-off {tx.rolloff:g}, "
+        + (f"{tx.n_channels} WDM channels at {tx.channel_spacing_ghz:g} GHz spacing (the centre one received)"
+           if tx.n_channels > 1 else "single channel"),
+        f"- **Link**: {sp.n_spans} x {sp.span_length_km:g} km of fiber (alpha {f.attenuation_db_km:g} dB/km, "
+        f"D {f.dispersion_ps_nm_km:g} ps/nm/km, gamma {f.gamma_per_w_km:g} 1/W/km, lambda {f.wavelength_nm:g} nm), "
+        f"EDFA after each span, NF {sp.noise_figure_db:g} dB" + (" (noiseless)" if sp.noiseless else ""),
+        f"- **Simulation**: Manakov SSFM, {tx.samples_per_symbol} samples/symbol, {steps}, {pr.precision}",
+        f"- **DSP**: CDC (frequency domain, whole link); {dbp}",
+        f"- **Data**: training transmission seed {train.seeds.train}, "
+        f"{train.train_link(0.0).transmitter.n_symbols} symbols/pol; test transmission seed {train.seeds.test}, "
+        f"{train.test_link(0.0).transmitter.n_symbols} symbols/pol (independent symbols and noise)",
+        f"- **NN equalizers**: windows of 2N+1 = {2 * taps + 1} received symbols after CDC, target "
+        f"{'both polarizations' if train.data.both_polarizations else 'x polarization'}"
+        f"{', residual (correction to the CDC symbol)' if getattr(train.data, 'residual', False) else ''}; "
+        f"mode {train.mode}; launch powers {list(train.powers_dbm)} dBm; models: "
+        + "; ".join(f"{m.name} ({m.type})" for m in train.models),
+    ]
+
+
+def _stage_lines(log: dict) -> list[str]:
+    d, t = log["dsp"], log["training"]
+    lines = [f"- DSP sweep: {len(d['powers_dbm'])} launch powers, {d['simulated']} simulated, {d['reused']} from "
+             f"the cache ({d['seconds']:.0f} s)",
+             f"- training: {t['models']} model(s), {t['trained']} trained, {t['reused']} reused ({t['seconds']:.0f} s)"]
+    for name, c in log.get("compression", {}).items():
+        lines.append(f"- compression of {name} at {c['launch_power_dbm']:+.2f} dBm: {c['evaluations']} evaluations, "
+                     f"{c['new']} new, {c['reused']} reused ({c['seconds']:.0f} s)")
+    return lines
+
+
+def write_report(out: Path, config: StudyConfig, source: str, table: list[dict], compression: dict,
+                 n_symbols_eval: int, wall_s: float, log: dict) -> Path:
+    """``report.md``: the link, the table, both plots, and what the numbers are."""
+    title = _title(config)
+    comp_lines = []
+    for name, item in compression.items():
+        best = item["study"].best
+        if best is None:
+            comp_lines.append(f"- {name}: every compression evaluation failed (see compress/{name}/)")
+            continue
+        comp_lines.append(f"- {name} compressed at {item['launch_power_dbm']:+.2f} dBm: "
+                          f"{len(item['study'].search.evaluations)} search evaluations; best point "
+                          f"{_params_text(best['params'])}: Q {_fmt(best['q_db'])} dB, "
+                          f"RMpS {_fmt_count(best['rmps'])}")
+    text = "\n".join([
+        f"# {title}", "",
+        f"Written by `eqnn run {source}` on {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} "
+        f"(this run: {wall_s:.0f} s; see 'This run' below for what was reused).", "",
+        "## Link", "", *_link_lines(config), "",
+        "## Results", "",
+        "Each method at its optimal launch power. RMpS and BoP are per recovered symbol of one polarization "
+        "(eqnn.complexity: CDC and DBP by radix-2 overlap-save at their optimal FFT size, BoP at 32-bit fixed "
+        "point; NNs from their actual weights, 32 bits unless quantized). Gain over CDC: Q minus the Q of CDC at "
+        "its own optimal launch power.", "",
+        markdown_table(table), "",
+        *([*comp_lines, ""] if comp_lines else []),
+        "![Q-factor versus launch power](q_vs_power.png)", "",
+        "![Q-factor versus real multiplications per symbol](q_vs_rmps.png)", "",
+        "## This run", "", *_stage_lines(log), "",
+        "## Notes", "",
+        "- Q = 20 log10(sqrt(2) erfcinv(2 BER)) from counted bit errors (Gray-mapped hard decisions). Where a "
+        "method makes fewer than 20 bit errors its Q is implied by the effective SNR instead, marked `~` in the "
+        "table and drawn hollow in the plots: an estimate, not a measurement.",
+        f"- Every method is measured on the same {n_symbols_eval} symbols per launch power: the window centres "
+        "(block edges discarded) of the target polarization(s) of the test transmission, whose seed differs from "
+        "the training transmission's (other symbols, other noise).",
+        "- NN powers are the training launch powers (one model per power, or one for all in combined mode); "
+        "compressed models are measured at one launch power (the optimum of the uncompressed model unless "
+        "`study.compress_at` says otherwise).",
+        "- Every number here is in `results.json`, `methods.csv`, `q_vs_power.csv` and `pareto.csv`; the training "
+        "details (loss histories, saved models) are in `train/`, the compression searches in `compress/`.",
+        "",
+    ])
+    return write_text_atomic(out / "report.md", text)
+
+
+def run_study(config_or_path: Union[str, Path, StudyConfig], out_dir: Union[str, Path, None] = None,
+              progress: bool = True, cache_dir: Union[str, Path, None] = None) -> dict:
+    """Run (or resume) a study: DSP sweep, training, compression, report (module docstring).
+
+    Args:
+        config_or_path: a study TOML path or a :class:`StudyConfig` (validated before any work).
+        out_dir: results folder; default ``[study] out_dir`` or ``results/<name>``.
+        progress: progress bars and per-epoch lines (the per-stage lines are always printed).
+        cache_dir: simulation cache, overriding the study's ``cache_dir`` (default ``<out>/cache`` if the
+            study sets none).
+
+    Returns: the dict written to ``results.json``.
+    """
+    source = str(config_or_path) if not isinstance(config_or_path, StudyConfig) else "<StudyConfig>"
+    config = config_or_path if isinstance(config_or_path, StudyConfig) else load_study(config_or_path)
+    out = Path(out_dir) if out_dir is not None else config.default_out_dir()
+    cache = Path(cache_dir) if cache_dir else Path(config.train.cache_dir) if config.train.cache_dir else out / "cache"
+    start = time.perf_counter()
+    log: dict = {}
+    link = config.train.scenario
+    print(f"study '{config.name}': {link.transmitter.modulation} {link.transmitter.symbol_rate_gbd:g} GBd over "
+          f"{link.link.n_spans} x {link.link.span_length_km:g} km; results in {out}, simulation cache {cache}",
+          flush=True)
+    dsp_rows = _stage_dsp(config, cache, progress, log)
+    training = _stage_training(config, out, cache, progress, log)
+    compression = _stage_compression(config, out, cache, training, progress, log)
+    _stage(4, f"report in {out}")
+    table, power_rows = _method_table(dsp_rows, training, compression, link)
+    pareto = _pareto_rows(compression)
+    title = _title(config)
+    plot_q_vs_power(power_rows, out / "q_vs_power.png", title=title)
+    plot_q_vs_rmps(table, compression, out / "q_vs_rmps.png", title=title)
+    write_csv(out / "methods.csv", [{k: r.get(k) for k in TABLE_COLUMNS} for r in table], columns=TABLE_COLUMNS)
+    write_csv(out / "q_vs_power.csv", power_rows)
+    write_csv(out / "pareto.csv", pareto, columns=None if pareto else ["equalizer", "rmps", "q_db"])
+    wall = time.perf_counter() - start
+    n_eval = dsp_rows[0]["n_symbols"]
+    result = {"name": config.name, "title": title, "source": source, "config": config.to_dict(),
+              "methods": table, "q_vs_power": power_rows, "pareto": pareto,
+              "compression": {name: {"launch_power_dbm": item["launch_power_dbm"], **item["study"].to_dict()}
+                              for name, item in compression.items()},
+              "stages": log, "n_symbols_evaluated": n_eval, "wall_time_s": wall}
+    write_json(out / "results.json", _jsonable(result))
+    write_report(out, config, source, table, compression, n_eval, wall, log)
+    print(f"\n{markdown_table(table)}\n", flush=True)
+    print(f"done in {wall:.0f} s: {out / 'report.md'}, q_vs_power.png, q_vs_rmps.png, results.json, methods.csv, "
+          f"q_vs_power.csv, pareto.csv", flush=True)
+    return result
+
+
+def _jsonable(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+__all__ = ["StudyConfig", "load_study", "run_study", "markdown_table", "plot_q_vs_rmps", "write_report"]
