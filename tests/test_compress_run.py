@@ -9,6 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
+from tiny_configs import TINY_TRAINING
 
 import channel
 import channel.link
@@ -280,35 +281,7 @@ TINY_STUDY = """
 name = "tiny"
 powers_dbm = [0.0, 2.0]
 cache_dir = ""
-[seeds]
-train = 5
-test = 6
-[scenario]
-name = "small"
-[scenario.transmitter]
-modulation = "16QAM"
-n_symbols = 1024
-[scenario.link]
-n_spans = 2
-span_length_km = 40.0
-[scenario.propagation]
-step_mode = "fixed"
-steps_per_span = 4
-[scenario.receiver]
-dbp_steps_per_span = [1]
-dbp_xi = 1.0
-[data]
-taps = 2
-guard_symbols = 4
-[training]
-epochs = 2
-batch_size = 128
-seed = 1
-[[models]]
-type = "mlp"
-name = "MLP"
-units = [8]
-[compression]
+""" + TINY_TRAINING + """[compression]
 n_calls = 5
 n_initial_points = 2
 sparsity = [0.0, 0.8]

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tf_keras as keras
+from tiny_configs import TINY_TRAINING
 
 import channel
 from channel import ConfigError
@@ -239,35 +240,7 @@ STUDY = """
 name = "tiny"
 powers_dbm = [0.0, 3.0]
 dbp = true
-[seeds]
-train = 5
-test = 6
-[scenario]
-name = "small"
-[scenario.transmitter]
-modulation = "16QAM"
-n_symbols = 1024
-[scenario.link]
-n_spans = 2
-span_length_km = 40.0
-[scenario.propagation]
-step_mode = "fixed"
-steps_per_span = 4
-[scenario.receiver]
-dbp_steps_per_span = [1]
-dbp_xi = 1.0
-[data]
-taps = 2
-guard_symbols = 4
-[training]
-epochs = 2
-batch_size = 128
-seed = 1
-[[models]]
-type = "mlp"
-name = "MLP"
-units = [8]
-"""
+""" + TINY_TRAINING
 
 
 def test_run_training_writes_results_and_resumes(tmp_path, monkeypatch, capsys):
