@@ -49,6 +49,10 @@ def ase_only_snr_db(config: LinkConfig) -> float:
     return 10 * math.log10(config.transmitter.launch_power_w / (config.link.n_spans * p_ase))
 
 
+#: frequency bins per block of ASE noise drawn and added at once (bounds the temporary memory)
+NOISE_BLOCK = 65536
+
+
 class Amplifier:
     """EDFA applied to the frequency-domain field between spans (a hook of ``SplitStepFourier``).
 
@@ -64,18 +68,26 @@ class Amplifier:
                                            config.fiber.carrier_frequency, config.transmitter.sample_rate)
 
     def __call__(self, spectrum: np.ndarray, span: int) -> np.ndarray:
+        """Amplify ``spectrum`` (complex (..., n), the unnormalized FFT of the field) in place and return it.
+
+        The noise is added in blocks of :data:`NOISE_BLOCK` bins (drawn in the same order as one draw of
+        the whole block would be, so the values do not depend on the block size): no temporary array of
+        the field's size.
+        """
         spectrum *= spectrum.real.dtype.type(math.sqrt(self.gain))
         if self.noiseless or self.noise_power == 0:
             return spectrum
         rng = rng_stream(self.seed, STREAM_ASE, span)
         n = spectrum.shape[-1]
         scale = math.sqrt(n * self.noise_power / 2)
+        rows = spectrum.reshape(-1, n)
+        order = frequency_order(n)
         # frequency-major draws: bin i of the |f| order takes draws [i, :] (re/im of each polarization)
-        n_pol = spectrum.size // n
-        draws = rng.standard_normal((n, n_pol, 2), dtype=np.float64)
-        noise = np.empty(spectrum.shape, dtype=spectrum.dtype)
-        noise[..., frequency_order(n)] = (scale * (draws[..., 0] + 1j * draws[..., 1])).T.reshape(spectrum.shape)
-        spectrum += noise
+        for start in range(0, n, NOISE_BLOCK):
+            bins = order[start:start + NOISE_BLOCK]
+            draws = rng.standard_normal((len(bins), rows.shape[0], 2), dtype=np.float64)
+            noise = (scale * (draws[..., 0] + 1j * draws[..., 1])).T.astype(spectrum.dtype, copy=False)
+            rows[:, bins] += noise
         return spectrum
 
 

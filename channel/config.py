@@ -27,7 +27,7 @@ import json
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
 
 import numpy as np
 import tomllib
@@ -37,7 +37,7 @@ PLANCK = 6.626_070_15e-34  # J s
 
 MODULATIONS = ("QPSK", "16QAM", "64QAM", "256QAM")
 PRECISIONS = ("complex64", "complex128")
-STEP_MODES = ("fixed", "adaptive")
+STEP_MODES = ("fixed", "adaptive", "logarithmic")
 
 
 class ConfigError(ValueError):
@@ -81,6 +81,50 @@ def _check_choice(name: str, value: Any, choices: tuple) -> None:
         raise ConfigError(f"{name} = {value!r}: allowed values are {', '.join(map(repr, choices))}")
 
 
+SINGLE_CHANNEL_SAMPLES_PER_SYMBOL = 4
+WDM_BROADENING_FACTOR = 1.25
+
+
+def _check_sps_int(value: Any) -> None:
+    """Check ``transmitter.samples_per_symbol``: an integer in [2, 64] or the string "auto"."""
+    rng = "[2, 64]"
+    if value == "auto" and isinstance(value, str):
+        return
+    if isinstance(value, str):
+        raise ConfigError(f"transmitter.samples_per_symbol = {value!r}: allowed integers in {rng} or \"auto\"")
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"transmitter.samples_per_symbol = {value!r}: must be an integer in {rng} or \"auto\"")
+    if value < 2 or value > 64:
+        raise ConfigError(f"transmitter.samples_per_symbol = {value!r} is out of range: allowed integers in "
+                          f"{rng} or \"auto\"")
+
+
+def auto_samples_per_symbol(n_channels: int, channel_spacing_ghz: float, symbol_rate_gbd: float,
+                            rolloff: float) -> int:
+    """Samples per symbol that ``samples_per_symbol = "auto"`` resolves to.
+
+    Single channel: 4 (:data:`SINGLE_CHANNEL_SAMPLES_PER_SYMBOL`, the default chosen by
+    ``benchmarks/convergence.py``). WDM (``n = n_channels > 1``, spacing ``df``, symbol rate ``Rs``,
+    roll-off ``b``): the smallest *even* integer ``sps >= 4`` whose sample rate ``sps * Rs`` covers both
+
+        F * ((n - 1) df + (1 + b) Rs)    (the band of the outer channels, edge to edge, times F = 1.25
+                                          (:data:`WDM_BROADENING_FACTOR`): room for the nonlinear spectral
+                                          broadening, so that it does not alias around the periodic grid)
+        n df                             (the WDM grid: the validation minimum)
+
+    Even values keep ``n_symbols * sps`` a product of small primes for the FFT when ``n_symbols`` is.
+    E.g. 30 GBd, roll-off 0.1, 50 GHz: 3 channels -> 6 (180 GHz), 5 -> 10 (300 GHz), 7 -> 14, 9 -> 20.
+    The result may exceed 64 (the caller rejects it).
+    """
+    if n_channels <= 1:
+        return SINGLE_CHANNEL_SAMPLES_PER_SYMBOL
+    outer_band = WDM_BROADENING_FACTOR * ((n_channels - 1) * channel_spacing_ghz + (1 + rolloff) * symbol_rate_gbd)
+    band = max(outer_band, n_channels * channel_spacing_ghz)
+    sps = math.ceil(band / symbol_rate_gbd - 1e-9)
+    sps += sps % 2
+    return max(sps, SINGLE_CHANNEL_SAMPLES_PER_SYMBOL)
+
+
 @dataclass(frozen=True)
 class TransmitterConfig:
     """Dual-polarization square-QAM transmitter.
@@ -89,12 +133,20 @@ class TransmitterConfig:
         modulation: "QPSK", "16QAM", "64QAM" or "256QAM"; Gray-mapped square constellation.
         symbol_rate_gbd: symbol rate in GBd, (0, 1000].
         rolloff: root-raised-cosine roll-off factor, [0, 1].
-        samples_per_symbol: simulation oversampling, integer in [2, 64].
+        samples_per_symbol: simulation oversampling, integer in [2, 64], or "auto": the value
+            :func:`auto_samples_per_symbol` derives from the total bandwidth. "auto" is resolved on
+            construction, so the field always holds an integer and a config built with "auto" is equal
+            to (and has the same digest as) one built with the resolved integer. A copy made with
+            ``replace``/``dataclasses.replace`` keeps that integer: pass "auto" again together with a
+            new ``n_channels``, spacing, symbol rate or roll-off to re-derive it.
         n_symbols: symbols per polarization (and per channel), integer in [64, 2**24].
         seed: seed of every random draw of the run (symbols and ASE noise), integer >= 0.
         launch_power_dbm: launch power per channel (sum of both polarizations), dBm, [-30, 30].
-        n_channels: number of WDM channels (odd; the centre one is received), [1, 63].
-        channel_spacing_ghz: WDM channel spacing in GHz; must exceed the signal bandwidth.
+        n_channels: number of WDM channels, odd, [1, 63]: channel c (0-based) sits at
+            (c - (n_channels-1)/2) * channel_spacing_ghz (rounded to the FFT grid); the one received is
+            ``receiver.channel_index`` (default: the centre one).
+        channel_spacing_ghz: WDM channel spacing in GHz, (0, 10000]; with n_channels > 1 at least the
+            signal bandwidth symbol_rate_gbd * (1 + rolloff).
     """
 
     modulation: str = "64QAM"
@@ -111,7 +163,7 @@ class TransmitterConfig:
         _check_choice("transmitter.modulation", self.modulation, MODULATIONS)
         _check_range("transmitter.symbol_rate_gbd", self.symbol_rate_gbd, 0, 1000, low_open=True)
         _check_range("transmitter.rolloff", self.rolloff, 0, 1)
-        check_int("transmitter.samples_per_symbol", self.samples_per_symbol, 2, 64)
+        _check_sps_int(self.samples_per_symbol)
         check_int("transmitter.n_symbols", self.n_symbols, 64, 2**24)
         check_int("transmitter.seed", self.seed, 0)
         _check_range("transmitter.launch_power_dbm", self.launch_power_dbm, -30, 30)
@@ -126,13 +178,23 @@ class TransmitterConfig:
                 raise ConfigError(
                     f"transmitter.channel_spacing_ghz = {self.channel_spacing_ghz:g} is smaller than the "
                     f"signal bandwidth {bandwidth_ghz:g} GHz: allowed >= symbol_rate_gbd * (1 + rolloff)")
+        if self.samples_per_symbol == "auto":
+            sps = auto_samples_per_symbol(self.n_channels, self.channel_spacing_ghz, self.symbol_rate_gbd,
+                                          self.rolloff)
+            if sps > 64:
+                raise ConfigError(
+                    f"transmitter.samples_per_symbol = 'auto' resolves to {sps} for {self.n_channels} channels "
+                    f"at {self.channel_spacing_ghz:g} GHz and {self.symbol_rate_gbd:g} GBd: allowed integers in "
+                    "[2, 64]; use fewer channels or a narrower spacing")
+            object.__setattr__(self, "samples_per_symbol", sps)
+        if self.n_channels > 1:
             total_ghz = self.n_channels * self.channel_spacing_ghz
             sample_rate_ghz = self.samples_per_symbol * self.symbol_rate_gbd
             if sample_rate_ghz < total_ghz:
                 raise ConfigError(
                     f"transmitter.samples_per_symbol = {self.samples_per_symbol}: the sample rate "
                     f"{sample_rate_ghz:g} GHz is below the WDM bandwidth {total_ghz:g} GHz; allowed >= "
-                    f"{math.ceil(total_ghz / self.symbol_rate_gbd)}")
+                    f"{math.ceil(total_ghz / self.symbol_rate_gbd)}, or \"auto\"")
 
     @property
     def bits_per_symbol(self) -> int:
@@ -252,8 +314,10 @@ class PropagationConfig:
         step_mode: "fixed" (``steps_per_span`` equal steps) or "adaptive" (step lengths chosen so
             that the nonlinear phase rotation (8/9) gamma P(z) L_eff(h) of the mean launch power
             P(z) = P0 exp(-alpha z) stays at ``max_nonlinear_phase_rad`` per step; the same step
-            plan is used for every span).
-        steps_per_span: number of equal steps per span in fixed mode, [1, 100000].
+            plan is used for every span), or "logarithmic" (``steps_per_span`` steps of equal nonlinear
+            phase, i.e. equal ``exp(-alpha z) L_eff(h)``: the logarithmic step-size distribution of
+            Bosco et al., IEEE PTL 12(5), 2000; short steps at the start of the span, long at its end).
+        steps_per_span: number of steps per span in fixed and logarithmic mode, [1, 100000].
         max_nonlinear_phase_rad: bound on the nonlinear phase per step in adaptive mode, (0, 1].
         max_step_km: upper bound on any adaptive step length in km, (0, 500].
         precision: "complex64" or "complex128".
@@ -284,11 +348,19 @@ class ReceiverConfig:
         dbp_samples_per_symbol: oversampling at which DBP runs, integer in [2, 16] (default 2).
         dbp_xi: nonlinear scaling xi of DBP: a number in [0, 2], or "optimize" (chosen to maximize
             the effective SNR on the first half of the block, per DBP variant).
+        channel_index: the WDM channel under test, 0-based (channel c at (c - (n_channels-1)/2) *
+            channel_spacing_ghz on the simulation frequency grid), integer in
+            [0, transmitter.n_channels - 1]; not set (None, the default): the centre channel
+            (n_channels - 1) / 2. The receiver shifts it to baseband and filters it
+            (:func:`channel.receiver.select_channel`); CDC and single-channel DBP act on it alone.
+            Unset, it is left out of :meth:`LinkConfig.to_dict` (so digests of configs written before
+            the key existed are unchanged); an explicit index, even the centre one, is part of the digest.
     """
 
     dbp_steps_per_span: tuple[int, ...] = (1, 2)
     dbp_samples_per_symbol: int = 2
     dbp_xi: Union[float, str] = "optimize"
+    channel_index: Optional[int] = None
 
     def __post_init__(self) -> None:
         if isinstance(self.dbp_steps_per_span, list):
@@ -306,6 +378,11 @@ class ReceiverConfig:
             _check_choice("receiver.dbp_xi", self.dbp_xi, ("optimize",))
         else:
             _check_range("receiver.dbp_xi", self.dbp_xi, 0, 2)
+        if self.channel_index is not None:
+            index = self.channel_index
+            if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
+                raise ConfigError(f"receiver.channel_index = {index!r}: allowed integers in "
+                                  "[0, transmitter.n_channels - 1] (default: the centre channel)")
 
 
 @dataclass(frozen=True)
@@ -333,10 +410,22 @@ class LinkConfig:
                 f"receiver.dbp_samples_per_symbol = {self.receiver.dbp_samples_per_symbol} exceeds "
                 f"transmitter.samples_per_symbol = {self.transmitter.samples_per_symbol}: allowed "
                 f"[2, {self.transmitter.samples_per_symbol}]")
+        if self.receiver.channel_index is not None and self.receiver.channel_index >= self.transmitter.n_channels:
+            raise ConfigError(
+                f"receiver.channel_index = {self.receiver.channel_index} is out of range for "
+                f"transmitter.n_channels = {self.transmitter.n_channels}: allowed integers in "
+                f"[0, {self.transmitter.n_channels - 1}]")
         if self.transmitter.n_symbols * self.transmitter.samples_per_symbol > 2**26:
             raise ConfigError("transmitter.n_symbols * transmitter.samples_per_symbol = "
                               f"{self.transmitter.n_symbols * self.transmitter.samples_per_symbol}: "
                               "allowed at most 2**26 samples per polarization")
+
+    @property
+    def received_channel(self) -> int:
+        """0-based index of the channel under test: ``receiver.channel_index``, else the centre one."""
+        if self.receiver.channel_index is None:
+            return (self.transmitter.n_channels - 1) // 2
+        return self.receiver.channel_index
 
     @property
     def total_length(self) -> float:
@@ -365,6 +454,8 @@ class LinkConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["receiver"]["dbp_steps_per_span"] = list(self.receiver.dbp_steps_per_span)
+        if self.receiver.channel_index is None:  # unset = centre: keeps digests of older configs
+            del d["receiver"]["channel_index"]
         return d
 
     def to_json(self) -> str:
@@ -430,14 +521,56 @@ def read_toml(path: str | Path, what: str = "config file") -> dict:
 
 
 def load_config(path: str | Path) -> LinkConfig:
-    """Read a :class:`LinkConfig` from a TOML file (sections as in the module docstring).
-
-    A study file may nest the link sections under ``[scenario]``; both layouts are read.
+    """Read a :class:`LinkConfig` from a TOML file: a link file (sections as in the module docstring), or
+    a training/study file whose ``[scenario]`` holds the link (resolved by :func:`scenario_from_table`:
+    an optional ``base`` link file, relative to the file, plus overrides); its other keys are ignored.
     """
+    return _load_config(Path(path), ())
+
+
+def _load_config(path: Path, chain: tuple[Path, ...]) -> LinkConfig:
+    resolved = path.resolve()
+    if resolved in chain:
+        raise ConfigError(f"scenario.base = {str(path)!r}: the file includes itself "
+                          f"({' -> '.join(p.name for p in chain + (resolved,))})")
     data = read_toml(path)
-    if "scenario" in data and isinstance(data["scenario"], dict):
-        data = data["scenario"]
+    if "scenario" in data:
+        return _scenario_from_table(data["scenario"], path.parent, chain + (resolved,))
     return LinkConfig.from_dict(data)
+
+
+def scenario_from_table(table: Any, base_dir: str | Path | None = None) -> LinkConfig:
+    """The link of a ``[scenario]`` table (training and study TOML files, see ``eqnn/train.py``).
+
+    ``table`` is a path string (same as ``{base = path}``) or a table: ``base`` (optional) a link file
+    (or a file with its own ``[scenario]``), relative to ``base_dir`` if such a file exists there, else to
+    the working directory; ``name`` a label; every other key a section of overrides of the base (or of the
+    built-in defaults without ``base``), e.g. ``[scenario.transmitter] n_channels = 5``.
+    """
+    return _scenario_from_table(table, base_dir, ())
+
+
+def _scenario_from_table(table: Any, base_dir: str | Path | None, chain: tuple[Path, ...]) -> LinkConfig:
+    if isinstance(table, str):
+        table = {"base": table}
+    if not isinstance(table, dict):
+        raise ConfigError(f"[scenario] must be a table or a link file path, got {table!r}")
+    table = dict(table)
+    base = table.pop("base", None)
+    if base is None:
+        return LinkConfig.from_dict(table)
+    if not isinstance(base, str):
+        raise ConfigError(f"scenario.base = {base!r}: must be a path to a link TOML")
+    path = Path(base)
+    if not path.is_absolute() and base_dir is not None and (Path(base_dir) / path).is_file():
+        path = Path(base_dir) / path
+    link = _load_config(path, chain)
+    name = table.pop("name", None)
+    if table:
+        link = link.replace(**table)
+    if name is not None:
+        link = link.replace(name=str(name))
+    return link
 
 
 def reference_config() -> LinkConfig:

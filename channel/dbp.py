@@ -4,10 +4,16 @@ Each span is undone in reverse order: the amplifier gain is removed (field / sqr
 is propagated with the stepper of :mod:`channel.fiber` using negated ``alpha, beta2, beta3`` and the
 nonlinear coefficient ``-xi gamma``, with ``steps_per_span`` equal steps. ``xi = 1`` with the forward
 step plan inverts a noiseless forward propagation on the same grid exactly (up to rounding).
+
+WDM: single-channel DBP of the received channel (the output of :func:`channel.receiver.select_channel`,
+in the channel's own frame) with its local dispersion ``beta2_c`` (:func:`channel.receiver.channel_dispersion`;
+``beta2`` for the centre channel or without dispersion slope). The neighbours are not back-propagated, so
+their cross-phase modulation and four-wave mixing stay in the signal.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Optional
 
@@ -18,7 +24,7 @@ from .amplifier import span_gain
 from .config import LinkConfig
 from .fiber import FiberParameters, SplitStepFourier
 from .metrics import effective_snr_db
-from .receiver import matched_filter_and_sample, normalize
+from .receiver import channel_dispersion, matched_filter_and_sample, normalize
 
 
 def backpropagate(signal: np.ndarray, config: LinkConfig, steps_per_span: int, xi: float,
@@ -27,7 +33,7 @@ def backpropagate(signal: np.ndarray, config: LinkConfig, steps_per_span: int, x
 
     Args:
         signal: complex (2, n_symbols * samples_per_symbol), the received field in sqrt(W) (after the
-            last amplifier), low-passed to ``samples_per_symbol``.
+            last amplifier) of the channel under test, as returned by :func:`channel.receiver.select_channel`.
         config: the link.
         steps_per_span: number of equal DBP steps per span (ignored if ``steps`` is given).
         xi: nonlinear scaling of gamma, >= 0.
@@ -41,9 +47,10 @@ def backpropagate(signal: np.ndarray, config: LinkConfig, steps_per_span: int, x
         if steps_per_span < 1:
             raise ValueError(f"steps_per_span = {steps_per_span}: allowed integers >= 1")
         steps = np.full(steps_per_span, config.link.span_length / steps_per_span)
+    beta2, beta3 = channel_dispersion(config)
+    params = dataclasses.replace(FiberParameters.from_config(config.fiber), beta2=beta2, beta3=beta3)
     solver = SplitStepFourier(signal.shape[-1], sps * config.transmitter.symbol_rate,
-                              FiberParameters.from_config(config.fiber).inverse(xi), np.asarray(steps)[::-1],
-                              precision="complex128")
+                              params.inverse(xi), np.asarray(steps)[::-1], precision="complex128")
     inv_gain = 1 / math.sqrt(span_gain(config))
 
     def remove_gain(spectrum: np.ndarray, span: int) -> np.ndarray:

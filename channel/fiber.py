@@ -87,16 +87,18 @@ class FiberParameters:
 def step_lengths(config: LinkConfig) -> np.ndarray:
     """Step lengths (m) of one span of the forward link, shape (n_steps,); they sum to the span length.
 
-    Fixed mode: ``steps_per_span`` equal steps. Adaptive mode: from z = 0, each step h is the largest
-    with ``(8/9) gamma P0 exp(-alpha z) L_eff(h) <= max_nonlinear_phase_rad`` (``L_eff(h) =
+    Fixed mode: ``steps_per_span`` equal steps. Logarithmic mode: :func:`logarithmic_steps`.
+    Adaptive mode: from z = 0, each step h is the largest with ``(8/9) gamma P0 exp(-alpha z) L_eff(h) <= max_nonlinear_phase_rad`` (``L_eff(h) =
     (1 - exp(-alpha h)) / alpha``, P0 the mean launch power of all channels), capped at ``max_step_km``.
     Every span starts at the same power, so the plan is computed once and reused for every span.
     """
     span = config.link.span_length
     prop = config.propagation
-    if prop.step_mode == "fixed":
-        return np.full(prop.steps_per_span, span / prop.steps_per_span)
     alpha = config.fiber.alpha
+    if prop.step_mode == "fixed" or (prop.step_mode == "logarithmic" and alpha == 0):
+        return np.full(prop.steps_per_span, span / prop.steps_per_span)
+    if prop.step_mode == "logarithmic":
+        return logarithmic_steps(span, alpha, prop.steps_per_span)
     p0 = config.transmitter.launch_power_w * config.transmitter.n_channels
     gp = MANAKOV_FACTOR * config.fiber.gamma * p0
     h_max = prop.max_step_km * 1e3
@@ -119,6 +121,76 @@ def step_lengths(config: LinkConfig) -> np.ndarray:
     return np.asarray(steps)
 
 
+def logarithmic_steps(span: float, alpha: float, n_steps: int) -> np.ndarray:
+    """Logarithmic step-size distribution (Bosco et al., IEEE PTL 12(5), 2000), shape (n_steps,), in m.
+
+    ``h_n = -(1/alpha) ln[(1 - n delta) / (1 - (n-1) delta)]``, ``delta = (1 - exp(-alpha L)) / n_steps``:
+    every step has the same ``exp(-alpha z_n) L_eff(h_n) = delta / alpha``, hence the same nonlinear phase
+    for the mean power. Args: span length L (m), power attenuation alpha (1/m, > 0), number of steps.
+    """
+    delta = -math.expm1(-alpha * span) / n_steps
+    n = np.arange(1, n_steps + 1)
+    steps = -np.log1p(-delta / (1 - (n - 1) * delta)) / alpha
+    return steps * (span / steps.sum())  # the sum is L up to rounding; make it exact
+
+
+#: samples per block of the nonlinear step: its temporaries (a few blocks) stay in the CPU cache
+NONLINEAR_BLOCK = 8192
+#: the rotation exp(j phi) of the nonlinear step uses a Taylor series up to this many terms of cos
+#: (see :func:`rotation_terms`); larger phases use numpy's cos/sin
+MAX_SERIES_TERMS = 8
+_COS_COEFFICIENTS = tuple((-1) ** k / math.factorial(2 * k) for k in range(MAX_SERIES_TERMS + 1))
+_SIN_COEFFICIENTS = tuple((-1) ** k / math.factorial(2 * k + 1) for k in range(MAX_SERIES_TERMS + 1))
+
+
+def operator_cache_bytes() -> int:
+    """Memory budget of the cached linear operators in bytes: ``EQNN_OPERATOR_CACHE_MB`` (default 64 MB)."""
+    return int(float(os.environ.get("EQNN_OPERATOR_CACHE_MB", 64)) * 2**20)
+
+
+def rotation_terms(max_abs_phase: float, eps: float = 2.0**-56) -> int:
+    """Number of terms n of the series ``cos phi = sum_{k<=n} (-1)^k phi^2k/(2k)!`` and
+    ``sin phi = sum_{k<n} (-1)^k phi^(2k+1)/(2k+1)!`` whose truncation errors, bounded by
+    ``|phi|^(2n+2)/(2n+2)!`` and ``|phi|^(2n+1)/(2n+1)!``, stay below ``eps`` (a quarter of the float64
+    unit roundoff) for every ``|phi| <= max_abs_phase``; 0 if more than :data:`MAX_SERIES_TERMS` would be needed.
+    """
+    for n in range(1, MAX_SERIES_TERMS + 1):
+        if (max_abs_phase ** (2 * n + 1) / math.factorial(2 * n + 1) <= eps
+                and max_abs_phase ** (2 * n + 2) / math.factorial(2 * n + 2) <= eps):
+            return n
+    return 0
+
+
+def unit_rotation(phase: np.ndarray, out: np.ndarray, max_abs_phase: Optional[float] = None) -> np.ndarray:
+    """``out = exp(j phase)`` for real ``phase`` (shape (..., m)) into complex ``out`` (same shape).
+
+    float64 phases with ``max |phase|`` small enough for :func:`rotation_terms` (the nonlinear phase of
+    an SSFM step is a few mrad) use the Taylor series of cos and sin in ``u = phase^2`` by Horner's rule,
+    exact to float64 rounding and about 3x cheaper than numpy's float64 cos/sin on this CPU; larger
+    phases and float32 (whose numpy cos/sin are SIMD) use numpy's cos and sin.
+    """
+    if max_abs_phase is None:
+        max_abs_phase = float(np.max(np.abs(phase))) if phase.size else 0.0
+    n = rotation_terms(max_abs_phase) if phase.dtype == np.float64 else 0
+    if n == 0:
+        np.cos(phase, out=out.real)
+        np.sin(phase, out=out.imag)
+        return out
+    u = phase * phase
+    acc = np.full_like(phase, _COS_COEFFICIENTS[n])
+    for k in range(n - 1, -1, -1):
+        acc *= u
+        acc += _COS_COEFFICIENTS[k]
+    out.real = acc
+    acc.fill(_SIN_COEFFICIENTS[n - 1])
+    for k in range(n - 2, -1, -1):
+        acc *= u
+        acc += _SIN_COEFFICIENTS[k]
+    acc *= phase
+    out.imag = acc
+    return out
+
+
 class SplitStepFourier:
     """Symmetric split-step Fourier solver of the Manakov equation over identical spans.
 
@@ -128,12 +200,23 @@ class SplitStepFourier:
         params: :class:`FiberParameters` (SI).
         steps: step lengths of one span in m (see :func:`step_lengths`); applied in the given order.
         precision: "complex64" or "complex128".
+        workers: scipy.fft threads (default :func:`fft_workers`). With one thread each polarization is
+            transformed by its own 1-D call (pocketfft's multi-row complex128 path is about 2x slower
+            single-threaded); with more, one call transforms all rows in parallel.
+        operator_cache_bytes: memory budget of the cached linear operators (default
+            :func:`operator_cache_bytes`). Operators beyond it are recomputed when used (one complex
+            exponential per step instead of a lookup), which bounds the memory of large runs with
+            many distinct step lengths.
 
-    Linear operators are computed once per distinct step length and cached.
+    Per step the solver does one forward and one inverse FFT of every row, one multiplication by the
+    cached linear operator, and the nonlinear rotation in cache-sized blocks of :data:`NONLINEAR_BLOCK`
+    samples (power, phase, ``exp(j phase)`` by :func:`unit_rotation`, multiplication): no array of the
+    field's size is allocated per step.
     """
 
     def __init__(self, n_samples: int, sample_rate: float, params: FiberParameters,
-                 steps: Sequence[float], precision: str = "complex128"):
+                 steps: Sequence[float], precision: str = "complex128", workers: Optional[int] = None,
+                 operator_cache_bytes: Optional[int] = None):
         self.n_samples = int(n_samples)
         self.params = params
         self.steps = np.asarray(steps, dtype=float)
@@ -142,36 +225,90 @@ class SplitStepFourier:
         self.dtype = np.dtype(precision)
         self.real_dtype = np.finfo(self.dtype).dtype
         omega = angular_frequencies(self.n_samples, sample_rate)
-        self._exponent = dispersion_exponent(omega, params.beta2, params.beta3) - params.alpha / 2
+        # real dispersion phase per metre (rad/m): the operator is exp(-alpha L/2) exp(j D L)
+        self._dispersion = dispersion_exponent(omega, params.beta2, params.beta3).imag
         self._cache: dict[float, np.ndarray] = {}
-        self._workers = fft_workers()
+        self._cache_budget = globals()["operator_cache_bytes"]() if operator_cache_bytes is None \
+            else int(operator_cache_bytes)
+        self._scratch: Optional[np.ndarray] = None
+        self._workers = fft_workers() if workers is None else int(workers)
         # linear lengths applied before each nonlinear step of a span, and after the last one
         half = self.steps / 2
         self._linear_before = np.concatenate([[half[0]], half[1:] + half[:-1]])
         self._linear_after = half[-1]
         self._nonlinear = [MANAKOV_FACTOR * params.gamma * effective_length(params.alpha, h) for h in self.steps]
 
+    def _fill_operator(self, out: np.ndarray, length: float) -> np.ndarray:
+        attenuation = math.exp(-self.params.alpha * length / 2)
+        for i in range(0, self.n_samples, 65536):
+            block = slice(i, i + 65536)
+            phase = self._dispersion[block] * length
+            out[block] = attenuation * (np.cos(phase) + 1j * np.sin(phase))
+        return out
+
     def linear_operator(self, length: float) -> np.ndarray:
-        """``exp[(-alpha/2 + j beta2/2 w^2 - j beta3/6 w^3) length]``, shape (n_samples,), cached."""
+        """``exp(-alpha length/2) exp[j (beta2/2 w^2 - beta3/6 w^3) length]``, shape (n_samples,).
+
+        Cached per length within the memory budget; beyond it, computed into a scratch array that the
+        next uncached length overwrites.
+        """
         key = round(float(length), 9)
         op = self._cache.get(key)
-        if op is None:
-            op = np.exp(self._exponent * length).astype(self.dtype)
-            self._cache[key] = op
-        return op
+        if op is not None:
+            return op
+        nbytes = self.n_samples * self.dtype.itemsize
+        if not self._cache or (len(self._cache) + 1) * nbytes <= self._cache_budget:
+            op = self._cache[key] = self._fill_operator(np.empty(self.n_samples, self.dtype), length)
+            return op
+        if self._scratch is None:
+            self._scratch = np.empty(self.n_samples, self.dtype)
+        return self._fill_operator(self._scratch, length)
+
+    def _transform(self, x: np.ndarray, inverse: bool) -> np.ndarray:
+        """In-place FFT (or inverse) along the last axis of the C-contiguous ``x``."""
+        fft = sfft.ifft if inverse else sfft.fft
+        if self._workers == 1 and x.ndim > 1:
+            for row in x.reshape(-1, self.n_samples):
+                fft(row, workers=1, overwrite_x=True)  # pocketfft writes into row itself
+            return x
+        return fft(x, axis=-1, workers=self._workers, overwrite_x=True)
+
+    def _nonlinear_step(self, x: np.ndarray, coefficient: float) -> float:
+        """``x *= exp(j coefficient P)``, ``P = sum over polarizations of |x|^2``, in blocks; returns max |phase|."""
+        rows = x.reshape(-1, x.shape[-2] if x.ndim > 1 else 1, self.n_samples)  # (batch, polarization, n)
+        coefficient = self.real_dtype.type(coefficient)
+        peak = 0.0
+        for i in range(0, self.n_samples, NONLINEAR_BLOCK):
+            block = rows[:, :, i:i + NONLINEAR_BLOCK]
+            parts = block.view(self.real_dtype)  # (batch, polarization, 2 m): re, im interleaved
+            squares = parts * parts
+            phase = squares[:, 0, 0::2] + squares[:, 0, 1::2]
+            for p in range(1, squares.shape[1]):
+                phase += squares[:, p, 0::2]
+                phase += squares[:, p, 1::2]
+            phase *= coefficient
+            block_peak = max(float(phase.max()), -float(phase.min()))  # NaN if the field is
+            rotation = unit_rotation(phase, np.empty(phase.shape, self.dtype), block_peak)
+            block *= rotation[:, None, :]
+            peak = max(peak, block_peak) if math.isfinite(block_peak) else math.nan
+        return peak
 
     def propagate(self, field: np.ndarray, n_spans: int = 1, before_span: Optional[SpanHook] = None,
                   after_span: Optional[SpanHook] = None, progress: Optional[Callable[[int], None]] = None,
-                  ) -> np.ndarray:
+                  overwrite_input: bool = False) -> np.ndarray:
         """Propagate ``field`` over ``n_spans`` spans.
 
         Args:
-            field: complex, shape (2, n_samples) (or (n_samples,) for one polarization), sqrt(W).
+            field: complex, shape (2, n_samples) (or (n_samples,) for one polarization, or
+                (batch, 2, n_samples) for a batch of independent fields with the same step plan), sqrt(W).
+                The nonlinear phase uses the power summed over the polarization axis (-2).
             n_spans: number of spans.
             before_span, after_span: optional ``f(spectrum, span_index) -> spectrum`` applied to the
                 frequency-domain field (unnormalized FFT, shape like ``field``) before/after each span;
                 used for the amplifiers. They must not change the shape.
             progress: optional callback called with the span index after each span.
+            overwrite_input: the input array (if C-contiguous and of the solver's dtype) may be used as
+                the work array, saving one field of memory; its content is then undefined.
 
         Returns: the output field, same shape, dtype of ``precision``.
 
@@ -180,33 +317,27 @@ class SplitStepFourier:
         x = np.asarray(field, dtype=self.dtype)
         if x.shape[-1] != self.n_samples:
             raise ValueError(f"field has {x.shape[-1]} samples per polarization, solver expects {self.n_samples}")
-        spectrum = sfft.fft(x, axis=-1, workers=self._workers)
-        rotation = np.empty(self.n_samples, dtype=self.dtype)
+        if (not overwrite_input and np.may_share_memory(x, field)) or not x.flags.c_contiguous \
+                or not x.flags.writeable:
+            x = np.array(x, dtype=self.dtype, order="C")  # never modify the caller's array
+        spectrum = self._transform(x, inverse=False)
         for span in range(n_spans):
             if before_span is not None:
                 spectrum = before_span(spectrum, span)
             for i in range(len(self.steps)):
                 spectrum *= self.linear_operator(self._linear_before[i])
-                x = sfft.ifft(spectrum, axis=-1, workers=self._workers, overwrite_x=True)
-                power = x.real**2
-                power += x.imag**2
-                if x.ndim == 2:
-                    power = power[0] + power[1]
-                if not np.isfinite(power.sum()):
+                x = self._transform(spectrum, inverse=True)
+                peak = self._nonlinear_step(x, self._nonlinear[i])
+                if not math.isfinite(peak):
                     raise PropagationError(f"field became NaN/Inf in span {span + 1} of {n_spans}, "
                                            f"step {i + 1} of {len(self.steps)}")
-                phase = power
-                phase *= self.real_dtype.type(self._nonlinear[i])
-                np.cos(phase, out=rotation.real)
-                np.sin(phase, out=rotation.imag)
-                x *= rotation
-                spectrum = sfft.fft(x, axis=-1, workers=self._workers, overwrite_x=True)
+                spectrum = self._transform(x, inverse=False)
             spectrum *= self.linear_operator(self._linear_after)
             if after_span is not None:
                 spectrum = after_span(spectrum, span)
             if progress is not None:
                 progress(span)
-        out = sfft.ifft(spectrum, axis=-1, workers=self._workers, overwrite_x=True)
+        out = self._transform(spectrum, inverse=True)
         if not np.all(np.isfinite(out)):
             raise PropagationError(f"field became NaN/Inf at the end of span {n_spans}")
         return out

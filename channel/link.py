@@ -1,9 +1,14 @@
 """``simulate(config) -> Transmission``: the one place that chains transmitter, fiber, amplifiers,
 receiver, DBP and metrics.
 
-    transmit -> [fiber span -> EDFA] x n_spans -> low-pass to dbp_samples_per_symbol
+    transmit -> [fiber span -> EDFA] x n_spans -> select the channel under test (shift to baseband,
+             channel filter, low-pass to dbp_samples_per_symbol)
              -> CDC -> matched filter -> sample -> normalize               ("CDC")
              -> DBP(k steps/span, xi) -> matched filter -> sample -> normalize ("DBP-k")
+
+With WDM (``transmitter.n_channels > 1``) the forward propagation carries every channel; the receiver
+keeps the channel ``config.received_channel`` (``receiver.channel_index``, default the centre one), and
+every symbol array of the :class:`Transmission` is that channel's.
 """
 
 from __future__ import annotations
@@ -31,11 +36,13 @@ class Transmission:
 
     Attributes:
         config: the :class:`LinkConfig` it came from.
-        tx_indices: int64 (2, n_symbols): transmitted symbol indices (x, y polarization).
+        tx_indices: int64 (2, n_symbols): transmitted symbol indices (x, y polarization) of the received
+            channel (``config.received_channel``).
         rx_cdc: complex128 (2, n_symbols): received symbols after CDC, matched filter, sampling and
             removal of one complex gain per polarization, on the unit-energy constellation scale.
-        rx_field: complex128 (2, n_symbols * dbp_samples_per_symbol): the received field (sqrt(W)),
-            low-passed to the DBP oversampling, before CDC: the input of DBP and of other receivers.
+        rx_field: complex128 (2, n_symbols * dbp_samples_per_symbol): the received field (sqrt(W)) of
+            the received channel at baseband, channel-filtered and low-passed to the DBP oversampling,
+            before CDC (:func:`channel.receiver.select_channel`): the input of DBP and of other receivers.
         rx_dbp: {steps_per_span: complex128 (2, n_symbols)}: normalized symbols after DBP.
         dbp_xi: {steps_per_span: xi used}.
         metrics: {"CDC": Metrics, "DBP-1": Metrics, ...} over the whole block.
@@ -68,19 +75,70 @@ class Transmission:
         return storage.load_transmission(path, cls)
 
 
-def propagate_link(config: LinkConfig, field_in: np.ndarray, progress: bool = False) -> np.ndarray:
-    """Forward propagation over all spans with EDFAs. field_in/out: complex (2, n) in sqrt(W)."""
-    steps = step_lengths(config)
-    solver = SplitStepFourier(field_in.shape[-1], config.transmitter.sample_rate,
-                              FiberParameters.from_config(config.fiber), steps, config.propagation.precision)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=config.link.n_spans, desc=f"SSFM {config.transmitter.launch_power_dbm:+.1f} dBm",
-                   unit="span", leave=False)
+def _solver(config: LinkConfig, n_samples: int) -> SplitStepFourier:
+    return SplitStepFourier(n_samples, config.transmitter.sample_rate, FiberParameters.from_config(config.fiber),
+                            step_lengths(config), config.propagation.precision)
+
+
+def _span_bar(config: LinkConfig, progress: bool, label: str):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=config.link.n_spans, desc=f"SSFM {label}", unit="span", leave=False)
+
+
+def propagate_link(config: LinkConfig, field_in: np.ndarray, progress: bool = False,
+                   overwrite_input: bool = False) -> np.ndarray:
+    """Forward propagation over all spans with EDFAs. field_in/out: complex (2, n) in sqrt(W).
+
+    ``overwrite_input=True`` lets the stepper work in ``field_in`` itself (one field of memory less; its
+    content is then undefined).
+    """
+    solver = _solver(config, field_in.shape[-1])
+    bar = _span_bar(config, progress, f"{config.transmitter.launch_power_dbm:+.1f} dBm")
     try:
         return solver.propagate(field_in, config.link.n_spans, after_span=Amplifier(config),
-                                progress=(lambda s: bar.update(1)) if bar else None)
+                                progress=(lambda s: bar.update(1)) if bar else None,
+                                overwrite_input=overwrite_input)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def propagate_link_batch(configs: Sequence[LinkConfig], fields: np.ndarray, progress: bool = False,
+                         overwrite_input: bool = False) -> np.ndarray:
+    """Forward propagation of several transmissions that differ only in launch power, as one batch.
+
+    Args:
+        configs: one :class:`LinkConfig` per batch item, equal but for ``transmitter.launch_power_dbm``.
+        fields: complex (batch, 2, n), the launched fields in sqrt(W).
+    Returns: complex (batch, 2, n), each item with its own amplifiers (ASE of its own config).
+
+    All items share one step plan: that of the highest launch power (an adaptive plan is then finer than
+    the lower powers need, so each item is at least as accurate as when propagated alone; with fixed or
+    logarithmic steps the plans are identical and so are the results, up to rounding).
+    """
+    configs = list(configs)
+    fields = np.asarray(fields)
+    if not configs or fields.ndim != 3 or fields.shape[0] != len(configs):
+        raise ValueError(f"fields must have shape (len(configs), 2, n) = ({len(configs)}, 2, n), got {fields.shape}")
+    base = configs[0].with_launch_power(0.0)
+    for i, c in enumerate(configs):
+        if c.with_launch_power(0.0) != base:
+            raise ValueError(f"configs[{i}] differs from configs[0] in more than the launch power")
+    strongest = max(configs, key=lambda c: c.transmitter.launch_power_dbm)
+    amplifiers = [Amplifier(c) for c in configs]
+
+    def amplify(spectrum: np.ndarray, span: int) -> np.ndarray:
+        for item, amplifier in zip(spectrum, amplifiers):
+            amplifier(item, span)
+        return spectrum
+
+    bar = _span_bar(strongest, progress, f"batch of {len(configs)}")
+    try:
+        return _solver(strongest, fields.shape[-1]).propagate(
+            fields, strongest.link.n_spans, after_span=amplify, progress=(lambda s: bar.update(1)) if bar else None,
+            overwrite_input=overwrite_input)
     finally:
         if bar is not None:
             bar.close()
@@ -112,9 +170,10 @@ def simulate(config: LinkConfig, cache_dir: Optional[str | Path] = None, progres
             storage.save_transmission(cached, storage.cache_path(cache_dir, config))
             return cached
     start = time.perf_counter()
-    tx = transmit(config.transmitter, config.propagation.precision)
-    rx_full = propagate_link(config, tx.field, progress)
-    rx_field = select_channel(rx_full, config)
+    tx = transmit(config.transmitter, config.propagation.precision, channel=config.received_channel)
+    # memory: the launched field's array is the stepper's work array and then the receiver's
+    rx_full = propagate_link(config, tx.field, progress, overwrite_input=True)
+    rx_field = select_channel(rx_full, config, overwrite_input=True)
     del rx_full
     sps = config.receiver.dbp_samples_per_symbol
     rx_cdc = normalize(matched_filter_and_sample(rx_field, config, sps, cdc=True), tx.symbols)

@@ -3,6 +3,16 @@
 All filters are applied in the frequency domain on the whole (circular) block, so they are exact:
 the chromatic-dispersion compensation (CDC) is the exact inverse transfer function of the whole link,
 and the zero-phase RRC matched filter puts symbol k exactly on sample ``k * samples_per_symbol``.
+
+WDM: the channel under test ``c = config.received_channel`` at ``w_c = 2 pi f_c`` on the simulation grid
+(:func:`channel.transmitter.channel_frequency`) sees, at baseband frequency ``w``, the dispersion exponent
+``E(w_c + w) = E(w_c) + E'(w_c) w + E_c(w)`` (``E`` = :func:`channel.fiber.dispersion_exponent`):
+a constant phase, a group delay (the walk-off against the centre of the grid) and the dispersion of a fiber
+with the channel's local ``beta2_c = beta2 - beta3 w_c`` and the same ``beta3``
+(:func:`channel_dispersion`). :func:`select_channel` removes the first two (a carrier phase and a timing
+offset, which a real receiver recovers), so CDC and single-channel DBP act on the channel with
+``beta2_c, beta3`` exactly as on a single-channel link. For the centre channel, or ``beta3 = 0`` (no
+dispersion slope), ``beta2_c = beta2``.
 """
 
 from __future__ import annotations
@@ -12,7 +22,7 @@ import scipy.fft as sfft
 
 from .config import LinkConfig
 from .fiber import angular_frequencies, dispersion_exponent, fft_workers
-from .transmitter import rrc_spectrum
+from .transmitter import channel_frequency, channel_offset_bins, rrc_spectrum
 
 
 def resample_spectrum(spectrum: np.ndarray, n_out: int) -> np.ndarray:
@@ -32,24 +42,85 @@ def resample_spectrum(spectrum: np.ndarray, n_out: int) -> np.ndarray:
     neg = n // 2
     out[..., :pos] = spectrum[..., :pos]
     out[..., n_out - neg:] = spectrum[..., n_in - neg:]
-    return out * (n_out / n_in)
+    out *= n_out / n_in
+    return out
 
 
-def select_channel(field: np.ndarray, config: LinkConfig) -> np.ndarray:
-    """Low-pass the received field to ``dbp_samples_per_symbol`` samples per symbol (centre channel).
+def channel_dispersion(config: LinkConfig) -> tuple[float, float]:
+    """``(beta2_c, beta3)`` in s^2/m, s^3/m: the dispersion of the received channel about its own carrier.
 
-    Args: field complex (2, n_symbols * samples_per_symbol) at the simulation rate.
-    Returns: complex128 (2, n_symbols * dbp_samples_per_symbol): the input of CDC and of DBP.
+    ``beta2_c = beta2 - beta3 w_c`` (the ``w^2`` coefficient of ``E(w_c + w)``; the sign follows the
+    ``numpy.fft`` convention of :mod:`channel.fiber`), ``w_c`` the channel's angular frequency on the
+    simulation grid; ``beta2_c = beta2`` for the centre channel.
     """
-    n_out = config.transmitter.n_symbols * config.receiver.dbp_samples_per_symbol
-    spectrum = sfft.fft(np.asarray(field, dtype=complex), axis=-1, workers=fft_workers())
-    return sfft.ifft(resample_spectrum(spectrum, n_out), axis=-1, workers=fft_workers())
+    beta2, beta3 = config.fiber.beta2, config.fiber.beta3
+    omega_c = 2 * np.pi * channel_frequency(config.transmitter, config.received_channel)
+    return (beta2 - beta3 * omega_c if beta3 != 0 and omega_c != 0 else beta2), beta3
+
+
+def channel_filter_bandwidth(config: LinkConfig) -> float:
+    """Full width (Hz) of the ideal channel filter of :func:`select_channel`.
+
+    WDM: the channel's slot on the grid, ``min(spacing, dbp_samples_per_symbol * Rs)``: the widest
+    band-pass that rejects every neighbour completely (a neighbour's band starts at
+    ``spacing - (1 + rolloff) Rs / 2 >= spacing / 2`` since the spacing is at least the signal bandwidth
+    ``(1 + rolloff) Rs``), so it keeps the whole signal band and part of its nonlinear broadening.
+    Single channel: the whole output band ``dbp_samples_per_symbol * Rs``.
+    """
+    tx = config.transmitter
+    band = config.receiver.dbp_samples_per_symbol * tx.symbol_rate
+    return min(tx.channel_spacing_ghz * 1e9, band) if tx.n_channels > 1 else band
+
+
+def select_channel(field: np.ndarray, config: LinkConfig, overwrite_input: bool = False) -> np.ndarray:
+    """Receive the channel under test: shift to baseband, channel filter, decimate, remove walk-off.
+
+    1. Shift the channel ``c = config.received_channel`` to baseband by rolling the spectrum by
+       ``-channel_offset_bins(c)`` bins (exact: the transmitter's rounding, :func:`channel_offset_bins`).
+    2. Keep the ``n_symbols * dbp_samples_per_symbol`` lowest-frequency bins (ideal low-pass and
+       decimation, :func:`resample_spectrum`) and, for WDM, zero every bin with
+       ``|f| > channel_filter_bandwidth / 2`` (ideal brick-wall channel filter, :func:`channel_filter_bandwidth`).
+    3. Off-centre channel: multiply by ``exp(-(E(w_c) + E'(w_c) w) L)`` (``L`` the link length; module
+       docstring): removes the channel's carrier phase and group delay relative to the grid centre, so
+       that CDC (:func:`cd_compensate`) and DBP with :func:`channel_dispersion` undo its dispersion exactly.
+
+    A single-channel link only goes through step 2 (the centre channel: no shift, no filter beyond the
+    decimation, no delay).
+
+    Args: field complex (2, n_symbols * samples_per_symbol) at the simulation rate (all channels);
+        ``overwrite_input``: a complex128 ``field`` may be used as work memory (its content is then undefined).
+    Returns: complex128 (2, n_symbols * dbp_samples_per_symbol): the input of CDC and of DBP, in sqrt(W).
+    """
+    tx = config.transmitter
+    sps = config.receiver.dbp_samples_per_symbol
+    n_out = tx.n_symbols * sps
+    spectrum = sfft.fft(np.asarray(field, dtype=complex), axis=-1, workers=fft_workers(), overwrite_x=overwrite_input)
+    offset = channel_offset_bins(tx, config.received_channel)
+    if offset:
+        spectrum = np.roll(spectrum, -offset, axis=-1)
+    out = resample_spectrum(spectrum, n_out)
+    del spectrum
+    if tx.n_channels > 1:
+        f = np.fft.fftfreq(n_out, d=1 / (sps * tx.symbol_rate))
+        out[..., np.abs(f) > channel_filter_bandwidth(config) / 2] = 0
+    if offset:
+        omega_c = 2 * np.pi * channel_frequency(tx, config.received_channel)
+        omega = angular_frequencies(n_out, sps * tx.symbol_rate)
+        beta2, beta3 = config.fiber.beta2, config.fiber.beta3
+        phase = dispersion_exponent(np.array(omega_c), beta2, beta3)          # E(w_c)
+        slope = 1j * (beta2 * omega_c - beta3 / 2 * omega_c**2)               # E'(w_c)
+        out *= np.exp(-(phase + slope * omega) * config.total_length)
+    return sfft.ifft(out, axis=-1, workers=fft_workers())
 
 
 def cd_compensation_response(n_samples: int, config: LinkConfig, samples_per_symbol: int) -> np.ndarray:
-    """Inverse dispersion of the whole link, ``exp[-(j beta2/2 w^2 - j beta3/6 w^3) L]``, shape (n_samples,)."""
+    """Inverse dispersion of the whole link, ``exp[-(j beta2_c/2 w^2 - j beta3/6 w^3) L]``, shape (n_samples,).
+
+    ``beta2_c`` of the received channel (:func:`channel_dispersion`; ``beta2`` for the centre channel).
+    """
     omega = angular_frequencies(n_samples, samples_per_symbol * config.transmitter.symbol_rate)
-    return np.exp(-dispersion_exponent(omega, config.fiber.beta2, config.fiber.beta3) * config.total_length)
+    beta2, beta3 = channel_dispersion(config)
+    return np.exp(-dispersion_exponent(omega, beta2, beta3) * config.total_length)
 
 
 def cd_compensate(signal: np.ndarray, config: LinkConfig, samples_per_symbol: int) -> np.ndarray:

@@ -28,6 +28,8 @@ from .metrics import Metrics
 FORMAT_VERSION = 1
 # Bump when a change of the simulator changes its output: old cache entries are then not reused.
 SIMULATOR_VERSION = 2  # 2: ASE drawn per frequency bin in |f| order (same noise at any oversampling)
+# Bump when a change affects WDM links only (n_channels > 1): single-channel cache entries stay valid.
+WDM_VERSION = 2  # 2: per-channel symbol streams keyed by the offset from the centre, channel filter, walk-off
 
 
 _UMASK = os.umask(0o022)
@@ -127,8 +129,12 @@ def load_transmission(path: str | Path, cls: type) -> Any:
 
 
 def cache_path(cache_dir: str | Path, config: LinkConfig) -> Path:
-    """``<cache_dir>/transmission-<digest>.npz``; the digest covers the config and simulator version."""
-    digest = hashlib.sha256(f"{config.to_json()}|sim{SIMULATOR_VERSION}".encode()).hexdigest()[:20]
+    """``<cache_dir>/transmission-<digest>.npz``; the digest covers the config and simulator version
+    (and, for WDM links, :data:`WDM_VERSION`)."""
+    key = f"{config.to_json()}|sim{SIMULATOR_VERSION}"
+    if config.transmitter.n_channels > 1:
+        key += f"|wdm{WDM_VERSION}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
     return Path(cache_dir) / f"transmission-{digest}.npz"
 
 

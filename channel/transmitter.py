@@ -2,12 +2,20 @@
 
 Random draws come from :func:`rng_stream`: one seed per run, an independent stream per purpose
 (symbols of each channel, ASE noise of each span), so changing one block never shifts another's draws.
+
+WDM: channel ``c`` of ``n_channels`` (0-based, centre ``(n_channels-1)/2``) sits
+:func:`channel_offset_bins` FFT bins from the centre of the simulation grid, i.e. at the frequency
+:func:`channel_frequency` ~ ``(c - centre) * spacing``. Its symbols come from the stream keyed by its
+position relative to the centre (:func:`channel_symbol_indices`), so the centre channel (and any channel
+at a given offset) carries the same data whatever the number of channels: a WDM run and the
+single-channel run of the same seed share the data of the channel under test.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Optional
 
 import numpy as np
 import scipy.fft as sfft
@@ -80,6 +88,44 @@ def rrc_spectrum(n_samples: int, sample_rate: float, symbol_rate: float, rolloff
     return np.sqrt(raised_cosine_spectrum(n_samples, sample_rate, symbol_rate, rolloff))
 
 
+def centre_channel(config: TransmitterConfig) -> int:
+    """Index of the centre channel, ``(n_channels - 1) // 2`` (0 for a single channel)."""
+    return (config.n_channels - 1) // 2
+
+
+def channel_offset_bins(config: TransmitterConfig, channel: int) -> int:
+    """FFT-bin offset of channel ``channel`` from the grid centre: ``round((c - centre) * spacing / df)``.
+
+    ``df = sample_rate / (n_symbols * samples_per_symbol) = Rs / n_symbols`` is the bin spacing, the same
+    at any oversampling. The one rounding rule of the transmitter (:func:`transmit`) and the receiver
+    (:func:`channel.receiver.select_channel`): a channel shifted back by this many bins is exactly at
+    baseband. Positive: higher ``numpy.fft`` frequency.
+    """
+    n = config.n_symbols * config.samples_per_symbol
+    return int(round((channel - centre_channel(config)) * config.channel_spacing_ghz * 1e9 * n / config.sample_rate))
+
+
+def channel_frequency(config: TransmitterConfig, channel: int) -> float:
+    """Frequency of channel ``channel`` on the simulation grid in Hz: ``channel_offset_bins * Rs / n_symbols``."""
+    return channel_offset_bins(config, channel) * config.sample_rate / (config.n_symbols * config.samples_per_symbol)
+
+
+def channel_symbol_indices(config: TransmitterConfig, channel: int) -> np.ndarray:
+    """Symbol indices of channel ``channel``, int64 (2, n_symbols) (x and y polarization).
+
+    Uniform i.i.d. draws from the stream ``(seed, STREAM_SYMBOLS, k)`` with ``k`` the channel's position
+    relative to the centre ``d = c - centre`` folded onto 0, 1, 2, ...: ``k = 2d - 1`` for ``d > 0``,
+    ``k = -2d`` for ``d <= 0`` (centre 0, then +1, -1, +2, -2, ...). Different channels draw from
+    independent streams; the centre channel draws from the same stream as a single-channel link.
+    """
+    if not 0 <= channel < config.n_channels:
+        raise ValueError(f"channel = {channel}: allowed [0, {config.n_channels - 1}]")
+    d = channel - centre_channel(config)
+    key = 2 * d - 1 if d > 0 else -2 * d
+    n_points = len(qam_constellation(config.modulation)[0])
+    return rng_stream(config.seed, STREAM_SYMBOLS, key).integers(0, n_points, size=(2, config.n_symbols))
+
+
 @dataclass(frozen=True)
 class TransmittedSignal:
     """Output of :func:`transmit`.
@@ -88,51 +134,81 @@ class TransmittedSignal:
         field: complex, shape (2, n_symbols * samples_per_symbol): the optical field of both
             polarizations in sqrt(W) at the simulation sample rate; mean of |Ex|^2 + |Ey|^2 is the
             launch power times the number of channels (for i.i.d. symbols).
-        symbol_indices: int64, shape (2, n_symbols): transmitted symbol indices of the received (centre)
-            channel, x and y polarization.
+        symbol_indices: int64, shape (2, n_symbols): transmitted symbol indices of channel ``channel``
+            (the received one), x and y polarization.
         symbols: complex128, shape (2, n_symbols): the corresponding unit-energy constellation points.
+        channel: the 0-based index of the channel whose symbols these are.
     """
 
     field: np.ndarray
     symbol_indices: np.ndarray
     symbols: np.ndarray
+    channel: int = 0
 
 
-def shape_symbols(symbols: np.ndarray, samples_per_symbol: int, spectrum: np.ndarray) -> np.ndarray:
+def shape_symbols(symbols: np.ndarray, samples_per_symbol: int, spectrum: np.ndarray,
+                  out: Optional[np.ndarray] = None) -> np.ndarray:
     """Upsample ``symbols`` (..., n) by zero insertion and filter with ``samples_per_symbol * spectrum``.
 
     With ``spectrum`` the RRC response, unit-energy i.i.d. symbols give unit mean power per sample.
-    Returns the frequency-domain signal (unnormalized FFT), shape (..., n * samples_per_symbol).
+    Returns the frequency-domain signal (unnormalized FFT), shape (..., n * samples_per_symbol), computed
+    in ``out`` (complex128, that shape) if given, else in a new array.
     """
     n = symbols.shape[-1]
-    upsampled = np.zeros(symbols.shape[:-1] + (n * samples_per_symbol,), dtype=complex)
+    shape = symbols.shape[:-1] + (n * samples_per_symbol,)
+    upsampled = np.zeros(shape, dtype=complex) if out is None else out
+    if out is not None:
+        upsampled.fill(0)
     upsampled[..., ::samples_per_symbol] = symbols
-    return sfft.fft(upsampled, axis=-1) * (samples_per_symbol * spectrum)
+    shaped = sfft.fft(upsampled, axis=-1, overwrite_x=True)  # in place
+    shaped *= samples_per_symbol * spectrum
+    return shaped
 
 
-def transmit(config: TransmitterConfig, dtype: str = "complex128") -> TransmittedSignal:
+def _add_rolled(total: np.ndarray, spectrum: np.ndarray, shift: int) -> None:
+    """``total += np.roll(spectrum, shift, axis=-1)`` without the rolled copy."""
+    n = total.shape[-1]
+    k = shift % n
+    if k == 0:
+        total += spectrum
+        return
+    total[..., k:] += spectrum[..., :n - k]
+    total[..., :k] += spectrum[..., n - k:]
+
+
+def transmit(config: TransmitterConfig, dtype: str = "complex128", channel: Optional[int] = None) -> TransmittedSignal:
     """Generate the launched dual-polarization field.
 
     Each of the ``n_channels`` channels carries independent uniformly drawn Gray-mapped QAM symbols on
-    both polarizations (stream ``(seed, STREAM_SYMBOLS, channel)``), RRC-shaped, scaled to
-    ``launch_power / 2`` per polarization, and shifted to ``(c - (n_channels-1)/2) * spacing``
-    (rounded to the FFT grid, spacing Rs/n_symbols). The centre channel is channel ``(n_channels-1)//2``.
+    both polarizations (:func:`channel_symbol_indices`), RRC-shaped, scaled to ``launch_power / 2`` per
+    polarization, and shifted by :func:`channel_offset_bins` (``(c - (n_channels-1)/2) * spacing`` rounded
+    to the FFT grid, bin spacing Rs/n_symbols): the sum of the channels' spectra, one inverse FFT.
+
+    Args:
+        config: the transmitter.
+        dtype: dtype of the returned field.
+        channel: the channel whose symbols are returned (0-based; default: the centre one).
     """
+    channel = centre_channel(config) if channel is None else int(channel)
+    if not 0 <= channel < config.n_channels:
+        raise ValueError(f"channel = {channel}: allowed [0, {config.n_channels - 1}]")
     n_sym, sps = config.n_symbols, config.samples_per_symbol
     n = n_sym * sps
     points, _ = qam_constellation(config.modulation)
     spectrum = rrc_spectrum(n, config.sample_rate, config.symbol_rate, config.rolloff)
     amplitude = np.sqrt(config.launch_power_w / 2)
-    centre = (config.n_channels - 1) // 2
+    # memory: the sum and one work array of the field's size (no per-channel copies)
     total = np.zeros((2, n), dtype=complex)
-    for channel in range(config.n_channels):
-        rng = rng_stream(config.seed, STREAM_SYMBOLS, channel)
-        indices = rng.integers(0, len(points), size=(2, n_sym))
+    work = np.empty((2, n), dtype=complex)
+    for c in range(config.n_channels):
+        indices = channel_symbol_indices(config, c)
         symbols = points[indices]
-        spec = shape_symbols(symbols, sps, spectrum) * amplitude
-        offset_bins = int(round((channel - centre) * config.channel_spacing_ghz * 1e9 * n / config.sample_rate))
-        total += np.roll(spec, offset_bins, axis=-1)
-        if channel == centre:
-            centre_indices, centre_symbols = indices, symbols
-    field = sfft.ifft(total, axis=-1).astype(dtype)
-    return TransmittedSignal(field=field, symbol_indices=centre_indices, symbols=centre_symbols)
+        spec = shape_symbols(symbols, sps, spectrum, out=work)
+        spec *= amplitude
+        _add_rolled(total, spec, channel_offset_bins(config, c))
+        if c == channel:
+            selected_indices, selected_symbols = indices, symbols
+    del work, spec
+    field = sfft.ifft(total, axis=-1, overwrite_x=True).astype(dtype, copy=False)
+    return TransmittedSignal(field=field, symbol_indices=selected_indices, symbols=selected_symbols,
+                             channel=channel)

@@ -269,9 +269,9 @@ def test_nan_injected_in_second_span_names_that_span():
 
 
 def test_absurd_gamma_raises_propagation_error():
-    # the nonlinear phase overflows to inf in step 1; the field is NaN when step 2 looks at it
+    # the nonlinear phase overflows to inf in step 1, which the step itself reports
     field = random_band_limited_field(256, 1.0)
-    with np.errstate(all="ignore"), pytest.raises(PropagationError, match=r"span 1 of 1, step 2 of 3"):
+    with np.errstate(all="ignore"), pytest.raises(PropagationError, match=r"span 1 of 1, step 1 of 3"):
         SplitStepFourier(256, 60e9, FiberParameters(0.0, BETA2, 0.0, 1e306), [1e3] * 3).propagate(field)
     assert issubclass(PropagationError, FloatingPointError)
 
@@ -343,3 +343,123 @@ def test_adaptive_and_fine_fixed_propagation_agree():
     assert nonlinear_effect > 0.05 * np.linalg.norm(reference)
     assert len(channel.step_lengths(adaptive)) < 50
     assert np.linalg.norm(out - reference) < 0.01 * nonlinear_effect
+
+
+# --- 13. logarithmic step plan -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n_steps", [1, 3, 8, 25])
+def test_logarithmic_steps_have_equal_nonlinear_phase(n_steps):
+    cfg = channel.reference_config().replace(link={"span_length_km": 80.0},
+                                             propagation={"step_mode": "logarithmic", "steps_per_span": n_steps})
+    steps = channel.step_lengths(cfg)
+    alpha = cfg.fiber.alpha
+    assert len(steps) == n_steps and steps.sum() == pytest.approx(80e3, rel=1e-13)
+    z = np.concatenate([[0.0], np.cumsum(steps)[:-1]])
+    weight = np.exp(-alpha * z) * -np.expm1(-alpha * steps) / alpha  # exp(-alpha z) L_eff(h)
+    assert np.allclose(weight, weight[0], rtol=1e-9)
+    assert weight.sum() == pytest.approx(-math.expm1(-alpha * 80e3) / alpha, rel=1e-12)
+    assert np.all(np.diff(steps) > 0)  # short steps where the power is high
+    lossless = cfg.replace(fiber={"attenuation_db_km": 0.0})
+    assert np.allclose(channel.step_lengths(lossless), 80e3 / n_steps, rtol=1e-15)
+
+
+def test_logarithmic_plan_is_exact_without_dispersion_and_converges():
+    """Without dispersion every plan is exact (the nonlinear step is the exact solution); with it, the
+    logarithmic plan converges to the fine solution at second order like equal steps.
+
+    (It is not more accurate than equal steps at equal count on a dispersive link: the local error of a
+    step grows as h^3 P(z), which favours h ~ exp(alpha z / 2), not the logarithmic h ~ exp(alpha z);
+    benchmarks/README.md, time to accuracy.)
+    """
+    from channel.link import propagate_link
+
+    base = channel.reference_config().replace(
+        transmitter={"n_symbols": 512, "samples_per_symbol": 4, "launch_power_dbm": 10.0},
+        fiber={"dispersion_ps_nm_km": 0.0}, link={"n_spans": 1, "noiseless": True})
+    field = channel.transmit(base.transmitter).field
+    exact = propagate_link(base.replace(propagation={"step_mode": "fixed", "steps_per_span": 1}), field)
+    out = propagate_link(base.replace(propagation={"step_mode": "logarithmic", "steps_per_span": 7}), field)
+    assert np.linalg.norm(out - exact) / np.linalg.norm(exact) < 1e-12
+    dispersive = base.replace(fiber={"dispersion_ps_nm_km": 17.0})
+    fine = propagate_link(dispersive.replace(propagation={"step_mode": "fixed", "steps_per_span": 2000}), field)
+    errors = [np.linalg.norm(propagate_link(dispersive.replace(
+        propagation={"step_mode": "logarithmic", "steps_per_span": k}), field) - fine) for k in (8, 16, 32)]
+    assert 3.5 < errors[0] / errors[1] < 8 and 3.5 < errors[1] / errors[2] < 8
+
+
+# --- 14. stepper implementation: exact rotation, thread and cache variants, batch, memory ---------------------
+
+@pytest.mark.parametrize("scale", [1e-7, 1e-3, 3e-2, 0.2, 0.6, 3.0, 300.0])
+def test_unit_rotation_is_exp_j_phase(scale):
+    from channel.fiber import rotation_terms, unit_rotation
+
+    phase = np.random.default_rng(0).uniform(-scale, scale, 10_001)
+    out = unit_rotation(phase, np.empty(phase.shape, complex))
+    assert np.max(np.abs(out - np.exp(1j * phase))) <= 4e-16
+    out32 = unit_rotation(phase.astype(np.float32), np.empty(phase.shape, np.complex64))
+    assert np.max(np.abs(out32 - np.exp(1j * phase.astype(np.float32)))) <= 3e-7
+    n = rotation_terms(scale)
+    assert (n == 0) == (scale > 1)  # the series covers SSFM step phases up to about 0.7 rad
+
+
+def test_solver_variants_give_the_same_field():
+    """1 or 2 FFT threads, cached or recomputed operators, in place or not: the same arithmetic."""
+    from channel.link import propagate_link
+
+    cfg = channel.reference_config().replace(transmitter={"n_symbols": 1024, "launch_power_dbm": 4.0},
+                                             link={"n_spans": 3}, propagation={"step_mode": "adaptive"})
+    field = channel.transmit(cfg.transmitter).field
+    params = FiberParameters.from_config(cfg.fiber)
+    steps = channel.step_lengths(cfg)
+    assert len(set(np.round(steps, 3))) > 2  # several distinct operators, so a budget of 0 recomputes them
+
+    def run(**kw):
+        overwrite = kw.pop("overwrite_input", False)
+        solver = SplitStepFourier(field.shape[-1], cfg.transmitter.sample_rate, params, steps, **kw)
+        return solver.propagate(field.copy() if overwrite else field, 3, overwrite_input=overwrite)
+
+    kept = field.copy()
+    reference = run(workers=1)
+    for kw in ({"workers": 2}, {"workers": 1, "operator_cache_bytes": 0}, {"workers": 1, "overwrite_input": True}):
+        out = run(**kw)
+        assert np.max(np.abs(out - reference)) <= 1e-15 * np.max(np.abs(reference)), kw
+    assert np.array_equal(field, kept)  # the caller's field is untouched unless overwrite_input
+    assert np.linalg.norm(propagate_link(cfg, field) - reference) > 0  # the link adds ASE: not a no-op
+
+
+def test_batch_of_launch_powers_equals_one_at_a_time():
+    from channel.link import propagate_link, propagate_link_batch
+
+    base = channel.reference_config().replace(transmitter={"n_symbols": 1024}, link={"n_spans": 2},
+                                              propagation={"step_mode": "logarithmic", "steps_per_span": 5})
+    configs = [base.with_launch_power(p) for p in (-3.0, 1.0, 5.0)]
+    fields = np.stack([channel.transmit(c.transmitter).field for c in configs])
+    batch = propagate_link_batch(configs, fields)
+    for c, f, b in zip(configs, fields, batch):
+        single = propagate_link(c, f)
+        assert np.max(np.abs(b - single)) <= 1e-13 * np.max(np.abs(single))
+    # adaptive plans: the batch uses the strongest power's (finer) plan, close to the single runs
+    adaptive = [c.replace(propagation={"step_mode": "adaptive"}) for c in configs]
+    batch = propagate_link_batch(adaptive, fields)
+    assert np.linalg.norm(batch[0] - propagate_link(adaptive[0], fields[0])) < 5e-3 * np.linalg.norm(batch[0])
+    with pytest.raises(ValueError, match="more than the launch power"):
+        propagate_link_batch([configs[0], configs[1].replace(link={"n_spans": 3})], fields[:2])
+    with pytest.raises(ValueError, match="shape"):
+        propagate_link_batch(configs, fields[0])
+
+
+def test_stepper_allocates_no_field_sized_arrays_per_step():
+    """Peak traced memory of a propagation in place: the operators and cache-sized blocks only."""
+    import tracemalloc
+
+    n = 2**17
+    stacked = random_band_limited_field(n, 1e-2).astype(complex)  # (2, n)
+    solver = SplitStepFourier(n, 60e9, FiberParameters(ALPHA, BETA2, 0.0, GAMMA), [2e3] * 20)
+    solver.propagate(stacked.copy(), 1)  # operators cached
+    work = stacked.copy()
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    solver.propagate(work, 2, overwrite_input=True)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 0.25 * stacked.nbytes  # the previous stepper peaked at 2.75 fields over the same call
