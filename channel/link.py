@@ -173,6 +173,12 @@ def simulate(config: LinkConfig, cache_dir: Optional[str | Path] = None, progres
     tx = transmit(config.transmitter, config.propagation.precision, channel=config.received_channel)
     # memory: the launched field's array is the stepper's work array and then the receiver's
     rx_full = propagate_link(config, tx.field, progress, overwrite_input=True)
+    return _receive(config, tx, rx_full, start, dbp, cache_dir)
+
+
+def _receive(config: LinkConfig, tx, rx_full: np.ndarray, start: float, dbp: bool,
+             cache_dir: Optional[str | Path]) -> Transmission:
+    """Receiver part of :func:`simulate`: channel selection, CDC, DBP, metrics, info and cache."""
     rx_field = select_channel(rx_full, config, overwrite_input=True)
     del rx_full
     sps = config.receiver.dbp_samples_per_symbol
@@ -205,14 +211,35 @@ def _add_dbp(result: Transmission, steps: Sequence[int]) -> None:
 
 
 def sweep_launch_power(config: LinkConfig, powers_dbm: Sequence[float], cache_dir: Optional[str | Path] = None,
-                   progress: bool = False, dbp: bool = True) -> list[Transmission]:
-    """:func:`simulate` at each launch power (dBm) of ``powers_dbm``; same seed (symbols and noise) for all."""
+                       progress: bool = False, dbp: bool = True, batch: bool = False) -> list[Transmission]:
+    """:func:`simulate` at each launch power (dBm) of ``powers_dbm``; same seed (symbols and noise) for all.
+
+    ``batch=True`` propagates the powers that are not cached as one batch through the stepper
+    (:func:`propagate_link_batch`: one step plan, that of the highest power; memory: one field per power).
+    Faster for small blocks, where the per-step overhead of many short FFTs dominates (benchmarks/README.md §2);
+    with adaptive steps the lower powers then get the finer plan of the highest one, so their results
+    differ from the one-at-a-time sweep within the step-plan accuracy.
+    """
     powers = [float(p) for p in powers_dbm]
     if not powers:
         raise ValueError("powers_dbm is empty: give at least one launch power")
     configs = [config.with_launch_power(p) for p in powers]  # validates every power before any work
-    iterator = configs
+    done: dict[int, Transmission] = {}
+    if batch:
+        todo = [i for i, c in enumerate(configs)
+                if cache_dir is None or storage.load_cached(cache_dir, c, Transmission) is None]
+        if len(todo) > 1:
+            start = time.perf_counter()
+            group = [configs[i] for i in todo]
+            txs = [transmit(c.transmitter, c.propagation.precision, channel=c.received_channel) for c in group]
+            fields = np.stack([t.field for t in txs])
+            fields = propagate_link_batch(group, fields, progress, overwrite_input=True)
+            for i, c, t, f in zip(todo, group, txs, fields):
+                done[i] = _receive(c, t, f, start, dbp, cache_dir)
+    iterator = [i for i in range(len(configs)) if i not in done]
     if progress:
         from tqdm.auto import tqdm
-        iterator = tqdm(configs, desc="launch powers", unit="power")
-    return [simulate(c, cache_dir=cache_dir, progress=progress, dbp=dbp) for c in iterator]
+        iterator = tqdm(iterator, desc="launch powers", unit="power")
+    for i in iterator:
+        done[i] = simulate(configs[i], cache_dir=cache_dir, progress=progress, dbp=dbp)
+    return [done[i] for i in range(len(configs))]

@@ -320,3 +320,20 @@ def test_wdm_launch_power_and_centre_channel_recovery():
         assert np.mean(decided == tx.symbol_indices) < 2 / 16
     tr = channel.simulate(cfg)
     assert tr.metrics["CDC"].snr_db > 60.0 and tr.metrics["CDC"].bit_errors == 0
+
+
+def test_sweep_as_one_batch_equals_one_at_a_time(tmp_path):
+    cfg = small_config(transmitter={"n_symbols": 1024, "launch_power_dbm": 0.0}, link={"noiseless": False},
+                       propagation={"step_mode": "fixed", "steps_per_span": 3},
+                       receiver={"dbp_steps_per_span": [1], "dbp_xi": 1.0})
+    powers = [-2.0, 2.0, 6.0]
+    single = channel.sweep_launch_power(cfg, powers)
+    batched = channel.sweep_launch_power(cfg, powers, cache_dir=tmp_path, batch=True)
+    for a, b in zip(single, batched):
+        assert b.config == a.config
+        assert np.array_equal(a.tx_indices, b.tx_indices)
+        assert np.max(np.abs(a.rx_cdc - b.rx_cdc)) < 1e-9
+        assert b.metrics["DBP-1"].snr_db == pytest.approx(a.metrics["DBP-1"].snr_db, abs=1e-6)
+    assert batched[0].metrics["CDC"].snr_db > batched[2].metrics["CDC"].snr_db + 1  # 6 dBm: nonlinear
+    again = channel.sweep_launch_power(cfg, powers, cache_dir=tmp_path, batch=True)  # all cached now
+    assert [t.metrics["CDC"].snr_db for t in again] == [t.metrics["CDC"].snr_db for t in batched]
