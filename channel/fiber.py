@@ -89,7 +89,8 @@ def step_lengths(config: LinkConfig) -> np.ndarray:
 
     Fixed mode: ``steps_per_span`` equal steps. Logarithmic mode: :func:`logarithmic_steps`.
     Adaptive mode: from z = 0, each step h is the largest with
-    ``(8/9) gamma P0 exp(-alpha z) L_eff(h) <= max_nonlinear_phase_rad`` (``L_eff(h) = (1 - exp(-alpha h)) / alpha``, P0 the mean launch power of all channels), capped at ``max_step_km``.
+    ``(8/9) gamma P0 exp(-alpha z) L_eff(h) <= max_nonlinear_phase_rad``, ``L_eff(h) = (1 - exp(-alpha h)) / alpha``,
+    P0 the mean launch power of all channels, capped at ``max_step_km``.
     Every span starts at the same power, so the plan is computed once and reused for every span.
     """
     span = config.link.span_length
