@@ -288,10 +288,12 @@ class SplitStepFourier:
                 phase += squares[:, p, 0::2]
                 phase += squares[:, p, 1::2]
             phase *= coefficient
-            block_peak = max(float(phase.max()), -float(phase.min()))  # NaN if the field is
+            block_peak = max(float(phase.max()), -float(phase.min()))
+            if not math.isfinite(block_peak):  # NaN or Inf in the field: the caller names span and step
+                return math.nan
             rotation = unit_rotation(phase, np.empty(phase.shape, self.dtype), block_peak)
             block *= rotation[:, None, :]
-            peak = max(peak, block_peak) if math.isfinite(block_peak) else math.nan
+            peak = max(peak, block_peak)
         return peak
 
     def propagate(self, field: np.ndarray, n_spans: int = 1, before_span: Optional[SpanHook] = None,

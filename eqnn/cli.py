@@ -41,6 +41,9 @@ def parse_powers(text: str) -> list[float]:
 
 
 def _load_link(path: str | None):
+    """The link of ``eqnn simulate``: the built-in reference link, a link TOML, or the ``[scenario]`` of a
+    training/study TOML (``channel.load_config`` resolves its ``base`` and overrides as ``eqnn train`` and
+    ``eqnn run`` do; the file's other keys are not used here)."""
     import channel
 
     if path is None:
@@ -48,10 +51,19 @@ def _load_link(path: str | None):
     return channel.load_config(path)
 
 
+def _executor(args: argparse.Namespace):
+    """The executor of ``--workers`` / ``--scheduler`` / ``DASK_SCHEDULER_ADDRESS`` (checked now, started on first
+    use; in-process when none is given)."""
+    from eqnn.execution import get_executor
+
+    return get_executor(workers=args.workers, scheduler=args.scheduler)
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    import channel
+    from eqnn.execution import sweep
     from eqnn.report import format_q_table, optimum_per_method, plot_q_vs_power, write_csv, write_json
 
+    executor = _executor(args)
     config = _load_link(args.config)
     overrides = {}
     if args.symbols is not None:
@@ -69,8 +81,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
           f"{config.transmitter.modulation} {config.transmitter.symbol_rate_gbd:g} GBd, "
           f"{config.transmitter.n_symbols} symbols/pol, powers {powers} dBm")
     start = time.perf_counter()
-    transmissions = channel.sweep_launch_power(config, powers, cache_dir=cache, progress=not args.quiet,
-                                               dbp=not args.no_dbp)
+    with executor:
+        transmissions = sweep(executor, config, powers, cache_dir=cache, progress=not args.quiet, dbp=not args.no_dbp)
     from eqnn.complexity import cdc_complexity, dbp_complexity
 
     sps = config.receiver.dbp_samples_per_symbol
@@ -115,34 +127,40 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from eqnn.train import load_train_config, run_training
 
+    executor = _executor(args)
     config = load_train_config(args.config)  # validated before TensorFlow does any work
     powers = parse_powers(args.power) if args.power else None
     out = Path(args.out or Path("results") / f"train-{config.name}")
     cache = False if args.no_cache else (Path(args.cache) if args.cache else None)
-    run_training(config, out, powers=powers, cache_dir=cache, progress=not args.quiet, resume=not args.restart,
-                 dbp=False if args.no_dbp else None)
+    with executor:
+        run_training(config, out, powers=powers, cache_dir=cache, progress=not args.quiet, resume=not args.restart,
+                     dbp=False if args.no_dbp else None, executor=executor)
     return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from eqnn.study import run_study
 
-    # run_study validates every section of the study file before any simulation
-    run_study(args.study, out_dir=args.out, progress=not args.quiet, cache_dir=args.cache)
+    executor = _executor(args)
+    # run_study validates every section of the study file before any simulation (the cluster starts on first use)
+    with executor:
+        run_study(args.study, out_dir=args.out, progress=not args.quiet, cache_dir=args.cache, executor=executor)
     return 0
 
 
 def _cmd_compress(args: argparse.Namespace) -> int:
     from eqnn.compress_run import compress_command
 
+    executor = _executor(args)
     try:
         power = None if args.power is None else float(args.power)
     except ValueError:
         raise UsageError(f"--power {args.power!r}: expected one launch power in dBm, e.g. -2") from None
     # compress_command checks the source, the [compression] table and --model/--power before any training
-    compress_command(args.source, calls=args.calls, out=args.out, power_dbm=power, model=args.model,
-                     config_path=args.config, cache_dir=False if args.no_cache else args.cache,
-                     dbp=not args.no_dbp, progress=not args.quiet)
+    with executor:
+        compress_command(args.source, calls=args.calls, out=args.out, power_dbm=power, model=args.model,
+                         config_path=args.config, cache_dir=False if args.no_cache else args.cache,
+                         dbp=not args.no_dbp, progress=not args.quiet, executor=executor)
     return 0
 
 
@@ -159,6 +177,18 @@ def _join_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
+def _add_execution_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "where the work runs (default: in this process; Dask needed otherwise: pip install \"eqnn[distributed]\")")
+    group.add_argument("--workers", type=int, metavar="N",
+                       help="start a local Dask cluster of N worker processes (1 to 256) and spread the independent "
+                       "work over it (one task per launch power, per training, per search point); the dashboard "
+                       "address is printed")
+    group.add_argument("--scheduler", metavar="ADDRESS",
+                       help="use a running Dask cluster: its scheduler address, e.g. tcp://host:8786 (default: "
+                       "$DASK_SCHEDULER_ADDRESS if set); its workers must see the results and cache folders")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="eqnn", description="Neural-network equalization of coherent optical fiber links: simulate links, "
@@ -170,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
         "power, print a table of Q-factor and SNR after CDC and each DBP variant, and write results.json, "
         "results.csv and q_vs_power.png to --out. Simulations are cached by config hash in --cache.")
     sim.add_argument("config", nargs="?",
-                     help="link TOML (see experiments/reference.toml); default: built-in reference")
+                     help="link TOML (see experiments/reference.toml), or a training/study TOML (its "
+                          "[scenario]); default: built-in reference")
     sim.add_argument("--power", help="launch powers in dBm: START:STOP:STEP (stop included) or a list a,b,c; "
                      "default: the config's launch_power_dbm")
     sim.add_argument("--symbols", type=int, help="symbols per polarization (overrides the config)")
@@ -180,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     sim.add_argument("--no-dbp", action="store_true", help="skip digital back-propagation")
     sim.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_execution_options(sim)
     sim.set_defaults(func=_cmd_simulate)
 
     tr = sub.add_parser(
@@ -196,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-dbp", action="store_true", help="skip DBP in the comparison")
     tr.add_argument("--restart", action="store_true", help="retrain models even if finished ones are saved")
     tr.add_argument("--quiet", action="store_true", help="no progress output")
+    _add_execution_options(tr)
     tr.set_defaults(func=_cmd_train)
 
     run = sub.add_parser(
@@ -211,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cache", help="simulation cache folder (default: the study's cache_dir, else <out>/cache)")
     run.add_argument("--quiet", action="store_true",
                      help="no progress bars or per-epoch lines (the one line per stage and the summary remain)")
+    _add_execution_options(run)
     run.set_defaults(func=_cmd_run)
 
     comp = sub.add_parser(
@@ -231,12 +265,14 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--no-cache", action="store_true", help="neither read nor write the transmission cache")
     comp.add_argument("--no-dbp", action="store_true", help="no DBP references")
     comp.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_execution_options(comp)
     comp.set_defaults(func=_cmd_compress)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     import channel
+    from eqnn.execution import ExecutionError
 
     parser = build_parser()
     args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else list(argv)))
@@ -245,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except (UsageError, channel.ConfigError) as exc:
+    except (UsageError, channel.ConfigError, ExecutionError) as exc:
         print(f"eqnn {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

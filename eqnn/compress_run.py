@@ -445,6 +445,54 @@ def _as_equalizer(source: Equalizer, model, info: dict) -> Equalizer:
 # --------------------------------------------------------------------------------------------- the study
 
 @dataclass
+class _PointContext:
+    """What every evaluation of a compression search needs: sent once to each worker, not with every task."""
+
+    equalizer: Equalizer
+    fine_tune: Optional[compression.FineTune]
+    test_transmission: Transmission
+    config: CompressionSearchConfig
+    uncompressed: dict
+    folder: Path
+    progress: bool = False
+
+
+_Q_KEYS = ("q_db", "q_measured", "q_db_from_snr", "snr_db", "ber", "bit_errors")
+
+
+def _evaluate_point(context: _PointContext, params: dict) -> dict:
+    """One evaluation of the search: compress at ``params``, measure, save the model in
+    ``<folder>/models/<key>``; the metrics of the module docstring (a failed compression is recorded, not raised)."""
+    c = context
+    model, uncompressed = c.equalizer.model, c.uncompressed
+
+    def measure_q(candidate) -> dict:
+        if candidate is model:  # the baseline report of every compress() call: measured once already
+            return {k: uncompressed[k] for k in _Q_KEYS}
+        return _q_metrics(dataclasses.replace(c.equalizer, model=candidate), c.test_transmission)
+
+    cc = c.config.compression_config(params, model)
+    key = params_key(params)
+    try:
+        result = compression.compress(model, cc, c.fine_tune, evaluate=measure_q, complexity=_cost_metrics)
+    except Exception as exc:  # noqa: BLE001 - recorded, so that a resumed study does not retry it forever
+        message = f"{type(exc).__name__}: {exc}"[:500]
+        if c.progress:
+            print(f"\ncompression failed at {params}: {message}", flush=True)
+        return {"q_db": uncompressed["q_db"] - FAILED_Q_PENALTY_DB, "rmps": uncompressed["rmps"],
+                "failed": True, "error": message, "model": ""}
+    final = result.steps[-1] if result.steps else result.baseline
+    metrics = {**final.evaluation, **final.complexity, **_size_metrics(final.total), "failed": False, "model": key}
+    info = {"compression": {"key": key, "params": dict(params), "config": cc.to_dict(), "metrics": metrics,
+                            "weight_bits": final.complexity["weight_bits"],
+                            "activation_bits": final.complexity["activation_bits"],
+                            "report": result.to_dict()},
+            "source": c.equalizer.info}
+    save_equalizer(_as_equalizer(c.equalizer, result.model, info), c.folder / "models" / key)
+    return metrics
+
+
+@dataclass
 class CompressionStudy:
     """A finished compression study: uncompressed and best metrics (flat dicts), the search, the Pareto front."""
 
@@ -558,7 +606,7 @@ def _best(search_result: searching.SearchResult, folder: Path) -> Optional[dict]
 def compress_equalizer(equalizer: Equalizer, train_windows: WindowSet, test_transmission: Transmission,
                        config: CompressionSearchConfig, folder: Union[str, Path],
                        references: Optional[Mapping[str, tuple[float, float]]] = None,
-                       progress: bool = True) -> CompressionStudy:
+                       progress: bool = True, executor=None) -> CompressionStudy:
     """Search the compression hyperparameters of ``equalizer`` (module docstring); resumes in ``folder``.
 
     Args:
@@ -570,6 +618,11 @@ def compress_equalizer(equalizer: Equalizer, train_windows: WindowSet, test_tran
         references: ``{"CDC": (rmps, q_db), ...}`` marked on the plot and recorded; None:
             ``reference_points(test_transmission, equalizer)``; ``{}``: none.
         progress: a progress bar per evaluation (eqnn.search) and a summary.
+        executor: where the evaluations run (:mod:`eqnn.execution`; None: in this process, one at a time). On a
+            Dask cluster the equalizer, the fine-tuning windows and the test transmission are sent once to each
+            worker, the search evaluates as many points at once as there are worker threads (batched Bayesian
+            search, :mod:`eqnn.search`), and the workers save the evaluated models in ``folder`` (a filesystem
+            they share with this process).
 
     Every input is checked, and the search space built, before any computation.
     """
@@ -600,40 +653,13 @@ def compress_equalizer(equalizer: Equalizer, train_windows: WindowSet, test_tran
     else:
         objective = searching.Objective.weighted(config.weight, rmps_reference=uncompressed["rmps"],
                                                  q_target=q_target)
-    q_keys = ("q_db", "q_measured", "q_db_from_snr", "snr_db", "ber", "bit_errors")
-
-    def measure_q(candidate) -> dict:
-        if candidate is model:  # the baseline report of every compress() call: measured once above
-            return {k: uncompressed[k] for k in q_keys}
-        return _q_metrics(dataclasses.replace(equalizer, model=candidate), test_transmission)
-
-    def run_one(params: dict) -> dict:
-        cc = config.compression_config(params, model)
-        key = params_key(params)
-        try:
-            result = compression.compress(model, cc, fine_tune, evaluate=measure_q, complexity=_cost_metrics)
-        except Exception as exc:  # noqa: BLE001 - recorded, so that a resumed study does not retry it forever
-            message = f"{type(exc).__name__}: {exc}"[:500]
-            if progress:
-                print(f"\ncompression failed at {params}: {message}", flush=True)
-            return {"q_db": uncompressed["q_db"] - FAILED_Q_PENALTY_DB, "rmps": uncompressed["rmps"],
-                    "failed": True, "error": message, "model": ""}
-        final = result.steps[-1] if result.steps else result.baseline
-        metrics = {**final.evaluation, **final.complexity, **_size_metrics(final.total), "failed": False,
-                   "model": key}
-        info = {"compression": {"key": key, "params": dict(params), "config": cc.to_dict(), "metrics": metrics,
-                                "weight_bits": final.complexity["weight_bits"],
-                                "activation_bits": final.complexity["activation_bits"],
-                                "report": result.to_dict()},
-                "source": equalizer.info}
-        save_equalizer(_as_equalizer(equalizer, result.model, info), folder / "models" / key)
-        return metrics
-
+    context = _PointContext(equalizer=equalizer, fine_tune=fine_tune, test_transmission=test_transmission,
+                            config=config, uncompressed=uncompressed, folder=folder.resolve(), progress=progress)
     marked = {**references, f"{equalizer.name} uncompressed": (uncompressed["rmps"], uncompressed["q_db"])}
     try:
-        result = searching.search(run_one, space, n_calls=config.n_calls, objective=objective, folder=folder,
+        result = searching.search(_evaluate_point, space, n_calls=config.n_calls, objective=objective, folder=folder,
                                   n_initial_points=config.n_initial_points, seed=config.seed, references=marked,
-                                  progress=progress)
+                                  progress=progress, executor=executor, shared=(context,))
     except searching.SearchMismatchError as exc:
         raise ConfigError(str(exc)) from exc
     power_dbm = test_transmission.config.transmitter.launch_power_dbm
@@ -685,11 +711,12 @@ def _simulate(link: LinkConfig, cache_dir, dbp: bool, progress: bool) -> Transmi
 def compress_saved_equalizer(source: Union[str, Path, Equalizer], config: CompressionSearchConfig,
                              out: Union[str, Path], power_dbm: Optional[float] = None,
                              cache_dir: Union[str, Path, None] = DEFAULT_CACHE, dbp: bool = True,
-                             progress: bool = True, folder: Union[str, Path, None] = None) -> CompressionStudy:
+                             progress: bool = True, folder: Union[str, Path, None] = None,
+                             executor=None) -> CompressionStudy:
     """Compress an equalizer saved by ``eqnn train`` (folder ``models/<name>@<power>``): its training and test
     transmissions are simulated again (cached), the training windows made with its stored normalization.
     ``power_dbm`` picks the test power of a model trained on several ("combined"). ``folder``: where the saved
-    model is (when ``source`` is an already loaded Equalizer)."""
+    model is (when ``source`` is an already loaded Equalizer). ``executor``: see :func:`compress_equalizer`."""
     if isinstance(source, Equalizer) and folder is None:
         raise ValueError("compress_saved_equalizer(Equalizer, ...) needs folder= (where it was saved)")
     equalizer = source if isinstance(source, Equalizer) else load_equalizer(source)
@@ -701,7 +728,7 @@ def compress_saved_equalizer(source: Union[str, Path, Equalizer], config: Compre
     test_tr = _simulate(test_link, cache_dir, dbp, progress)
     windows = make_windows(train_trs, equalizer.data_config, equalizer.normalization)
     return compress_equalizer(equalizer, windows, test_tr, config, out,
-                              references=reference_points(test_tr, equalizer), progress=progress)
+                              references=reference_points(test_tr, equalizer), progress=progress, executor=executor)
 
 
 def _load_toml(path: Path) -> tuple[TrainRunConfig, CompressionSearchConfig]:
@@ -713,14 +740,15 @@ def _load_toml(path: Path) -> tuple[TrainRunConfig, CompressionSearchConfig]:
 
 
 def _from_toml(train: TrainRunConfig, config: CompressionSearchConfig, out: Path, power_dbm, model, cache_dir, dbp,
-               progress) -> list[CompressionStudy]:
+               progress, executor=None) -> list[CompressionStudy]:
     names = [m.name for m in train.models]
     if model is not None and model not in names:
         raise ConfigError(f"--model {model!r}: allowed {', '.join(names)} (the [[models]] names)")
     if power_dbm is not None and not any(math.isclose(power_dbm, p, abs_tol=1e-9) for p in train.powers_dbm):
         raise ConfigError(f"--power {power_dbm:g}: allowed one of powers_dbm {list(train.powers_dbm)}")
     powers = [power_dbm] if power_dbm is not None and train.mode == "per_power" else None
-    training = run_training(train, out / "train", powers=powers, cache_dir=cache_dir, progress=progress)
+    training = run_training(train, out / "train", powers=powers, cache_dir=cache_dir, progress=progress,
+                            executor=executor)
     cache = None if cache_dir is False else cache_dir or train.cache_dir or None
     studies = []
     for name in [model] if model else names:
@@ -735,7 +763,8 @@ def _from_toml(train: TrainRunConfig, config: CompressionSearchConfig, out: Path
         folder = out / f"{name}@{tag}"
         print(f"compressing {name} at {p:+.2f} dBm: {config.n_calls} evaluations in {folder}", flush=True)
         studies.append(compress_equalizer(equalizer, windows, test_tr, config, folder,
-                                          references=reference_points(test_tr, equalizer), progress=progress))
+                                          references=reference_points(test_tr, equalizer), progress=progress,
+                                          executor=executor))
     return studies
 
 
@@ -776,12 +805,13 @@ def format_summary(rows: Sequence[Mapping]) -> str:
 def compress_command(source: Union[str, Path], *, calls: Optional[int] = None, out: Union[str, Path, None] = None,
                      power_dbm: Optional[float] = None, model: Optional[str] = None,
                      config_path: Union[str, Path, None] = None, cache_dir: Union[str, Path, None, bool] = None,
-                     dbp: bool = True, progress: bool = True) -> list[CompressionStudy]:
+                     dbp: bool = True, progress: bool = True, executor=None) -> list[CompressionStudy]:
     """``eqnn compress``: ``source`` is a saved equalizer folder (settings from the ``[compression]`` table of
     ``config_path``, else the defaults) or a training TOML with a ``[compression]`` table (models trained or reused
     in ``<out>/train``, each compressed at its best test power, or ``power_dbm``; ``model``: only that one).
     ``calls`` overrides ``n_calls``. ``cache_dir``: simulation cache (None: the TOML's ``cache_dir``, results/cache
-    for a folder; False: none). Every input is checked before any training. Writes ``summary.json`` and
+    for a folder; False: none). ``executor``: where the training and the search evaluations run
+    (:mod:`eqnn.execution`; None: here). Every input is checked before any training. Writes ``summary.json`` and
     ``summary.csv`` to ``out`` (default ``results/compress-<name>``) and prints the summary table."""
     source = Path(source)
     start = time.perf_counter()
@@ -794,14 +824,15 @@ def compress_command(source: Union[str, Path], *, calls: Optional[int] = None, o
         if model is not None and model != equalizer.name:
             raise ConfigError(f"--model {model!r}: the equalizer in {source} is {equalizer.name!r}")
         cache = None if cache_dir is False else (cache_dir or DEFAULT_CACHE)
-        studies = [compress_saved_equalizer(equalizer, config, out, power_dbm, cache, dbp, progress, folder=source)]
+        studies = [compress_saved_equalizer(equalizer, config, out, power_dbm, cache, dbp, progress, folder=source,
+                                            executor=executor)]
     elif source.is_file():
         if config_path is not None:
             raise ConfigError("--config applies to an equalizer folder; a TOML source carries its own [compression]")
         train, config = _load_toml(source)
         config = config.with_calls(calls)
         out = Path(out or Path("results") / f"compress-{train.name}")
-        studies = _from_toml(train, config, out, power_dbm, model, cache_dir, dbp, progress)
+        studies = _from_toml(train, config, out, power_dbm, model, cache_dir, dbp, progress, executor)
     else:
         raise ConfigError(f"{source} does not exist: give a saved equalizer folder or a training TOML")
     rows = summary_rows(studies)

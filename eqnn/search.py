@@ -78,6 +78,26 @@ than with oversubscribed BLAS threads on 2 cores); ``evaluate`` runs outside it,
 
 An exception raised by ``evaluate`` (including ``KeyboardInterrupt``) propagates; that call is not recorded and
 is proposed again on the next start.
+
+Parallel evaluations (``executor``, :mod:`eqnn.execution`): each evaluation runs as a task of the executor,
+``batch_size`` of them at once (default: the executor's worker threads; 1 in-process). ``shared`` objects (e.g.
+the training windows) are passed to every call, ``evaluate(*shared, params)``, and sent once to each worker
+(``executor.share``), not once per task.
+
+* ``batch_size`` = 1 is the sequential search above, point for point (also on a Dask worker).
+* ``batch_size`` = k > 1: k points are in flight. The first ``n_initial_points`` points are those of the
+  sequential search (the same initial design, whatever k and whatever order the results arrive in); after them
+  the optimizer is asked for as many points as there are free slots with the constant-liar strategy
+  (``Optimizer.ask(n_points=m, strategy="cl_min")`` on a copy of the optimizer that has also been told the
+  points still running, with the lie = the best objective so far). Each result is recorded and told as it
+  arrives; ``call`` numbers follow the order of arrival, and records made this way carry ``"parallel": k``.
+  Which points the GP proposes depends on the order in which results arrive, so a batched search is not
+  reproducible point for point (the initial design is).
+* Resume after a crash of the client, the scheduler or a worker: the records are the finished evaluations,
+  each exactly once; they are told to a fresh optimizer in one batch, and the points that were running are asked
+  again (initial-design points exactly, GP points as the GP proposes them on the recorded data). A worker that
+  dies in the middle of a task does not even stop the search: Dask runs its task again on another worker (which
+  holds its own copy of the ``shared`` objects), and only the one result is recorded.
 """
 
 from __future__ import annotations
@@ -867,6 +887,9 @@ def search(
     optimizer_kwargs: Mapping[str, Any] | None = None,
     references: Mapping[str, tuple[float, float]] | None = None,
     progress: bool = True,
+    executor: Any = None,
+    shared: Sequence[Any] = (),
+    batch_size: int | None = None,
 ) -> SearchResult:
     """Minimize ``objective`` over ``space`` with a GP (``skopt.Optimizer``, ask/tell) until ``n_calls``
     evaluations exist in ``folder``, resuming whatever the folder already holds.
@@ -877,7 +900,11 @@ def search(
     the space, the objective and the seed make up the study's spec: a folder holding another spec raises
     :class:`SearchMismatchError`.
     ``references`` (``{"CDC": (rmps, q_db)}``) are drawn on the plot. ``progress``: a tqdm bar and a summary on
-    stderr. Every argument is checked before anything is evaluated or written. A folder that already holds
+    stderr. ``executor`` (:mod:`eqnn.execution`; None: direct calls), ``shared`` (objects passed before
+    ``params``: ``evaluate(*shared, params)``, sent once per worker) and ``batch_size`` (evaluations at once,
+    default the executor's slots): parallel evaluations, see the module documentation; with a remote executor
+    ``evaluate`` and ``shared`` must be picklable. Every argument is checked before anything is evaluated or
+    written. A folder that already holds
     ``n_calls`` or more evaluations is only reported (all its evaluations), nothing is evaluated.
     """
     # ---- every check before any file or evaluation
@@ -915,6 +942,10 @@ def search(
     except (TypeError, ValueError):
         raise ValueError(f"optimizer_kwargs must hold JSON values, got {optimizer_kwargs!r}") from None
     references = _check_references(references)
+    if not isinstance(shared, (list, tuple)):
+        raise ValueError(f"shared must be a list or tuple of objects passed to evaluate, got {type(shared).__name__}")
+    if batch_size is not None and (not _is_int(batch_size) or batch_size < 1):
+        raise ValueError(f"batch_size must be an integer >= 1 (evaluations at once) or None, got {batch_size!r}")
     if folder is None:
         raise ValueError("folder is required: the evaluations are recorded there")
     folder = Path(folder)
@@ -953,7 +984,8 @@ def search(
             from channel.storage import write_bytes_atomic
 
             write_bytes_atomic(records_path, b"".join(_record_bytes(r) for r in records))
-        result = _run(evaluate, dims, objective, spec, spec_hash, folder, records, n_calls, progress)
+        runner = _Runner(evaluate, tuple(shared), executor, batch_size)
+        result = _run(runner, dims, objective, spec, spec_hash, folder, records, n_calls, progress)
         result.write(references=references)
     if progress:
         print(result.summary(), file=sys.stderr)
@@ -997,44 +1029,126 @@ def _check_header(folder: Path, spec: Mapping, spec_hash: str) -> None:
         )
 
 
-def _run(evaluate, dims, objective, spec, spec_hash, folder, records, n_calls, progress) -> SearchResult:
+def _timed(evaluate: Callable, *args) -> tuple[Any, float]:
+    """``evaluate(*args)`` and its wall time in seconds, measured where it runs (in a task: on the worker)."""
+    start = time.perf_counter()
+    metrics = evaluate(*args)
+    return metrics, time.perf_counter() - start
+
+
+class _Runner:
+    """How the evaluations run: direct calls (no executor), or tasks of an :mod:`eqnn.execution` executor whose
+    ``shared`` objects are sent once (``executor.share``) before the first task."""
+
+    def __init__(self, evaluate: Callable, shared: tuple, executor: Any, batch_size: int | None):
+        if executor is None and batch_size not in (None, 1):
+            from eqnn.execution import InProcess
+
+            executor = InProcess()
+        self.evaluate, self.shared, self.executor, self.batch_size = evaluate, shared, executor, batch_size
+        self._handles: list | None = None
+
+    def batch(self) -> int:
+        """Evaluations at once: ``batch_size``, else the executor's slots, else 1."""
+        if self.batch_size is not None:
+            return int(self.batch_size)
+        return self.executor.slots if self.executor is not None else 1
+
+    def submit(self, params: dict):
+        if self._handles is None:
+            self._handles = [self.executor.share(obj) for obj in self.shared]
+        return self.executor.submit(_timed, self.evaluate, *self._handles, params)
+
+    def call(self, params: dict) -> tuple[Any, float]:
+        if self.executor is None:
+            return _timed(self.evaluate, *self.shared, params)
+        return self.submit(params).result()
+
+
+def _one_blas_thread():
+    # skopt's GP fits and acquisition optimization: 9x faster on 2 cores with one BLAS thread. evaluate() runs
+    # outside, with the threads it chooses.
     from threadpoolctl import threadpool_limits
-    from tqdm.auto import tqdm
 
-    records = list(records)
-    n_old = len(records)
-    evaluations = [_evaluation(r) for r in records]
+    return threadpool_limits(1, "blas")
 
-    def best_so_far():
-        return min(evaluations, key=_best_key) if evaluations else None
 
-    def one_blas_thread():
-        # skopt's GP fits and acquisition optimization: 9x faster on 2 cores with one BLAS thread. evaluate() runs
-        # outside, with the threads it chooses.
-        return threadpool_limits(1, "blas")
+def _params_key(params: Mapping) -> str:
+    return json.dumps(dict(params), sort_keys=True)
 
-    with one_blas_thread():
-        opt = _optimizer(dims, spec)
-        # replay: the same ask/tell sequence as the original run, with the recorded values
-        diverged = None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for rec in records if n_old < n_calls else ():  # nothing left to ask: no replay needed
-                asked = _to_params(dims, opt.ask())
-                if diverged is None and asked != rec["params"]:
-                    diverged = rec["call"]
-                opt.tell(_to_skopt_point(dims, rec["params"]), objective.value(rec["metrics"]))
-    if diverged is not None and spec["seed"] is not None:  # without a seed nothing is reproducible anyway
+
+def _initial_design(dims: Sequence[Dimension], spec: Mapping) -> list[dict]:
+    """The first ``n_initial_points`` points of the sequential search: they do not depend on the results (skopt
+    tells them without fitting), so a fresh optimizer told dummy values proposes exactly them."""
+    opt = _optimizer(dims, spec)
+    design = []
+    for _ in range(spec["n_initial_points"]):
+        x = opt.ask()
+        design.append(_to_params(dims, x))
+        opt.tell(x, 0.0, fit=False)
+    return design
+
+
+def _ask_batch(opt, dims: Sequence[Dimension], m: int, design: list[dict], recorded: list[dict],
+               running: list[dict]) -> list[dict]:
+    """``m`` new points: the initial-design points neither recorded nor running first, then constant-liar points
+    (``ask(n_points, strategy="cl_min")``) of a copy of ``opt`` that has been told the running and the chosen
+    points with the lie ``min(y)`` (skopt's CL-min lie)."""
+    taken = {_params_key(p) for p in [*recorded, *running]}
+    chosen = [p for p in design if _params_key(p) not in taken][:m]
+    if len(chosen) < m:
+        liar = opt.copy(random_state=opt.rng.randint(0, np.iinfo(np.int32).max))
+        lies = [_to_skopt_point(dims, p) for p in [*running, *chosen]]
+        if lies:
+            liar.tell(lies, [float(np.min(opt.yi)) if opt.yi else 0.0] * len(lies))
+        chosen += [_to_params(dims, x) for x in liar.ask(n_points=m - len(chosen), strategy="cl_min")]
+    return chosen
+
+
+def _replay(opt, dims, records: list[dict], folder: Path, seed) -> None:
+    """Tell the recorded history with the ask/tell sequence of the original sequential run (module doc); warn if
+    the proposals diverge from it (not for a history made by a batched search, which has no such sequence)."""
+    diverged = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for rec in records:
+            asked = _to_params(dims, opt.ask())
+            if diverged is None and asked != rec["params"]:
+                diverged = rec["call"]
+            opt.tell(_to_skopt_point(dims, rec["params"]), rec["objective_value"])
+    batched = any(rec.get("parallel", 1) > 1 for rec in records)
+    if diverged is not None and seed is not None and not batched:  # without a seed nothing is reproducible anyway
         warnings.warn(
             f"{folder}: the recorded history diverges from this optimizer's proposals at call {diverged} "
             "(another skopt/scikit-learn version or seed?); the remaining proposals are deterministic but "
             "differ from an uninterrupted run"
         )
 
+
+def _run(runner: _Runner, dims, objective, spec, spec_hash, folder, records, n_calls, progress) -> SearchResult:
+    from tqdm.auto import tqdm
+
+    records = list(records)
+    n_old = len(records)
+    evaluations = [_evaluation(r) for r in records]
+    batch = runner.batch() if n_old < n_calls else 1
+
+    def best_so_far():
+        return min(evaluations, key=_best_key) if evaluations else None
+
+    with _one_blas_thread():
+        opt = _optimizer(dims, spec)
+        if n_old < n_calls:  # nothing left to ask: no replay needed
+            told = [{**r, "objective_value": objective.value(r["metrics"])} for r in records]
+            if batch == 1:
+                _replay(opt, dims, told, folder, spec["seed"])
+            elif told:  # a batched search has no ask sequence to replay: the finished evaluations, in one batch
+                opt.tell([_to_skopt_point(dims, r["params"]) for r in told], [r["objective_value"] for r in told])
+
     bar = tqdm(
         total=max(n_calls, n_old),
         initial=n_old,
-        desc="search",
+        desc="search" if batch == 1 else f"search ({batch} at once)",
         unit="eval",
         disable=not progress,
         dynamic_ncols=True,
@@ -1046,12 +1160,10 @@ def _run(evaluate, dims, objective, spec, spec_hash, folder, records, n_calls, p
         with open(folder / RECORDS_FILE, "ab") as log:
             if n_old == 0:
                 _fsync_dir(folder)
-            for call in range(n_old, n_calls):
-                with one_blas_thread():
-                    params = _to_params(dims, opt.ask())
-                start = time.perf_counter()
-                metrics = evaluate(dict(params))
-                seconds = time.perf_counter() - start
+
+            def commit(params: dict, metrics, seconds: float, extra: Mapping) -> float:
+                """Record one finished evaluation (one write of one line, fsync-ed); its objective value."""
+                call = len(records)
                 metrics = _clean_metrics(metrics, call)
                 y = objective.value(metrics)
                 rec = {
@@ -1063,17 +1175,21 @@ def _run(evaluate, dims, objective, spec, spec_hash, folder, records, n_calls, p
                     "seconds": seconds,
                     "finished": _now(),
                     "spec_hash": spec_hash,
+                    **extra,
                 }
-                log.write(_record_bytes(rec))  # one write of one line: a kill leaves at most a torn last line
+                log.write(_record_bytes(rec))  # a kill leaves at most a torn last line
                 log.flush()
                 os.fsync(log.fileno())
                 records.append(rec)
                 evaluations.append(_evaluation(rec))
                 _postfix(bar, evaluations[-1], best_so_far())
                 bar.update(1)
-                if call < n_calls - 1:  # the last tell would only fit a GP nobody asks
-                    with one_blas_thread():
-                        opt.tell(_to_skopt_point(dims, params), y)
+                return y
+
+            if batch == 1:
+                _sequential(runner, opt, dims, commit, n_old, n_calls)
+            else:
+                _batched(runner, opt, dims, spec, commit, records, n_calls, batch)
     except KeyboardInterrupt:
         bar.close()  # before the message, so that the two do not overwrite each other
         if progress:
@@ -1095,6 +1211,42 @@ def _run(evaluate, dims, objective, spec, spec_hash, folder, records, n_calls, p
         folder=folder,
         n_new=len(records) - n_old,
     )
+
+
+def _sequential(runner: _Runner, opt, dims, commit: Callable, n_old: int, n_calls: int) -> None:
+    """One evaluation at a time: ask, evaluate, record, tell (the ask/tell sequence that a resume replays)."""
+    for call in range(n_old, n_calls):
+        with _one_blas_thread():
+            params = _to_params(dims, opt.ask())
+        metrics, seconds = runner.call(dict(params))
+        y = commit(params, metrics, seconds, {})
+        if call < n_calls - 1:  # the last tell would only fit a GP nobody asks
+            with _one_blas_thread():
+                opt.tell(_to_skopt_point(dims, params), y)
+
+
+def _batched(runner: _Runner, opt, dims, spec, commit: Callable, records: list, n_calls: int, batch: int) -> None:
+    """``batch`` evaluations in flight: fill the free slots (:func:`_ask_batch`), record and tell each result as
+    it arrives. A failed evaluation propagates; the running ones are cancelled (asked again on resume)."""
+    design = _initial_design(dims, spec)
+    running: dict = {}  # future -> params
+    try:
+        while len(records) < n_calls:
+            free = min(batch - len(running), n_calls - len(records) - len(running))
+            if free > 0:
+                with _one_blas_thread():
+                    new = _ask_batch(opt, dims, free, design, [r["params"] for r in records], list(running.values()))
+                for params in new:
+                    running[runner.submit(dict(params))] = params
+            for future in runner.executor.wait_first(list(running)):
+                params = running.pop(future)
+                metrics, seconds = future.result()
+                y = commit(params, metrics, seconds, {"parallel": batch})
+                if len(records) + len(running) < n_calls:  # another point will be asked
+                    with _one_blas_thread():
+                        opt.tell(_to_skopt_point(dims, params), y)
+    finally:
+        runner.executor.cancel(list(running))
 
 
 def _postfix(bar, last: Evaluation | None, best: Evaluation | None) -> None:

@@ -33,6 +33,10 @@ interrupted run continues from what is done (one line per stage says what is reu
 4. **Report**: ``report.md`` (the link, the table, both plots), ``q_vs_power.png``, ``q_vs_rmps.png``,
    ``results.json`` and ``methods.csv``, ``q_vs_power.csv``, ``pareto.csv`` (every number of the report).
    RMpS/BoP/NABS: :mod:`eqnn.complexity` (CDC and DBP of the link, NNs from their actual weights).
+
+Stages 1-3 submit their independent work through an executor (:mod:`eqnn.execution`, ``run_study(executor=...)``,
+``eqnn run --workers N | --scheduler ADDRESS``): in this process by default, else one task per launch power of the
+sweep and of the training, and several compression points at once (batched search, :mod:`eqnn.search`).
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from channel.config import read_toml
 from channel.storage import cache_path, write_text_atomic
 
 from .data import resolve_guard, resolve_taps, window_centres
+from .execution import sweep
 from .report import optimum_per_method, plot_q_vs_power, save_figure, write_csv, write_json
 from .search import RECORDS_FILE
 from .train import TrainRunConfig
@@ -229,7 +234,7 @@ def _dsp_complexity(link) -> dict:
     return out
 
 
-def _stage_dsp(config: StudyConfig, cache: Path, progress: bool, log: dict) -> list[dict]:
+def _stage_dsp(config: StudyConfig, cache: Path, progress: bool, log: dict, executor) -> list[dict]:
     train = config.train
     powers = config.sweep_powers
     links = [train.test_link(p) for p in powers]
@@ -238,7 +243,7 @@ def _stage_dsp(config: StudyConfig, cache: Path, progress: bool, log: dict) -> l
     _stage(1, f"DSP sweep ({variants}) at {len(powers)} launch powers {powers} dBm on the test seed "
               f"{train.seeds.test}: {cached} cached, {len(powers) - cached} to simulate")
     start = time.perf_counter()
-    trs = channel.sweep_launch_power(links[0], powers, cache_dir=cache, progress=progress, dbp=train.dbp)
+    trs = sweep(executor, links[0], powers, cache_dir=cache, progress=progress, dbp=train.dbp)
     costs = _dsp_complexity(links[0])
     rows = [r for tr in trs for r in _dsp_rows(tr, train, {k: c.rmps for k, c in costs.items()})]
     log["dsp"] = {"powers_dbm": powers, "reused": cached, "simulated": len(powers) - cached,
@@ -250,7 +255,7 @@ def _saved_models(folder: Path) -> dict[str, int]:
     return {str(p.parent): p.stat().st_mtime_ns for p in folder.glob("models/*/equalizer.json")}
 
 
-def _stage_training(config: StudyConfig, out: Path, cache: Path, progress: bool, log: dict) -> dict:
+def _stage_training(config: StudyConfig, out: Path, cache: Path, progress: bool, log: dict, executor) -> dict:
     from .train import run_training
 
     folder = out / "train"
@@ -259,7 +264,7 @@ def _stage_training(config: StudyConfig, out: Path, cache: Path, progress: bool,
     _stage(2, f"training {n_models} model(s) ({', '.join(m.name for m in config.train.models)}; mode "
               f"{config.train.mode}) in {folder}: {len(before)} saved model(s) found, reused if unchanged")
     start = time.perf_counter()
-    result = run_training(config.train, folder, cache_dir=cache, progress=progress)
+    result = run_training(config.train, folder, cache_dir=cache, progress=progress, executor=executor)
     after = _saved_models(folder)
     reused = sum(1 for s in result["models"] if before.get(s["folder"]) == after.get(s["folder"]))
     log["training"] = {"models": len(result["models"]), "reused": reused, "trained": len(result["models"]) - reused,
@@ -276,7 +281,7 @@ def _model_folder(training: dict, name: str, power: float) -> Path:
 
 
 def _stage_compression(config: StudyConfig, out: Path, cache: Path, training: dict, progress: bool,
-                       log: dict) -> dict:
+                       log: dict, executor) -> dict:
     if not config.compress:
         _stage(3, "compression: skipped (no [compression] table or study.compress = [])")
         log["compression"] = {}
@@ -311,7 +316,7 @@ def _stage_compression(config: StudyConfig, out: Path, cache: Path, training: di
         start = time.perf_counter()
         windows = make_windows(train_trs, eq.data_config, eq.normalization)
         study = compress_equalizer(eq, windows, test_tr, config.compression, folder=folder,
-                                   references=reference_points(test_tr, eq), progress=progress)
+                                   references=reference_points(test_tr, eq), progress=progress, executor=executor)
         studies[name] = {"launch_power_dbm": power, "study": study}
         n_new = int(getattr(study.search, "n_new", 0))
         log["compression"][name] = {"launch_power_dbm": power, "evaluations": len(study.search.evaluations),
@@ -473,7 +478,7 @@ def _link_lines(config: StudyConfig) -> list[str]:
     link = train.scenario
     tx, f, sp, pr, rx = link.transmitter, link.fiber, link.link, link.propagation, link.receiver
     steps = (f"adaptive steps (nonlinear phase <= {pr.max_nonlinear_phase_rad:g} rad, <= {pr.max_step_km:g} km)"
-             if pr.step_mode == "adaptive" else f"{pr.steps_per_span} fixed steps per span")
+             if pr.step_mode == "adaptive" else f"{pr.steps_per_span} {pr.step_mode} steps per span")
     taps = resolve_taps(train.data, link)
     xi = "optimized per variant" if rx.dbp_xi == "optimize" else f"{rx.dbp_xi:g}"
     dbp = (f"DBP-k with k = {', '.join(map(str, rx.dbp_steps_per_span))} steps per span, "
@@ -481,8 +486,8 @@ def _link_lines(config: StudyConfig) -> list[str]:
            if train.dbp and rx.dbp_steps_per_span else "no DBP")
     return [
         f"- **Signal**: DP-{tx.modulation}, {tx.symbol_rate_gbd:g} GBd, RRC roll-off {tx.rolloff:g}, "
-        + (f"{tx.n_channels} WDM channels at {tx.channel_spacing_ghz:g} GHz spacing (the centre one received)"
-           if tx.n_channels > 1 else "single channel"),
+        + (f"{tx.n_channels} WDM channels at {tx.channel_spacing_ghz:g} GHz spacing "
+           f"(channel {link.received_channel} received)" if tx.n_channels > 1 else "single channel"),
         f"- **Link**: {sp.n_spans} x {sp.span_length_km:g} km of fiber (alpha {f.attenuation_db_km:g} dB/km, "
         f"D {f.dispersion_ps_nm_km:g} ps/nm/km, gamma {f.gamma_per_w_km:g} 1/W/km, lambda {f.wavelength_nm:g} nm), "
         f"EDFA after each span, NF {sp.noise_figure_db:g} dB" + (" (noiseless)" if sp.noiseless else ""),
@@ -557,7 +562,7 @@ def write_report(out: Path, config: StudyConfig, source: str, table: list[dict],
 
 
 def run_study(config_or_path: Union[str, Path, StudyConfig], out_dir: Union[str, Path, None] = None,
-              progress: bool = True, cache_dir: Union[str, Path, None] = None) -> dict:
+              progress: bool = True, cache_dir: Union[str, Path, None] = None, executor=None) -> dict:
     """Run (or resume) a study: DSP sweep, training, compression, report (module docstring).
 
     Args:
@@ -566,6 +571,10 @@ def run_study(config_or_path: Union[str, Path, StudyConfig], out_dir: Union[str,
         progress: progress bars and per-epoch lines (the per-stage lines are always printed).
         cache_dir: simulation cache, overriding the study's ``cache_dir`` (default ``<out>/cache`` if the
             study sets none).
+        executor: where the independent work runs (:mod:`eqnn.execution`): None (in this process), or a Dask
+            executor: one task per launch power of the sweep and of the training, the compression search evaluating
+            as many points at once as there are worker threads. The same inputs give the same numbers either way
+            (a batched search differs from the sequential one after its initial design, see :mod:`eqnn.search`).
 
     Returns: the dict written to ``results.json``.
     """
@@ -579,9 +588,9 @@ def run_study(config_or_path: Union[str, Path, StudyConfig], out_dir: Union[str,
     print(f"study '{config.name}': {link.transmitter.modulation} {link.transmitter.symbol_rate_gbd:g} GBd over "
           f"{link.link.n_spans} x {link.link.span_length_km:g} km; results in {out}, simulation cache {cache}",
           flush=True)
-    dsp_rows = _stage_dsp(config, cache, progress, log)
-    training = _stage_training(config, out, cache, progress, log)
-    compression = _stage_compression(config, out, cache, training, progress, log)
+    dsp_rows = _stage_dsp(config, cache, progress, log, executor)
+    training = _stage_training(config, out, cache, progress, log, executor)
+    compression = _stage_compression(config, out, cache, training, progress, log, executor)
     _stage(4, f"report in {out}")
     table, power_rows = _method_table(dsp_rows, training, compression, link)
     pareto = _pareto_rows(compression)

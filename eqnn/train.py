@@ -62,6 +62,7 @@ Training TOML (every key optional unless noted; unknown keys are errors)::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -78,7 +79,7 @@ import tf_keras as keras
 
 import channel
 from channel import ConfigError, LinkConfig, Metrics, Transmission, evaluate_symbols
-from channel.config import check_int, read_toml, unknown_keys_error
+from channel.config import check_int, read_toml, scenario_from_table, unknown_keys_error
 from channel.receiver import complex_gain, normalize
 
 from .complexity import cdc_complexity, dbp_complexity, model_complexity
@@ -93,6 +94,7 @@ from .data import (
     resolve_taps,
     window_centres,
 )
+from .execution import InProcess
 from .models import (
     ModelConfig,
     build_model,
@@ -326,26 +328,8 @@ class TrainRunConfig:
 
 
 def _scenario_from_table(table: Any, base_dir: Union[str, Path, None]) -> LinkConfig:
-    if isinstance(table, str):
-        table = {"base": table}
-    if not isinstance(table, dict):
-        raise ConfigError(f"[scenario] must be a table or a link file path, got {table!r}")
-    table = dict(table)
-    base = table.pop("base", None)
-    if base is None:
-        return LinkConfig.from_dict(table)
-    if not isinstance(base, str):
-        raise ConfigError(f"scenario.base = {base!r}: must be a path to a link TOML")
-    path = Path(base)
-    if not path.is_absolute() and base_dir is not None and (Path(base_dir) / path).is_file():
-        path = Path(base_dir) / path
-    link = channel.load_config(path)
-    name = table.pop("name", None)
-    if table:
-        link = link.replace(**table)
-    if name is not None:
-        link = link.replace(name=str(name))
-    return link
+    """The link of ``[scenario]``: :func:`channel.config.scenario_from_table` (shared with ``channel.load_config``)."""
+    return scenario_from_table(table, base_dir)
 
 
 def load_train_config(path: Union[str, Path]) -> TrainRunConfig:
@@ -730,9 +714,74 @@ def _simulate(link: LinkConfig, cache_dir: Optional[Path], dbp: bool, progress: 
     return tr
 
 
+def _train_pair(p: float, config: TrainRunConfig, cache: Optional[Path], progress: bool
+                ) -> tuple[Transmission, Transmission]:
+    """The training and the test transmission at launch power ``p`` (dBm), simulated or from the cache."""
+    train_tr = _simulate(config.train_link(p), cache, False, progress, "train")
+    test_tr = _simulate(config.test_link(p), cache, config.dbp, progress, "test ")
+    return train_tr, test_tr
+
+
+def _train_models(config: TrainRunConfig, train_trs: list[Transmission], test_trs: list[Transmission], tag: str,
+                  out: Path, resume: bool, progress: bool, verbose: bool = True) -> tuple[list[Equalizer], list[dict]]:
+    """Train (or reuse, when ``resume`` and the saved fingerprint matches) every model on ``train_trs`` and save it
+    in ``out/models/<name>@<tag>``; returns the equalizers and their summaries. ``verbose``: one line per model."""
+    check_independent(train_trs, test_trs)
+    train_set = make_windows(train_trs, config.data, fit_normalization(train_trs, config.data))
+    equalizers, summaries = [], []
+    for mc in config.models:
+        folder = out / "models" / f"{mc.name}@{tag}"
+        key = _fingerprint(model_config_to_dict(mc), config.data.to_dict(), config.training.to_dict(),
+                           [t.config.digest() for t in train_trs])
+        eq = None
+        if resume and (folder / "equalizer.json").is_file():
+            try:
+                loaded = load_equalizer(folder)
+                if loaded.info.get("fingerprint") == key:
+                    eq = loaded
+                    if verbose:
+                        print(f"  {mc.name} @ {tag}: reusing the trained model in {folder}", flush=True)
+            except Exception as exc:  # a damaged folder is retrained
+                if verbose:
+                    print(f"  {mc.name} @ {tag}: cannot reuse {folder} ({exc}); retraining", flush=True)
+        if eq is None:
+            if verbose:
+                print(f"  training {mc.name} @ {tag} on {len(train_set)} windows of {train_set.input_shape}",
+                      flush=True)
+            eq = train_model(mc, train_set, config.training, config.data, progress=progress,
+                             label=f"{mc.name}@{tag}")
+            eq.info["fingerprint"] = key
+            # the links of its data, so that the data can be simulated again (eqnn compress <model folder>)
+            eq.info["train_links"] = [t.config.to_dict() for t in train_trs]
+            eq.info["test_links"] = [t.config.to_dict() for t in test_trs]
+            save_equalizer(eq, folder)
+        summaries.append({"model": mc.name, "tag": tag, "folder": str(folder),
+                          **{k: v for k, v in eq.info.items() if k != "training"}})
+        equalizers.append(eq)
+    return equalizers, summaries
+
+
+def _costs(equalizers: list[Equalizer], powers: Sequence[float]) -> dict:
+    """``{(model name, power): RMpS}`` of each trained model (eqnn.complexity, from its weights)."""
+    return {(eq.name, p): model_complexity(eq.model).rmps for eq in equalizers for p in powers}
+
+
+def _power_job(p: float, config: TrainRunConfig, out: Path, cache: Optional[Path], resume: bool, progress: bool,
+               verbose: bool = True) -> tuple[list[dict], Evaluation, dict]:
+    """Everything of launch power ``p`` in per_power mode, one independent piece of work: the two transmissions,
+    every model trained (or reused) and saved, the evaluation; returns (summaries, evaluation, costs)."""
+    if verbose:
+        print(f"launch power {p:+.2f} dBm", flush=True)
+    train_tr, test_tr = _train_pair(p, config, cache, progress)
+    equalizers, summaries = _train_models(config, [train_tr], [test_tr], _power_tag(p), out, resume, progress,
+                                          verbose)
+    return summaries, evaluate(equalizers, test_tr, batch_size=config.training.predict_batch_size), \
+        _costs(equalizers, [p])
+
+
 def run_training(config: Union[str, Path, TrainRunConfig], out_dir: Union[str, Path],
                  powers: Optional[Sequence[float]] = None, cache_dir: Union[str, Path, None, bool] = None,
-                 progress: bool = True, resume: bool = True, dbp: Optional[bool] = None) -> dict:
+                 progress: bool = True, resume: bool = True, dbp: Optional[bool] = None, executor=None) -> dict:
     """Train and evaluate the configured NN equalizers at each launch power; write results.
 
     Args:
@@ -745,6 +794,10 @@ def run_training(config: Union[str, Path, TrainRunConfig], out_dir: Union[str, P
         resume: reuse a saved model in ``out_dir/models`` whose configs and training data match
             (an interrupted run continues where it stopped).
         dbp: overrides ``config.dbp`` (compute DBP on the test transmissions).
+        executor: where the independent work runs (:mod:`eqnn.execution`; None: here): in per_power mode one task
+            per launch power (simulations, training, evaluation), in combined mode one simulation task per
+            transmission, then the training here. Remote workers simulate into the cache and save the models in
+            ``out_dir`` themselves (a filesystem they share with this process), and print nothing.
 
     Returns: the dict written to ``results.json``: ``rows`` (one per power and method: Q, SNR, BER...),
     ``models`` (training summaries), ``optimum`` (best power per method) and the config.
@@ -773,46 +826,12 @@ def run_training(config: Union[str, Path, TrainRunConfig], out_dir: Union[str, P
           f"taps N = {resolve_taps(config.data, link)}, guard {resolve_guard(config.data, link)}; "
           f"models {', '.join(m.name for m in config.models)}", flush=True)
 
-    def train_pair(p: float) -> tuple[Transmission, Transmission]:
-        train_link, test_link = config.train_link(p), config.test_link(p)
-        train_tr = _simulate(train_link, cache, False, progress, "train")
-        test_tr = _simulate(test_link, cache, config.dbp, progress, "test ")
-        return train_tr, test_tr
-
+    executor = executor or InProcess()
+    remote = executor.remote
+    where = out.resolve() if remote else out  # workers elsewhere: absolute paths on the shared filesystem
+    cache_at = cache.resolve() if remote and cache is not None else cache
     evaluations: list[Evaluation] = []
     summaries: list[dict] = []
-
-    def train_all(train_trs: list[Transmission], test_trs: list[Transmission], tag: str) -> list[Equalizer]:
-        check_independent(train_trs, test_trs)
-        train_set = make_windows(train_trs, config.data, fit_normalization(train_trs, config.data))
-        equalizers = []
-        for mc in config.models:
-            folder = out / "models" / f"{mc.name}@{tag}"
-            key = _fingerprint(model_config_to_dict(mc), config.data.to_dict(), config.training.to_dict(),
-                               [t.config.digest() for t in train_trs])
-            eq = None
-            if resume and (folder / "equalizer.json").is_file():
-                try:
-                    loaded = load_equalizer(folder)
-                    if loaded.info.get("fingerprint") == key:
-                        eq = loaded
-                        print(f"  {mc.name} @ {tag}: reusing the trained model in {folder}", flush=True)
-                except Exception as exc:  # a damaged folder is retrained
-                    print(f"  {mc.name} @ {tag}: cannot reuse {folder} ({exc}); retraining", flush=True)
-            if eq is None:
-                print(f"  training {mc.name} @ {tag} on {len(train_set)} windows of {train_set.input_shape}",
-                      flush=True)
-                eq = train_model(mc, train_set, config.training, config.data, progress=progress,
-                                 label=f"{mc.name}@{tag}")
-                eq.info["fingerprint"] = key
-                # the links of its data, so that the data can be simulated again (eqnn compress <model folder>)
-                eq.info["train_links"] = [t.config.to_dict() for t in train_trs]
-                eq.info["test_links"] = [t.config.to_dict() for t in test_trs]
-                save_equalizer(eq, folder)
-            summaries.append({"model": mc.name, "tag": tag, "folder": str(folder),
-                              **{k: v for k, v in eq.info.items() if k != "training"}})
-            equalizers.append(eq)
-        return equalizers
 
     # real multiplications per recovered symbol (eqnn.complexity): CDC and DBP-k from the link, each NN from its
     # trained weights (per launch power in per_power mode)
@@ -821,24 +840,24 @@ def run_training(config: Union[str, Path, TrainRunConfig], out_dir: Union[str, P
     rmps.update({f"DBP-{k}": dbp_complexity(link, k, samples_per_symbol=sps).rmps
                  for k in link.receiver.dbp_steps_per_span})
 
-    def count(equalizers: list[Equalizer], powers: Sequence[float]) -> None:
-        for eq in equalizers:
-            for p in powers:
-                rmps[(eq.name, p)] = model_complexity(eq.model).rmps
-
     if config.mode == "per_power":
-        for p in config.powers_dbm:
-            print(f"launch power {p:+.2f} dBm", flush=True)
-            train_tr, test_tr = train_pair(p)
-            equalizers = train_all([train_tr], [test_tr], _power_tag(p))
-            count(equalizers, [p])
-            evaluations.append(evaluate(equalizers, test_tr, batch_size=config.training.predict_batch_size))
+        job = functools.partial(_power_job, config=config, out=where, cache=cache_at, resume=resume,
+                                progress=progress and not remote, verbose=not remote)
+        for summaries_p, ev, costs in executor.map(job, config.powers_dbm, desc="training (launch powers)",
+                                                   progress=progress):
+            summaries += summaries_p
+            evaluations.append(ev)
+            rmps.update(costs)
     else:
-        pairs = [train_pair(p) for p in config.powers_dbm]
-        equalizers = train_all([a for a, _ in pairs], [b for _, b in pairs], "combined")
-        count(equalizers, config.powers_dbm)
+        job = functools.partial(_train_pair, config=config, cache=cache_at, progress=progress and not remote)
+        pairs = executor.map(job, config.powers_dbm, desc="transmissions (launch powers)", progress=progress)
+        equalizers, summaries = _train_models(config, [a for a, _ in pairs], [b for _, b in pairs], "combined", out,
+                                              resume, progress)
+        rmps.update(_costs(equalizers, config.powers_dbm))
         for _, test_tr in pairs:
             evaluations.append(evaluate(equalizers, test_tr, batch_size=config.training.predict_batch_size))
+    for s in summaries:  # the folders as this process names them
+        s["folder"] = str(out / "models" / Path(s["folder"]).name)
 
     rows = [r for ev in evaluations for r in ev.rows()]
     methods = list(dict.fromkeys(r["method"] for r in rows))

@@ -1,0 +1,288 @@
+"""Execution on Dask (eqnn.execution): a study on two local worker processes gives the in-process numbers, a
+search survives a killed worker and a crash of its own, shared objects travel once, bad options are refused early.
+
+Dask is part of the dev extra: these tests run (never skip) in CI. Every cluster listens on 127.0.0.1 only.
+"""
+
+import faulthandler
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from tiny_configs import TINY_TRAINING
+
+import channel.link
+from eqnn import search as searching
+from eqnn.cli import main
+from eqnn.execution import ENV_SCHEDULER, DaskExecutor, ExecutionError, InProcess, check_options, get_executor
+
+SPACE = [searching.Real("x", 0.0, 1.0), searching.Real("y", 0.0, 1.0)]
+OBJECTIVE = searching.Objective.weighted(0.5, rmps_reference=100.0)
+HARD_LIMIT_S = 240  # a hung cluster ends the test run (with tracebacks) instead of blocking CI
+
+# the tiny training study, 64QAM on a noisy link at low powers: bit errors to count (Q measured, not from the SNR)
+STUDY = 'name = "tiny"\npowers_dbm = [-8.0, -6.0]\ncache_dir = ""\n' + TINY_TRAINING.replace(
+    "span_length_km = 40.0", "span_length_km = 40.0\nnoise_figure_db = 20.0").replace('"16QAM"', '"64QAM"') + """
+[compression]
+n_calls = 3
+n_initial_points = 3
+pruning_methods = ["magnitude"]
+fine_tune_epochs = 1
+fine_tune_windows = 512
+
+[study]
+dsp_powers_dbm = [-10.0]
+"""
+
+SMALL_LINK = """
+name = "small"
+[transmitter]
+modulation = "16QAM"
+n_symbols = 1024
+seed = 3
+[link]
+n_spans = 2
+span_length_km = 40.0
+[propagation]
+step_mode = "fixed"
+steps_per_span = 4
+[receiver]
+dbp_steps_per_span = [1]
+dbp_xi = 1.0
+"""
+
+
+def toy_evaluate(log_dir: str, params: dict) -> dict:
+    """A quick objective run on the workers: one file per call (pid and params) shows which calls ran twice."""
+    path = os.path.join(log_dir, f"{os.getpid()}-{time.monotonic_ns()}")
+    with open(path + ".tmp", "w") as f:
+        json.dump(params, f)
+    os.replace(path + ".tmp", path + ".json")  # whole files only, for the test that reads them meanwhile
+    time.sleep(0.5)
+    x, y = params["x"], params["y"]
+    return {"q_db": 10.0 - (x - 0.3) ** 2 - (y - 0.6) ** 2, "rmps": 100.0 * (1.0 + x)}
+
+
+def _records(folder) -> list[dict]:
+    return [json.loads(line) for line in (folder / searching.RECORDS_FILE).read_text().splitlines()]
+
+
+def _started(calls) -> list[tuple[int, int, dict]]:
+    """(pid, start time in ns of the system's monotonic clock, params) of every evaluation toy_evaluate started."""
+    return [(*map(int, p.stem.split("-")), json.loads(p.read_text())) for p in sorted(calls.glob("*.json"))]
+
+
+def _recorded_so_far(folder) -> set[str]:
+    """Params of the records written so far (a line being written is skipped)."""
+    path = folder / searching.RECORDS_FILE
+    lines = path.read_text().splitlines(keepends=True) if path.exists() else []
+    return {_key(json.loads(line)["params"]) for line in lines if line.endswith("\n")}
+
+
+def _key(params: dict) -> str:
+    return json.dumps(params, sort_keys=True)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A LocalCluster of 2 worker processes (1 thread each) on 127.0.0.1 with a dashboard on a free port."""
+    lines: list[str] = []
+    executor = DaskExecutor(workers=2, dashboard="127.0.0.1:0", log=lines.append)
+    faulthandler.dump_traceback_later(HARD_LIMIT_S, exit=True)
+    try:
+        executor.client()
+        yield executor, lines
+    finally:
+        executor.close()
+        faulthandler.cancel_dump_traceback_later()
+
+
+def test_cluster_start_prints_the_dashboard(cluster):
+    executor, lines = cluster
+    assert len(lines) == 1 and "local Dask cluster of 2 worker process(es), 1 thread each" in lines[0]
+    assert "dashboard: http://127.0.0.1:" in lines[0]
+    assert executor.slots == 2 and executor.remote
+
+
+def test_tiny_study_on_two_workers_gives_the_in_process_numbers(cluster, tmp_path):
+    """DSP sweep, training and compression search as tasks: every number equals the in-process run's."""
+    from eqnn.study import run_study
+
+    executor, _ = cluster
+    path = tmp_path / "tiny.toml"
+    path.write_text(STUDY)
+    local = run_study(path, tmp_path / "local", progress=False)
+    remote = run_study(path, tmp_path / "dask", progress=False, executor=executor)
+    assert remote["methods"] == local["methods"]
+    assert [m["method"] for m in local["methods"]] == ["CDC", "DBP-1", "MLP", "MLP compressed"]
+    assert remote["q_vs_power"] == local["q_vs_power"]  # CDC, DBP-1 and MLP at every power, bit for bit
+    assert len(local["q_vs_power"]) == 3 * 2 + 2 + 1 and all(r["bit_errors"] > 20 for r in local["q_vs_power"])
+    # the compression search: the 3 points of the initial design, whatever order the 2 workers finish them in
+    a, b = (sorted((_key(r["params"]), r["metrics"], r["objective"]) for r in _records(out / "compress" / "MLP"))
+            for out in (tmp_path / "local", tmp_path / "dask"))
+    assert a == b and len(a) == 3
+    assert all(r["parallel"] == 2 for r in _records(tmp_path / "dask" / "compress" / "MLP"))
+    assert [{k: v for k, v in p.items() if k != "call"} for p in remote["pareto"]] == \
+        [{k: v for k, v in p.items() if k != "call"} for p in local["pareto"]]
+    # the trained models saved by the workers are the in-process ones, weight for weight
+    from eqnn.train import load_equalizer
+
+    for name in ("MLP@-8p00dBm", "MLP@-6p00dBm"):
+        mine, theirs = (load_equalizer(tmp_path / out / "train" / "models" / name).model.get_weights()
+                        for out in ("local", "dask"))
+        assert len(mine) == len(theirs) == 4 and all((a == b).all() for a, b in zip(mine, theirs))
+
+
+def test_simulate_command_on_a_running_scheduler(cluster, tmp_path, capsys):
+    """`eqnn simulate --scheduler ADDRESS`: one task per power on the running cluster, the in-process numbers."""
+    executor, _ = cluster
+    link = tmp_path / "small.toml"
+    link.write_text(SMALL_LINK)
+    address = executor.client().scheduler.address
+    base = ["simulate", str(link), "--power", "-2,0,2", "--no-cache", "--quiet"]
+    assert main(base + ["--out", str(tmp_path / "local")]) == 0
+    assert main(base + ["--out", str(tmp_path / "dask"), "--scheduler", address]) == 0
+    assert f"connected to the Dask scheduler at {address} (2 workers)" in capsys.readouterr().out
+    rows = [json.loads((tmp_path / out / "results.json").read_text())["rows"] for out in ("local", "dask")]
+    assert rows[0] == rows[1] and len(rows[0]) == 3 * 2
+
+
+def test_batched_search_resumes_after_a_crash_without_repeating_an_evaluation(tmp_path):
+    """In-process, 2 points at a time: the initial design is the sequential search's; after a crash, the records
+    stay as they were and the rerun completes them, no recorded point evaluated again."""
+    folder = tmp_path / "batched"
+    seen: list[dict] = []
+
+    def crashing(params):
+        seen.append(params)
+        if len(seen) == 6:
+            raise RuntimeError("the evaluation crashed")
+        return {"q_db": 9.0 - params["x"], "rmps": 50 + params["y"]}
+
+    kwargs = dict(objective=OBJECTIVE, n_initial_points=3, seed=4, progress=False)
+    with pytest.raises(RuntimeError, match="crashed"):
+        searching.search(crashing, SPACE, n_calls=8, folder=folder, batch_size=2, **kwargs)
+    before = (folder / searching.RECORDS_FILE).read_bytes()
+    assert len(_records(folder)) == 5  # the 6th evaluation failed: it is not recorded, the search stopped
+    recorded = {_key(r["params"]) for r in _records(folder)}
+    n_seen = len(seen)
+    result = searching.search(crashing, SPACE, n_calls=8, folder=folder, batch_size=2, **kwargs)
+    records = _records(folder)
+    assert len(seen) - n_seen == 3 and not recorded & {_key(p) for p in seen[n_seen:]}
+    assert (folder / searching.RECORDS_FILE).read_bytes().startswith(before)
+    assert [r["call"] for r in records] == list(range(8)) and len(result.evaluations) == 8
+    assert len({_key(r["params"]) for r in records}) == 8 and all(r["parallel"] == 2 for r in records)
+    sequential = searching.search(crashing, SPACE, n_calls=3, folder=tmp_path / "seq", executor=InProcess(), **kwargs)
+    assert [r["params"] for r in records[:3]] == [e.params for e in sequential.evaluations]
+
+
+def test_shared_objects_are_sent_once_and_passed_to_every_task(tmp_path):
+    class Recording(InProcess):
+        def __init__(self):
+            self.shared, self.submitted = [], []
+
+        def share(self, obj):
+            self.shared.append(obj)
+            return obj
+
+        def submit(self, fn, *args, **kwargs):
+            self.submitted.append(args)
+            return super().submit(fn, *args, **kwargs)
+
+    big = {"windows": list(range(1000))}
+    executor = Recording()
+    searching.search(lambda data, params: {"q_db": len(data["windows"]) / 100 - params["x"], "rmps": 10.0},
+                     SPACE, n_calls=4, objective=OBJECTIVE, folder=tmp_path / "s", n_initial_points=2,
+                     progress=False, executor=executor, shared=(big,), batch_size=2)
+    assert executor.shared == [big]
+    assert len(executor.submitted) == 4 and all(args[1] is big for args in executor.submitted)
+
+
+def test_worker_killed_in_the_middle_of_a_search(cluster, tmp_path):
+    """SIGKILL one worker process while it evaluates a point: Dask runs that task again on a worker, and the
+    search ends with exactly n_calls records, each point recorded once."""
+    executor, _ = cluster
+    folder, calls = tmp_path / "search", tmp_path / "calls"
+    calls.mkdir()
+    killed: dict = {}
+
+    def kill_a_running_evaluation():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed:
+            recorded = _recorded_so_far(folder)
+            # an evaluation started less than 0.3 s ago is still in its 0.5 s sleep: killed in the middle
+            young = [(pid, params) for pid, start, params in _started(calls)
+                     if _key(params) not in recorded and time.monotonic_ns() - start < 0.3e9]
+            if len(recorded) >= 2 and young:
+                os.kill(young[0][0], signal.SIGKILL)
+                killed.update(pid=young[0][0], params=young[0][1])
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_a_running_evaluation, daemon=True)
+    killer.start()
+    result = searching.search(toy_evaluate, SPACE, n_calls=8, objective=OBJECTIVE, folder=folder, n_initial_points=3,
+                              seed=0, progress=False, executor=executor, shared=(str(calls),))
+    killer.join(timeout=5)
+    assert killed, "no worker was killed"
+    records = _records(folder)
+    assert [r["call"] for r in records] == list(range(8)) and len(result.evaluations) == 8
+    keys = [_key(r["params"]) for r in records]
+    assert len(set(keys)) == 8  # no point recorded twice
+    started = [_key(params) for _, _, params in _started(calls)]
+    assert set(started) == set(keys)  # every started evaluation was recorded: none lost
+    assert started.count(_key(killed["params"])) == 2 and keys.count(_key(killed["params"])) == 1
+    # 9 or more: a result still held by the killed worker (not yet fetched) is computed again too
+    assert len(started) >= 9
+    assert executor.slots == 2  # the nanny restarted the killed worker
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--workers", "0"], r"--workers 0: allowed an integer in \[1, 256\]"),
+    (["--workers", "300"], r"--workers 300: allowed an integer in \[1, 256\]"),
+    (["--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], "--workers and --scheduler exclude each other"),
+])
+def test_bad_execution_options_are_refused_before_any_work(argv, message, tmp_path, monkeypatch, capsys):
+    def no_propagation(*a, **k):
+        raise AssertionError("started simulating despite bad options")
+
+    monkeypatch.setattr(channel.link, "propagate_link", no_propagation)
+    link = tmp_path / "small.toml"
+    link.write_text(SMALL_LINK)
+    for command in (["simulate", str(link)], ["run", str(tmp_path / "missing.toml")],
+                    ["compress", str(tmp_path / "missing")], ["train", str(tmp_path / "missing.toml")]):
+        assert main(command + argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"eqnn {command[0]}: error:"), err
+        assert __import__("re").search(message, err), err
+    assert not (tmp_path / "results").exists()
+
+
+def test_missing_dask_and_the_scheduler_variable(monkeypatch, tmp_path, capsys):
+    assert check_options(env={ENV_SCHEDULER: "tcp://127.0.0.1:8786"}) == (None, "tcp://127.0.0.1:8786")
+    assert check_options(workers=2, env={ENV_SCHEDULER: "tcp://127.0.0.1:8786"}) == (2, None)  # the option wins
+    assert isinstance(get_executor(env={ENV_SCHEDULER: "  "}), InProcess)
+    lazy = get_executor(env={ENV_SCHEDULER: "tcp://127.0.0.1:9"})  # nothing contacted before first use
+    assert isinstance(lazy, DaskExecutor) and lazy.scheduler == "tcp://127.0.0.1:9"
+    with pytest.raises(ExecutionError, match=f"{ENV_SCHEDULER} 'a b': expected a scheduler address"):
+        check_options(env={ENV_SCHEDULER: "a b"})
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if Dask were not installed
+    for kwargs, what in (({"workers": 2}, "--workers 2"), ({"scheduler": "tcp://h:1"}, "--scheduler tcp://h:1"),
+                         ({"env": {ENV_SCHEDULER: "tcp://h:1"}}, f"{ENV_SCHEDULER} tcp://h:1")):
+        with pytest.raises(ExecutionError, match=f"{what} needs Dask, which is not installed: pip install"):
+            check_options(**kwargs)
+    monkeypatch.setenv(ENV_SCHEDULER, "tcp://127.0.0.1:9")
+    assert main(["simulate", str(tmp_path / "x.toml")]) == 2
+    assert 'needs Dask, which is not installed: pip install "eqnn[distributed]"' in capsys.readouterr().err
+
+
+def test_in_process_default_imports_nothing_of_dask():
+    code = ("import sys; from eqnn.execution import get_executor, sweep; import eqnn.cli, eqnn.search\n"
+            "ex = get_executor(); assert ex.map(abs, [-1, 2]) == [1, 2] and ex.slots == 1\n"
+            "assert not [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')], 'dask imported'")
+    env = {k: v for k, v in os.environ.items() if k != ENV_SCHEDULER}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
