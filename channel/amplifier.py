@@ -13,7 +13,6 @@ in order of increasing |frequency| (see :func:`frequency_order`).
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
 
@@ -81,25 +80,31 @@ class Amplifier:
         n = spectrum.shape[-1]
         scale = math.sqrt(n * self.noise_power / 2)
         rows = spectrum.reshape(-1, n)
-        order = frequency_order(n)
         # frequency-major draws: bin i of the |f| order takes draws [i, :] (re/im of each polarization)
         for start in range(0, n, NOISE_BLOCK):
-            bins = order[start:start + NOISE_BLOCK]
+            bins = frequency_bins(n, start, start + NOISE_BLOCK)
             draws = rng.standard_normal((len(bins), rows.shape[0], 2), dtype=np.float64)
             noise = (scale * (draws[..., 0] + 1j * draws[..., 1])).T.astype(spectrum.dtype, copy=False)
             rows[:, bins] += noise
         return spectrum
 
 
-@lru_cache(maxsize=8)
-def frequency_order(n: int) -> np.ndarray:
-    """FFT bin indices ordered by frequency: 0, +1, -1, +2, -2, ... (numpy.fft order, length n).
+def frequency_bins(n: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Positions ``start:stop`` of the FFT bins ordered by frequency: 0, +1, -1, +2, -2, ... (numpy.fft order).
+
+    Position ``p`` holds bin ``m = ceil(p/2)`` if ``p`` is odd, else ``(n - m) % n`` (the negative frequency -m);
+    for even ``n`` the last position is the Nyquist bin ``n/2``. Computed per block, so the amplifier needs no
+    array of ``n`` indices.
 
     Noise drawn in this order puts the same draws on the same physical frequencies whatever the
     oversampling (the bin spacing Rs / n_symbols does not depend on it), so one seed gives the same
     in-band ASE at 2, 4 or 8 samples per symbol and comparisons across oversampling are not statistics.
     """
-    k = np.fft.fftfreq(n, d=1.0 / n).astype(np.int64)  # signed bin index
-    order = np.lexsort((k < 0, np.abs(k)))
-    order.setflags(write=False)
-    return order
+    p = np.arange(start, n if stop is None else min(stop, n), dtype=np.int64)
+    m = (p + 1) // 2
+    return np.where(p % 2 == 1, m, (n - m) % n)
+
+
+def frequency_order(n: int) -> np.ndarray:
+    """All of :func:`frequency_bins`: bin indices ordered by frequency, length n."""
+    return frequency_bins(n)

@@ -227,7 +227,8 @@ class SplitStepFourier:
         self.real_dtype = np.finfo(self.dtype).dtype
         omega = angular_frequencies(self.n_samples, sample_rate)
         # real dispersion phase per metre (rad/m): the operator is exp(-alpha L/2) exp(j D L)
-        self._dispersion = dispersion_exponent(omega, params.beta2, params.beta3).imag
+        self._dispersion = params.beta2 / 2 * omega**2 - params.beta3 / 6 * omega**3  # = Im dispersion_exponent
+        del omega
         self._cache: dict[float, np.ndarray] = {}
         self._cache_budget = globals()["operator_cache_bytes"]() if operator_cache_bytes is None \
             else int(operator_cache_bytes)

@@ -99,6 +99,10 @@ def evm_percent(received: np.ndarray, transmitted: np.ndarray) -> float:
     return float(100 * np.sqrt(np.mean(np.abs(received - transmitted) ** 2) / np.mean(np.abs(transmitted) ** 2)))
 
 
+#: symbols per block of the GMI computation (bounds its temporary memory)
+GMI_BLOCK = 65536
+
+
 def gmi_bits(received: np.ndarray, tx_indices: np.ndarray, modulation: str) -> float:
     """Generalized mutual information (bits per 2-D symbol, averaged over polarizations).
 
@@ -120,14 +124,16 @@ def gmi_bits(received: np.ndarray, tx_indices: np.ndarray, modulation: str) -> f
     if s2 == 0:
         return float(2 * half)
     total = 0.0
-    for values, tx_level in ((y.real, tx_i), (y.imag, tx_q)):
-        metric = -((values[:, None] - levels[None, :]) ** 2) / s2  # (n, L)
-        log_all = special.logsumexp(metric, axis=1)
-        for b in range(half):
-            tx_bit = label_bits[tx_level, b]
-            log0 = special.logsumexp(np.where(label_bits[:, b] == 0, metric, -np.inf), axis=1)
-            log1 = special.logsumexp(np.where(label_bits[:, b] == 1, metric, -np.inf), axis=1)
-            total += np.sum(np.where(tx_bit == 0, log0, log1) - log_all)
+    for start in range(0, y.size, GMI_BLOCK):  # blocks: temporaries of (block, L), not (n, L)
+        block = slice(start, start + GMI_BLOCK)
+        for values, tx_level in ((y.real[block], tx_i[block]), (y.imag[block], tx_q[block])):
+            metric = -((values[:, None] - levels[None, :]) ** 2) / s2  # (block, L)
+            log_all = special.logsumexp(metric, axis=1)
+            for b in range(half):
+                tx_bit = label_bits[tx_level, b]
+                log0 = special.logsumexp(np.where(label_bits[:, b] == 0, metric, -np.inf), axis=1)
+                log1 = special.logsumexp(np.where(label_bits[:, b] == 1, metric, -np.inf), axis=1)
+                total += np.sum(np.where(tx_bit == 0, log0, log1) - log_all)
     return float(2 * half + total / (y.size * math.log(2)))
 
 

@@ -197,15 +197,19 @@ def transmit(config: TransmitterConfig, dtype: str = "complex128", channel: Opti
     points, _ = qam_constellation(config.modulation)
     spectrum = rrc_spectrum(n, config.sample_rate, config.symbol_rate, config.rolloff)
     amplitude = np.sqrt(config.launch_power_w / 2)
-    # memory: the sum and one work array of the field's size (no per-channel copies)
-    total = np.zeros((2, n), dtype=complex)
-    work = np.empty((2, n), dtype=complex)
+    # memory: the sum and one work array of the field's size (no per-channel copies); one channel: one array
+    single = config.n_channels == 1
+    total = None if single else np.zeros((2, n), dtype=complex)
+    work = None if single else np.empty((2, n), dtype=complex)
     for c in range(config.n_channels):
         indices = channel_symbol_indices(config, c)
         symbols = points[indices]
         spec = shape_symbols(symbols, sps, spectrum, out=work)
         spec *= amplitude
-        _add_rolled(total, spec, channel_offset_bins(config, c))
+        if single:
+            total = spec  # the only channel, at offset 0
+        else:
+            _add_rolled(total, spec, channel_offset_bins(config, c))
         if c == channel:
             selected_indices, selected_symbols = indices, symbols
     del work, spec

@@ -424,3 +424,26 @@ def test_same_seed_gives_same_in_band_noise_at_any_oversampling():
     # the order puts bin 0 first, then +1, -1, +2, -2, ...
     from channel.amplifier import frequency_order
     assert list(np.fft.fftfreq(8, 1 / 8)[frequency_order(8)]) == [0, 1, -1, 2, -2, 3, -3, -4]
+
+
+def test_frequency_bins_blocks_equal_the_sorted_order():
+    from channel.amplifier import frequency_bins
+
+    for n in (8, 9, 1000, 1001):
+        k = np.fft.fftfreq(n, d=1.0 / n).astype(np.int64)
+        order = np.lexsort((k < 0, np.abs(k)))  # by |f|, positive first
+        assert np.array_equal(frequency_bins(n), order)
+        assert np.array_equal(np.concatenate([frequency_bins(n, s, s + 7) for s in range(0, n, 7)]), order)
+
+
+def test_gmi_in_blocks_equals_one_block(monkeypatch):
+    import channel.metrics as metrics
+
+    rng = np.random.default_rng(4)
+    idx = rng.integers(0, 16, size=(2, 5000))
+    rx = channel.qam_constellation("16QAM")[0][idx] + 0.2 * (rng.standard_normal(idx.shape)
+                                                             + 1j * rng.standard_normal(idx.shape))
+    whole = metrics.gmi_bits(rx, idx, "16QAM")
+    monkeypatch.setattr(metrics, "GMI_BLOCK", 333)
+    assert metrics.gmi_bits(rx, idx, "16QAM") == pytest.approx(whole, rel=1e-12)
+    assert 3.0 < whole < 4.0
