@@ -225,20 +225,42 @@ class SplitStepFourier:
             raise ValueError(f"steps must be a non-empty list of positive lengths, got {steps!r}")
         self.dtype = np.dtype(precision)
         self.real_dtype = np.finfo(self.dtype).dtype
+        # real dispersion phase per metre (rad/m), Im of dispersion_exponent: the operator is exp(-alpha L/2) exp(j D L)
+        # (computed in place: at most two arrays of n floats at a time)
         omega = angular_frequencies(self.n_samples, sample_rate)
-        # real dispersion phase per metre (rad/m): the operator is exp(-alpha L/2) exp(j D L)
-        self._dispersion = params.beta2 / 2 * omega**2 - params.beta3 / 6 * omega**3  # = Im dispersion_exponent
+        self._dispersion = omega * omega
+        self._dispersion *= params.beta2 / 2
+        if params.beta3:
+            omega **= 3
+            omega *= params.beta3 / 6
+            self._dispersion -= omega
         del omega
         self._cache: dict[float, np.ndarray] = {}
         self._cache_budget = globals()["operator_cache_bytes"]() if operator_cache_bytes is None \
             else int(operator_cache_bytes)
         self._scratch: Optional[np.ndarray] = None
+        # which operators to cache: all if they fit in the budget; else those used more than once per span,
+        # most used first, while they fit (a length used once per span is recomputed into a scratch array)
+        uses: dict[float, int] = {}
+        for length in self._linear_lengths():
+            key = round(float(length), 9)
+            uses[key] = uses.get(key, 0) + 1
+        nbytes = self.n_samples * self.dtype.itemsize
+        if len(uses) * nbytes <= self._cache_budget:
+            self._cacheable = set(uses)
+        else:
+            ranked = sorted((k for k in uses if uses[k] > 1), key=lambda k: -uses[k])
+            self._cacheable = set(ranked[:self._cache_budget // nbytes])
         self._workers = fft_workers() if workers is None else int(workers)
         # linear lengths applied before each nonlinear step of a span, and after the last one
         half = self.steps / 2
         self._linear_before = np.concatenate([[half[0]], half[1:] + half[:-1]])
         self._linear_after = half[-1]
         self._nonlinear = [MANAKOV_FACTOR * params.gamma * effective_length(params.alpha, h) for h in self.steps]
+
+    def _linear_lengths(self) -> list[float]:
+        half = self.steps / 2
+        return [half[0], *(half[1:] + half[:-1]), half[-1]]
 
     def _fill_operator(self, out: np.ndarray, length: float) -> np.ndarray:
         attenuation = math.exp(-self.params.alpha * length / 2)
@@ -251,15 +273,14 @@ class SplitStepFourier:
     def linear_operator(self, length: float) -> np.ndarray:
         """``exp(-alpha length/2) exp[j (beta2/2 w^2 - beta3/6 w^3) length]``, shape (n_samples,).
 
-        Cached per length within the memory budget; beyond it, computed into a scratch array that the
-        next uncached length overwrites.
+        Cached per length within the memory budget (all lengths of the plan if they fit, else the ones used
+        more than once per span); the others are computed into a scratch array that the next one overwrites.
         """
         key = round(float(length), 9)
         op = self._cache.get(key)
         if op is not None:
             return op
-        nbytes = self.n_samples * self.dtype.itemsize
-        if not self._cache or (len(self._cache) + 1) * nbytes <= self._cache_budget:
+        if key in self._cacheable:
             op = self._cache[key] = self._fill_operator(np.empty(self.n_samples, self.dtype), length)
             return op
         if self._scratch is None:

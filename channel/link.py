@@ -171,20 +171,24 @@ def simulate(config: LinkConfig, cache_dir: Optional[str | Path] = None, progres
             return cached
     start = time.perf_counter()
     tx = transmit(config.transmitter, config.propagation.precision, channel=config.received_channel)
-    # memory: the launched field's array is the stepper's work array and then the receiver's
-    rx_full = propagate_link(config, tx.field, progress, overwrite_input=True)
-    return _receive(config, tx, rx_full, start, dbp, cache_dir)
+    indices, launched = tx.symbol_indices, [tx.field]
+    del tx  # the symbols are recomputed from the indices by the receiver: less memory held while propagating
+    # memory: the launched field's array is the stepper's work array and then the receiver's, and nothing
+    # else refers to it, so it is freed once the receiver has selected the channel
+    return _receive(config, indices, propagate_link(config, launched.pop(), progress, overwrite_input=True),
+                    start, dbp, cache_dir)
 
 
-def _receive(config: LinkConfig, tx, rx_full: np.ndarray, start: float, dbp: bool,
+def _receive(config: LinkConfig, tx_indices: np.ndarray, rx_full: np.ndarray, start: float, dbp: bool,
              cache_dir: Optional[str | Path]) -> Transmission:
     """Receiver part of :func:`simulate`: channel selection, CDC, DBP, metrics, info and cache."""
     rx_field = select_channel(rx_full, config, overwrite_input=True)
     del rx_full
+    tx_symbols = qam_constellation(config.transmitter.modulation)[0][tx_indices]
     sps = config.receiver.dbp_samples_per_symbol
-    rx_cdc = normalize(matched_filter_and_sample(rx_field, config, sps, cdc=True), tx.symbols)
-    result = Transmission(config=config, tx_indices=tx.symbol_indices, rx_cdc=rx_cdc, rx_field=rx_field)
-    result.metrics["CDC"] = evaluate_symbols(rx_cdc, tx.symbol_indices, config.transmitter.modulation)
+    rx_cdc = normalize(matched_filter_and_sample(rx_field, config, sps, cdc=True), tx_symbols)
+    result = Transmission(config=config, tx_indices=tx_indices, rx_cdc=rx_cdc, rx_field=rx_field)
+    result.metrics["CDC"] = evaluate_symbols(rx_cdc, tx_indices, config.transmitter.modulation)
     if dbp:
         _add_dbp(result, config.receiver.dbp_steps_per_span)
     result.info = {"ase_only_snr_db": ase_only_snr_db(config) if not config.link.noiseless else None,
@@ -235,7 +239,7 @@ def sweep_launch_power(config: LinkConfig, powers_dbm: Sequence[float], cache_di
             fields = np.stack([t.field for t in txs])
             fields = propagate_link_batch(group, fields, progress, overwrite_input=True)
             for i, c, t, f in zip(todo, group, txs, fields):
-                done[i] = _receive(c, t, f, start, dbp, cache_dir)
+                done[i] = _receive(c, t.symbol_indices, f, start, dbp, cache_dir)
     iterator = [i for i in range(len(configs)) if i not in done]
     if progress:
         from tqdm.auto import tqdm

@@ -147,8 +147,10 @@ def matched_filter_and_sample(signal: np.ndarray, config: LinkConfig, samples_pe
     h = rrc_spectrum(n, samples_per_symbol * tx.symbol_rate, tx.symbol_rate, tx.rolloff)
     if cdc:
         h = h * cd_compensation_response(n, config, samples_per_symbol)
-    filtered = sfft.ifft(sfft.fft(signal, axis=-1, workers=fft_workers()) * h, axis=-1, workers=fft_workers())
-    return filtered[..., ::samples_per_symbol]
+    spectrum = sfft.fft(signal, axis=-1, workers=fft_workers())
+    spectrum *= h
+    filtered = sfft.ifft(spectrum, axis=-1, workers=fft_workers(), overwrite_x=True)
+    return filtered[..., ::samples_per_symbol].copy()  # the copy frees the oversampled array
 
 
 def complex_gain(received: np.ndarray, reference: np.ndarray) -> np.ndarray:
