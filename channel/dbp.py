@@ -65,7 +65,7 @@ def dbp_symbols(signal: np.ndarray, config: LinkConfig, steps_per_span: int, xi:
     """DBP, matched filter, sampling and gain normalization: (2, n_symbols) unit-scale symbols."""
     sps = config.receiver.dbp_samples_per_symbol
     out = backpropagate(signal, config, steps_per_span, xi)
-    return normalize(matched_filter_and_sample(out, config, sps), tx_symbols)
+    return normalize(matched_filter_and_sample(out, config, sps, overwrite_input=True), tx_symbols)
 
 
 def optimize_xi(signal: np.ndarray, config: LinkConfig, steps_per_span: int, tx_symbols: np.ndarray,

@@ -135,6 +135,8 @@ def logarithmic_steps(span: float, alpha: float, n_steps: int) -> np.ndarray:
     return steps * (span / steps.sum())  # the sum is L up to rounding; make it exact
 
 
+#: frequency bins per block of a linear operator computed on the fly (not cached)
+OPERATOR_BLOCK = 65536
 #: samples per block of the nonlinear step: its temporaries (a few blocks) stay in the CPU cache
 NONLINEAR_BLOCK = 8192
 #: the rotation exp(j phi) of the nonlinear step uses a Taylor series up to this many terms of cos
@@ -205,9 +207,10 @@ class SplitStepFourier:
             transformed by its own 1-D call (pocketfft's multi-row complex128 path is about 2x slower
             single-threaded); with more, one call transforms all rows in parallel.
         operator_cache_bytes: memory budget of the cached linear operators (default
-            :func:`operator_cache_bytes`). Operators beyond it are recomputed when used (one complex
-            exponential per step instead of a lookup), which bounds the memory of large runs with
-            many distinct step lengths.
+            :func:`operator_cache_bytes`). All operators of the step plan are cached if they fit, else only
+            those used more than once per span (most used first); the others are computed and applied
+            block by block when used (one complex exponential per step instead of a lookup, no array of
+            the field's size), which bounds the memory of large runs with many distinct step lengths.
 
     Per step the solver does one forward and one inverse FFT of every row, one multiplication by the
     cached linear operator, and the nonlinear rotation in cache-sized blocks of :data:`NONLINEAR_BLOCK`
@@ -238,7 +241,6 @@ class SplitStepFourier:
         self._cache: dict[float, np.ndarray] = {}
         self._cache_budget = globals()["operator_cache_bytes"]() if operator_cache_bytes is None \
             else int(operator_cache_bytes)
-        self._scratch: Optional[np.ndarray] = None
         # which operators to cache: all if they fit in the budget; else those used more than once per span,
         # most used first, while they fit (a length used once per span is recomputed into a scratch array)
         uses: dict[float, int] = {}
@@ -262,30 +264,36 @@ class SplitStepFourier:
         half = self.steps / 2
         return [half[0], *(half[1:] + half[:-1]), half[-1]]
 
-    def _fill_operator(self, out: np.ndarray, length: float) -> np.ndarray:
-        attenuation = math.exp(-self.params.alpha * length / 2)
-        for i in range(0, self.n_samples, 65536):
-            block = slice(i, i + 65536)
-            phase = self._dispersion[block] * length
-            out[block] = attenuation * (np.cos(phase) + 1j * np.sin(phase))
-        return out
+    def _operator_block(self, block: slice, length: float) -> np.ndarray:
+        phase = self._dispersion[block] * length
+        return math.exp(-self.params.alpha * length / 2) * (np.cos(phase) + 1j * np.sin(phase))
 
     def linear_operator(self, length: float) -> np.ndarray:
         """``exp(-alpha length/2) exp[j (beta2/2 w^2 - beta3/6 w^3) length]``, shape (n_samples,).
 
         Cached per length within the memory budget (all lengths of the plan if they fit, else the ones used
-        more than once per span); the others are computed into a scratch array that the next one overwrites.
+        more than once per span); for other lengths a new array is returned.
         """
         key = round(float(length), 9)
         op = self._cache.get(key)
-        if op is not None:
-            return op
+        if op is None:
+            op = np.empty(self.n_samples, self.dtype)
+            for i in range(0, self.n_samples, OPERATOR_BLOCK):
+                op[i:i + OPERATOR_BLOCK] = self._operator_block(slice(i, i + OPERATOR_BLOCK), length)
+            if key in self._cacheable:
+                self._cache[key] = op
+        return op
+
+    def _apply_linear(self, spectrum: np.ndarray, length: float) -> None:
+        """``spectrum *= linear_operator(length)``; an operator that is not cached is applied block by block,
+        without an array of the field's size."""
+        key = round(float(length), 9)
         if key in self._cacheable:
-            op = self._cache[key] = self._fill_operator(np.empty(self.n_samples, self.dtype), length)
-            return op
-        if self._scratch is None:
-            self._scratch = np.empty(self.n_samples, self.dtype)
-        return self._fill_operator(self._scratch, length)
+            spectrum *= self.linear_operator(length)
+            return
+        for i in range(0, self.n_samples, OPERATOR_BLOCK):
+            block = slice(i, i + OPERATOR_BLOCK)
+            spectrum[..., block] *= self._operator_block(block, length).astype(self.dtype, copy=False)
 
     def _transform(self, x: np.ndarray, inverse: bool) -> np.ndarray:
         """In-place FFT (or inverse) along the last axis of the C-contiguous ``x``."""
@@ -350,14 +358,14 @@ class SplitStepFourier:
             if before_span is not None:
                 spectrum = before_span(spectrum, span)
             for i in range(len(self.steps)):
-                spectrum *= self.linear_operator(self._linear_before[i])
+                self._apply_linear(spectrum, self._linear_before[i])
                 x = self._transform(spectrum, inverse=True)
                 peak = self._nonlinear_step(x, self._nonlinear[i])
                 if not math.isfinite(peak):
                     raise PropagationError(f"field became NaN/Inf in span {span + 1} of {n_spans}, "
                                            f"step {i + 1} of {len(self.steps)}")
                 spectrum = self._transform(x, inverse=False)
-            spectrum *= self.linear_operator(self._linear_after)
+            self._apply_linear(spectrum, self._linear_after)
             if after_span is not None:
                 spectrum = after_span(spectrum, span)
             if progress is not None:

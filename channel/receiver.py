@@ -134,7 +134,7 @@ def cd_compensate(signal: np.ndarray, config: LinkConfig, samples_per_symbol: in
 
 
 def matched_filter_and_sample(signal: np.ndarray, config: LinkConfig, samples_per_symbol: int,
-                              cdc: bool = False) -> np.ndarray:
+                              cdc: bool = False, overwrite_input: bool = False) -> np.ndarray:
     """RRC matched filter (after CDC if ``cdc``, in the same frequency-domain pass) and sampling at the
     symbol instants ``k * samples_per_symbol``.
 
@@ -147,7 +147,7 @@ def matched_filter_and_sample(signal: np.ndarray, config: LinkConfig, samples_pe
     h = rrc_spectrum(n, samples_per_symbol * tx.symbol_rate, tx.symbol_rate, tx.rolloff)
     if cdc:
         h = h * cd_compensation_response(n, config, samples_per_symbol)
-    spectrum = sfft.fft(signal, axis=-1, workers=fft_workers())
+    spectrum = sfft.fft(signal, axis=-1, workers=fft_workers(), overwrite_x=overwrite_input)
     spectrum *= h
     filtered = sfft.ifft(spectrum, axis=-1, workers=fft_workers(), overwrite_x=True)
     return filtered[..., ::samples_per_symbol].copy()  # the copy frees the oversampled array
