@@ -4,6 +4,7 @@ import csv
 import json
 
 import pytest
+from tiny_configs import TINY_LINK_TAIL
 
 import channel.link
 from eqnn.cli import UsageError, main, parse_powers
@@ -15,16 +16,7 @@ modulation = "16QAM"
 n_symbols = 512
 samples_per_symbol = 4
 seed = 3
-[link]
-n_spans = 2
-span_length_km = 40.0
-[propagation]
-step_mode = "fixed"
-steps_per_span = 4
-[receiver]
-dbp_steps_per_span = [1]
-dbp_xi = 1.0
-"""
+""" + TINY_LINK_TAIL
 
 
 @pytest.fixture()

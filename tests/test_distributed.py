@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from tiny_configs import TINY_TRAINING
+from tiny_configs import TINY_LINK_TAIL, TINY_TRAINING
 
 import channel.link
 from eqnn import search as searching
@@ -45,16 +45,7 @@ name = "small"
 modulation = "16QAM"
 n_symbols = 1024
 seed = 3
-[link]
-n_spans = 2
-span_length_km = 40.0
-[propagation]
-step_mode = "fixed"
-steps_per_span = 4
-[receiver]
-dbp_steps_per_span = [1]
-dbp_xi = 1.0
-"""
+""" + TINY_LINK_TAIL
 
 
 def toy_evaluate(log_dir: str, params: dict) -> dict:

@@ -15,6 +15,7 @@ import dataclasses
 import numpy as np
 import pytest
 import scipy.fft as sfft
+from tiny_configs import TINY_LINK_TAIL
 
 import channel
 from channel import ConfigError
@@ -281,16 +282,7 @@ name = "tiny"
 [transmitter]
 modulation = "16QAM"
 n_symbols = 512
-[link]
-n_spans = 2
-span_length_km = 40.0
-[propagation]
-step_mode = "fixed"
-steps_per_span = 4
-[receiver]
-dbp_steps_per_span = [1]
-dbp_xi = 1.0
-"""
+""" + TINY_LINK_TAIL
 
 
 def test_eqnn_simulate_accepts_a_study_file(tmp_path, capsys):
