@@ -169,8 +169,8 @@ def unit_rotation(phase: np.ndarray, out: np.ndarray, max_abs_phase: Optional[fl
 
     float64 phases with ``max |phase|`` small enough for :func:`rotation_terms` (the nonlinear phase of
     an SSFM step is a few mrad) use the Taylor series of cos and sin in ``u = phase^2`` by Horner's rule,
-    exact to float64 rounding and about 3x cheaper than numpy's float64 cos/sin on this CPU; larger
-    phases and float32 (whose numpy cos/sin are SIMD) use numpy's cos and sin.
+    exact to float64 rounding and 2.5x cheaper than numpy's float64 cos/sin on this CPU (benchmarks/README §2);
+    larger phases and float32 (whose numpy cos/sin are SIMD) use numpy's cos and sin.
     """
     if max_abs_phase is None:
         max_abs_phase = float(np.max(np.abs(phase))) if phase.size else 0.0
