@@ -43,6 +43,23 @@ def fft_workers() -> int:
     return int(os.environ.get("EQNN_FFT_WORKERS", os.cpu_count() or 1))
 
 
+def fft_in_place(x: np.ndarray, inverse: bool = False, workers: int = 1) -> np.ndarray:
+    """FFT (or inverse) along the last axis of the C-contiguous complex ``x``, in place; returns ``x``'s data.
+
+    With one thread, one 1-D call per row: pocketfft's multi-row complex128 path is 2.5x slower
+    single-threaded and allocates a work copy of several rows. With more threads, one call over all rows
+    (the threads take rows in parallel).
+    """
+    transform = sfft.ifft if inverse else sfft.fft
+    if workers > 1 or x.ndim == 1:
+        return transform(x, axis=-1, workers=workers, overwrite_x=True)
+    for row in x.reshape(-1, x.shape[-1]):
+        out = transform(row, workers=1, overwrite_x=True)  # pocketfft writes into row itself
+        if not np.shares_memory(out, row):
+            row[...] = out
+    return x
+
+
 def angular_frequencies(n_samples: int, sample_rate: float) -> np.ndarray:
     """Angular frequency of each FFT bin in rad/s, shape (n_samples,), numpy.fft bin order."""
     return 2 * np.pi * np.fft.fftfreq(n_samples, d=1 / sample_rate)
@@ -238,13 +255,17 @@ class SplitStepFourier:
             omega *= params.beta3 / 6
             self._dispersion -= omega
         del omega
+        # linear lengths applied before each nonlinear step of a span, and after the last one
+        half = self.steps / 2
+        self._linear_before = np.concatenate([[half[0]], half[1:] + half[:-1]])
+        self._linear_after = half[-1]
         self._cache: dict[float, np.ndarray] = {}
         self._cache_budget = globals()["operator_cache_bytes"]() if operator_cache_bytes is None \
             else int(operator_cache_bytes)
         # which operators to cache: all if they fit in the budget; else those used more than once per span,
-        # most used first, while they fit (a length used once per span is recomputed into a scratch array)
+        # most used first, while they fit (a length used once per span is applied block by block when used)
         uses: dict[float, int] = {}
-        for length in self._linear_lengths():
+        for length in [*self._linear_before, self._linear_after]:
             key = round(float(length), 9)
             uses[key] = uses.get(key, 0) + 1
         nbytes = self.n_samples * self.dtype.itemsize
@@ -254,15 +275,7 @@ class SplitStepFourier:
             ranked = sorted((k for k in uses if uses[k] > 1), key=lambda k: -uses[k])
             self._cacheable = set(ranked[:self._cache_budget // nbytes])
         self._workers = fft_workers() if workers is None else int(workers)
-        # linear lengths applied before each nonlinear step of a span, and after the last one
-        half = self.steps / 2
-        self._linear_before = np.concatenate([[half[0]], half[1:] + half[:-1]])
-        self._linear_after = half[-1]
         self._nonlinear = [MANAKOV_FACTOR * params.gamma * effective_length(params.alpha, h) for h in self.steps]
-
-    def _linear_lengths(self) -> list[float]:
-        half = self.steps / 2
-        return [half[0], *(half[1:] + half[:-1]), half[-1]]
 
     def _operator_block(self, block: slice, length: float) -> np.ndarray:
         phase = self._dispersion[block] * length
@@ -296,13 +309,7 @@ class SplitStepFourier:
             spectrum[..., block] *= self._operator_block(block, length).astype(self.dtype, copy=False)
 
     def _transform(self, x: np.ndarray, inverse: bool) -> np.ndarray:
-        """In-place FFT (or inverse) along the last axis of the C-contiguous ``x``."""
-        fft = sfft.ifft if inverse else sfft.fft
-        if self._workers == 1 and x.ndim > 1:
-            for row in x.reshape(-1, self.n_samples):
-                fft(row, workers=1, overwrite_x=True)  # pocketfft writes into row itself
-            return x
-        return fft(x, axis=-1, workers=self._workers, overwrite_x=True)
+        return fft_in_place(x, inverse, self._workers)
 
     def _nonlinear_step(self, x: np.ndarray, coefficient: float) -> float:
         """``x *= exp(j coefficient P)``, ``P = sum over polarizations of |x|^2``, in blocks; returns max |phase|."""

@@ -18,9 +18,9 @@ from functools import lru_cache
 from typing import Optional
 
 import numpy as np
-import scipy.fft as sfft
 
 from .config import TransmitterConfig
+from .fiber import fft_in_place
 
 STREAM_SYMBOLS = 0
 STREAM_ASE = 1
@@ -160,20 +160,9 @@ def shape_symbols(symbols: np.ndarray, samples_per_symbol: int, spectrum: np.nda
     if out is not None:
         upsampled.fill(0)
     upsampled[..., ::samples_per_symbol] = symbols
-    shaped = _fft_rows_in_place(upsampled, inverse=False)
+    shaped = fft_in_place(upsampled, inverse=False)
     shaped *= samples_per_symbol * spectrum
     return shaped
-
-
-def _fft_rows_in_place(x: np.ndarray, inverse: bool) -> np.ndarray:
-    """FFT (or inverse) of each row of the C-contiguous complex128 ``x``, in place, one 1-D call per row:
-    pocketfft's multi-row path would allocate a work copy of several rows (memory of large blocks)."""
-    transform = sfft.ifft if inverse else sfft.fft
-    for row in x.reshape(-1, x.shape[-1]):
-        out = transform(row, overwrite_x=True)  # pocketfft works in place here
-        if not np.shares_memory(out, row):
-            row[...] = out
-    return x
 
 
 def _add_rolled(total: np.ndarray, spectrum: np.ndarray, shift: int) -> None:
@@ -224,6 +213,6 @@ def transmit(config: TransmitterConfig, dtype: str = "complex128", channel: Opti
         if c == channel:
             selected_indices, selected_symbols = indices, symbols
     del work, spec
-    field = _fft_rows_in_place(total, inverse=True).astype(dtype, copy=False)
+    field = fft_in_place(total, inverse=True).astype(dtype, copy=False)
     return TransmittedSignal(field=field, symbol_indices=selected_indices, symbols=selected_symbols,
                              channel=channel)
