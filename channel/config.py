@@ -32,6 +32,8 @@ from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
 import numpy as np
 import tomllib
 
+from .validation import ConfigError, check_choice, check_int, check_number, check_table  # noqa: F401 (re-exported)
+
 SPEED_OF_LIGHT = 299_792_458.0  # m/s
 PLANCK = 6.626_070_15e-34  # J s
 
@@ -40,45 +42,20 @@ PRECISIONS = ("complex64", "complex128")
 STEP_MODES = ("fixed", "adaptive", "logarithmic")
 
 
-class ConfigError(ValueError):
-    """A configuration value is missing, of the wrong type, or out of range."""
 
 
 def _check_range(name: str, value: float, low: float | None = None, high: float | None = None,
                  low_open: bool = False, high_open: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{name} = {value!r}: must be a finite number")
-    lo_ok = low is None or (value > low if low_open else value >= low)
-    hi_ok = high is None or (value < high if high_open else value <= high)
-    if not (lo_ok and hi_ok):
-        lo = "-inf" if low is None else f"{low:g}"
-        hi = "inf" if high is None else f"{high:g}"
-        rng = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
-        raise ConfigError(f"{name} = {value!r} is out of range: allowed {rng}")
-
-
-def check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
-    """Raise :class:`ConfigError` naming ``name`` unless ``value`` is an integer in [low, high]."""
-    rng = f"[{low}, {'inf' if high is None else high}]"
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"{name} = {value!r}: must be an integer in {rng}")
-    if value < low or (high is not None and value > high):
-        raise ConfigError(f"{name} = {value!r} is out of range: allowed integers in {rng}")
+    check_number(name, value, low, high, low_open=low_open, high_open=high_open)
 
 
 def unknown_keys_error(data: Any, cls: type, section: str) -> None:
     """Raise :class:`ConfigError` if ``data`` is not a table or has keys that ``cls`` has no field for."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"[{section}] must be a table, got {data!r}")
-    names = {f.name for f in fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise ConfigError(f"unknown key(s) {sorted(unknown)} in [{section}]: allowed {', '.join(sorted(names))}")
+    check_table(section, data, cls)
 
 
 def _check_choice(name: str, value: Any, choices: tuple) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name} = {value!r}: allowed values are {', '.join(map(repr, choices))}")
+    check_choice(name, value, choices)
 
 
 SINGLE_CHANNEL_SAMPLES_PER_SYMBOL = 4
