@@ -27,6 +27,8 @@ from .metrics import Metrics
 
 FORMAT_VERSION = 1
 # Bump when a change of the simulator changes its output: old cache entries are then not reused.
+# tests/test_simulator_digest.py pins a digest of a tiny link's output to these versions and fails when the output
+# changes without a bump.
 SIMULATOR_VERSION = 2  # 2: ASE drawn per frequency bin in |f| order (same noise at any oversampling)
 # Bump when a change affects WDM links only (n_channels > 1): single-channel cache entries stay valid.
 WDM_VERSION = 2  # 2: per-channel symbol streams keyed by the offset from the centre, channel filter, walk-off
