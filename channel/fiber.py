@@ -206,12 +206,12 @@ class SplitStepFourier:
         params: :class:`FiberParameters` (SI).
         steps: step lengths of one span in m (see :func:`step_lengths`); applied in the given order.
         precision: "complex64" or "complex128".
-        workers: scipy.fft threads (default ``runtime.settings().fft_workers``, see :mod:`channel.runtime`). With one thread each polarization is
-            transformed by its own 1-D call (pocketfft's multi-row complex128 path is about 2x slower
-            single-threaded); with more, one call transforms all rows in parallel.
+        workers: scipy.fft threads (default ``runtime.settings().fft_workers``, see :mod:`channel.runtime`).
+            With one thread each polarization is transformed by its own 1-D call (pocketfft's multi-row
+            complex128 path is about 2x slower single-threaded); with more, one call transforms all rows in parallel.
         operator_cache_bytes: memory budget of the cached linear operators (default
-            ``runtime.settings().operator_cache_bytes``). All operators of the step plan are cached if they fit, else only
-            those used more than once per span (most used first); the others are computed and applied
+            ``runtime.settings().operator_cache_bytes``). All operators of the step plan are cached if they fit,
+            else only those used more than once per span (most used first); the others are computed and applied
             block by block when used (one complex exponential per step instead of a lookup, no array of
             the field's size), which bounds the memory of large runs with many distinct step lengths.
 

@@ -6,13 +6,12 @@ and the zero-phase RRC matched filter puts symbol k exactly on sample ``k * samp
 
 WDM: the channel under test ``c = config.received_channel`` at ``w_c = 2 pi f_c`` on the simulation grid
 (:meth:`channel.wdm.ChannelGrid.frequency`) sees, at baseband frequency ``w``, the dispersion exponent
-``E(w_c + w) = E(w_c) + E'(w_c) w + E_c(w)`` (``E`` = :func:`channel.fiber.dispersion_exponent`):
-a constant phase, a group delay (the walk-off against the centre of the grid) and the dispersion of a fiber
-with the channel's local ``beta2_c = beta2 - beta3 w_c`` and the same ``beta3``
-(:meth:`CoherentReceiver.channel_dispersion`). :meth:`CoherentReceiver.select_channel` removes the first two (a carrier phase and a timing
-offset, which a real receiver recovers), so CDC and single-channel DBP act on the channel with
-``beta2_c, beta3`` exactly as on a single-channel link. For the centre channel, or ``beta3 = 0`` (no
-dispersion slope), ``beta2_c = beta2``.
+``E(w_c + w) = E(w_c) + E'(w_c) w + E_c(w)`` (``E`` = :func:`channel.fiber.dispersion_exponent`): a constant phase,
+a group delay (the walk-off against the centre of the grid) and the dispersion of a fiber with the channel's local
+``beta2_c = beta2 - beta3 w_c`` and the same ``beta3`` (:meth:`CoherentReceiver.channel_dispersion`).
+:meth:`CoherentReceiver.select_channel` removes the first two (a carrier phase and a timing offset, which a real
+receiver recovers), so CDC and single-channel DBP act on the channel with ``beta2_c, beta3`` exactly as on a
+single-channel link. For the centre channel, or ``beta3 = 0`` (no dispersion slope), ``beta2_c = beta2``.
 
 :class:`CoherentReceiver` holds what the receiver needs (its :class:`ReceiverConfig`, the channel grid, the
 channel under test, the symbol rate and roll-off, the fiber's dispersion and the link length);

@@ -13,13 +13,13 @@ power, one compression trial per Bayesian-search point. They are submitted throu
         handle = ex.share(big_object)                        # sent once to every worker; pass it to submit()
 
 * :class:`InProcess` (``get_executor()``): runs each call at once in this process; imports nothing of Dask.
-* :class:`DaskExecutor`: a ``dask.distributed.LocalCluster`` of ``workers`` processes (one thread each, on
-  127.0.0.1, started with ``EQNN_FFT_WORKERS=1`` so that their FFTs do not each use every core), or a running scheduler at ``scheduler`` (also read from ``DASK_SCHEDULER_ADDRESS``, the Dask
-  convention). The cluster is started, or the scheduler contacted, on first use, so that a run whose work is all
-  cached starts nothing; its dashboard address is printed then. ``map`` shows a progress bar of finished / total
-  tasks. ``share`` scatters an object to every worker once (``client.scatter(..., broadcast=True)``): tasks that
-  take the handle as an argument read the workers' copy instead of receiving the object with every task.
-  Dask is an optional extra: ``pip install "eqnn[distributed]"``.
+* :class:`DaskExecutor`: a ``dask.distributed.LocalCluster`` of ``workers`` processes (one thread each, on 127.0.0.1,
+  started with ``EQNN_FFT_WORKERS=1`` so that their FFTs do not each use every core), or a running scheduler at
+  ``scheduler`` (also read from ``DASK_SCHEDULER_ADDRESS``, the Dask convention). The cluster is started, or the
+  scheduler contacted, on first use, so that a run whose work is all cached starts nothing; its dashboard address is
+  printed then. ``map`` shows a progress bar of finished / total tasks. ``share`` scatters an object to every worker
+  once (``client.scatter(..., broadcast=True)``): tasks that take the handle as an argument read the workers' copy
+  instead of receiving the object with every task. Dask is an optional extra: ``pip install "eqnn[distributed]"``.
 
 The same inputs give the same numbers wherever they run (the simulation is numpy/scipy; TensorFlow training is
 seeded per task): ``tests/test_distributed.py`` compares a study run in-process and on two worker processes.
@@ -41,15 +41,15 @@ ENV_FFT_WORKERS = "EQNN_FFT_WORKERS"  # channel.runtime.ENV_FFT_WORKERS (not imp
 MAX_WORKERS = 256
 INSTALL_HINT = 'pip install "eqnn[distributed]"'
 CONNECT_TIMEOUT_S = 20
+# Threads of each worker process of a local cluster. The workers are started with EQNN_FFT_WORKERS set to it (unless
+# the client's environment sets EQNN_FFT_WORKERS itself, which they then inherit): without it each worker would run
+# its FFTs on every core, and the workers together would oversubscribe the machine (benchmarks/README.md, section 7).
+THREADS_PER_WORKER = 1
 # Dask settings of the local cluster:
 # - Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which makes glibc map and unmap every large
 #   temporary array: the SSFM then runs 2x slower (benchmarks/README.md, section 7); unset here.
 # - the active memory manager drops the replicas of a broadcast object that no task waits for at that moment: the
 #   workers would fetch it again, and it would be lost with the last worker holding it (a killed worker); off here.
-# Threads of each worker process of a local cluster. The workers are started with EQNN_FFT_WORKERS set to it (unless
-# the client's environment sets EQNN_FFT_WORKERS itself, which they then inherit): without it each worker would run
-# its FFTs on every core, and the workers together would oversubscribe the machine (benchmarks/README.md, section 7).
-THREADS_PER_WORKER = 1
 LOCAL_CLUSTER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
                         "distributed.scheduler.active-memory-manager.start": False}
 
@@ -268,4 +268,5 @@ def sweep(executor: Optional[InProcess], config, powers_dbm: Sequence[float], ca
                         progress=progress)
 
 
-__all__ = ["ENV_SCHEDULER", "DaskExecutor", "ExecutionError", "InProcess", "check_options", "get_executor", "sweep"]
+__all__ = ["ENV_SCHEDULER", "THREADS_PER_WORKER", "DaskExecutor", "ExecutionError", "InProcess", "check_options",
+           "get_executor", "sweep", "worker_environment"]
