@@ -8,6 +8,11 @@ the DBP outputs and the metrics.
     >>> cfg = channel.reference_config().with_launch_power(2.0)
     >>> tr = channel.simulate(cfg)
     >>> tr.metrics["CDC"].q_db
+
+The blocks (:class:`SplitStepFourier`, :class:`Amplifier`, :class:`CoherentReceiver`,
+:class:`DigitalBackPropagation`; :func:`transmit` of a :class:`TransmitterConfig`) take their own parameters,
+each with a ``from_link(config)``; :mod:`channel.link` composes them. FFT threads and the operator cache budget
+are :mod:`channel.runtime` settings (``EQNN_FFT_WORKERS``, ``EQNN_OPERATOR_CACHE_MB``, or ``runtime.configure``).
 """
 
 from . import runtime

@@ -42,16 +42,24 @@ def ase_noise_power(noise_figure_db: float, gain: float, carrier_frequency: floa
     return max(nf * gain - 1.0, 0.0) * PLANCK * carrier_frequency * bandwidth / 2
 
 
-def ase_only_snr_db(config: LinkConfig) -> float:
-    """Closed-form SNR (dB) of the link with ASE only, in the signal bandwidth (the symbol rate).
+def ase_limited_snr_db(launch_power: float, n_spans: int, gain: float, noise_figure_db: float,
+                       carrier_frequency: float, symbol_rate: float) -> float:
+    """Closed-form SNR (dB) of a chain of ``n_spans`` amplifiers with ASE only, in the signal bandwidth.
 
-    ``SNR = P_launch / (N_spans (NF G - 1) h nu Rs)``: launch power per channel over the ASE of both
-    polarizations accumulated over all amplifiers, in the matched-filter noise bandwidth Rs.
+    ``SNR = P_launch / (N_spans (NF G - 1) h nu Rs)``: launch power per channel (W) over the ASE of both
+    polarizations accumulated over all amplifiers (gain G linear, NF in dB, carrier nu in Hz), in the
+    matched-filter noise bandwidth Rs (the symbol rate, Hz).
     """
-    g = span_gain(config)
-    p_ase = 2 * ase_noise_power(config.link.noise_figure_db, g, config.fiber.carrier_frequency,
-                                config.transmitter.symbol_rate)
-    return 10 * math.log10(config.transmitter.launch_power_w / (config.link.n_spans * p_ase))
+    p_ase = 2 * ase_noise_power(noise_figure_db, gain, carrier_frequency, symbol_rate)
+    return 10 * math.log10(launch_power / (n_spans * p_ase))
+
+
+def ase_only_snr_db(config: LinkConfig) -> float:
+    """Closed-form SNR (dB) of the link ``config`` with ASE only, in the signal bandwidth (the symbol rate):
+    :func:`ase_limited_snr_db` of its launch power, spans, gain :func:`span_gain`, noise figure and carrier."""
+    return ase_limited_snr_db(config.transmitter.launch_power_w, config.link.n_spans, span_gain(config),
+                              config.link.noise_figure_db, config.fiber.carrier_frequency,
+                              config.transmitter.symbol_rate)
 
 
 #: frequency bins per block of ASE noise drawn and added at once (bounds the temporary memory)

@@ -138,3 +138,12 @@ def test_receiver_and_dbp_from_link_equal_the_config_forms(channel_index):
                                 cfg.fiber.beta2, cfg.fiber.beta3, cfg.total_length)
     assert explicit == rx
     assert dataclasses.replace(dbp, receiver=explicit) == dbp
+
+
+def test_ase_limited_snr_from_explicit_parameters():
+    cfg = channel.reference_config().with_launch_power(1.0)
+    from channel.amplifier import ase_limited_snr_db
+
+    explicit = ase_limited_snr_db(cfg.transmitter.launch_power_w, cfg.link.n_spans, span_gain(cfg),
+                                  cfg.link.noise_figure_db, cfg.fiber.carrier_frequency, cfg.transmitter.symbol_rate)
+    assert explicit == channel.ase_only_snr_db(cfg)
