@@ -8,9 +8,15 @@ the DBP outputs and the metrics.
     >>> cfg = channel.reference_config().with_launch_power(2.0)
     >>> tr = channel.simulate(cfg)
     >>> tr.metrics["CDC"].q_db
+
+The blocks (:class:`SplitStepFourier`, :class:`Amplifier`, :class:`CoherentReceiver`,
+:class:`DigitalBackPropagation`; :func:`transmit` of a :class:`TransmitterConfig`) take their own parameters,
+each with a ``from_link(config)``; :mod:`channel.link` composes them. FFT threads and the operator cache budget
+are :mod:`channel.runtime` settings (``EQNN_FFT_WORKERS``, ``EQNN_OPERATOR_CACHE_MB``, or ``runtime.configure``).
 """
 
-from .amplifier import ase_noise_power, ase_only_snr_db, span_gain
+from . import runtime
+from .amplifier import Amplifier, ase_noise_power, ase_only_snr_db, span_gain
 from .config import (
                      ConfigError,
                      FiberConfig,
@@ -22,14 +28,19 @@ from .config import (
                      load_config,
                      reference_config,
 )
-from .dbp import backpropagate, optimize_xi
-from .fiber import FiberParameters, PropagationError, SplitStepFourier, step_lengths
+from .dbp import DigitalBackPropagation, backpropagate, optimize_xi
+from .fiber import FiberParameters, PropagationError, SplitStepFourier, step_lengths, step_plan
 from .link import Transmission, propagate_link, simulate, sweep_launch_power
 from .metrics import Metrics, evaluate_symbols, q_factor_db, qam_ber_awgn
+from .receiver import CoherentReceiver
+from .runtime import RuntimeSettings
 from .storage import CorruptFileError
 from .transmitter import qam_constellation, transmit
+from .wdm import ChannelGrid
 
 __all__ = [
+    "Amplifier", "ChannelGrid", "CoherentReceiver", "DigitalBackPropagation", "RuntimeSettings", "runtime",
+    "step_plan",
     "ConfigError", "CorruptFileError", "FiberConfig", "FiberParameters", "LinkConfig", "Metrics",
     "PropagationConfig", "PropagationError", "ReceiverConfig", "SpanConfig", "SplitStepFourier",
     "Transmission", "TransmitterConfig", "ase_noise_power", "ase_only_snr_db", "backpropagate",

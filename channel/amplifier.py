@@ -17,12 +17,18 @@ import math
 import numpy as np
 
 from .config import PLANCK, LinkConfig
-from .transmitter import STREAM_ASE, rng_stream
+from .streams import STREAM_ASE, rng_stream
+
+
+def loss_compensating_gain(alpha: float, span_length: float) -> float:
+    """Power gain ``G = exp(alpha L)`` (linear) that restores the loss of a span of ``span_length`` L (m) of fiber
+    with power attenuation ``alpha`` (1/m)."""
+    return math.exp(alpha * span_length)
 
 
 def span_gain(config: LinkConfig) -> float:
-    """Power gain G = exp(alpha L_span) that restores the span loss (linear)."""
-    return math.exp(config.fiber.alpha * config.link.span_length)
+    """Power gain G = exp(alpha L_span) that restores the span loss of the link ``config`` (linear)."""
+    return loss_compensating_gain(config.fiber.alpha, config.link.span_length)
 
 
 def ase_noise_power(noise_figure_db: float, gain: float, carrier_frequency: float, bandwidth: float) -> float:
@@ -36,16 +42,24 @@ def ase_noise_power(noise_figure_db: float, gain: float, carrier_frequency: floa
     return max(nf * gain - 1.0, 0.0) * PLANCK * carrier_frequency * bandwidth / 2
 
 
-def ase_only_snr_db(config: LinkConfig) -> float:
-    """Closed-form SNR (dB) of the link with ASE only, in the signal bandwidth (the symbol rate).
+def ase_limited_snr_db(launch_power: float, n_spans: int, gain: float, noise_figure_db: float,
+                       carrier_frequency: float, symbol_rate: float) -> float:
+    """Closed-form SNR (dB) of a chain of ``n_spans`` amplifiers with ASE only, in the signal bandwidth.
 
-    ``SNR = P_launch / (N_spans (NF G - 1) h nu Rs)``: launch power per channel over the ASE of both
-    polarizations accumulated over all amplifiers, in the matched-filter noise bandwidth Rs.
+    ``SNR = P_launch / (N_spans (NF G - 1) h nu Rs)``: launch power per channel (W) over the ASE of both
+    polarizations accumulated over all amplifiers (gain G linear, NF in dB, carrier nu in Hz), in the
+    matched-filter noise bandwidth Rs (the symbol rate, Hz).
     """
-    g = span_gain(config)
-    p_ase = 2 * ase_noise_power(config.link.noise_figure_db, g, config.fiber.carrier_frequency,
-                                config.transmitter.symbol_rate)
-    return 10 * math.log10(config.transmitter.launch_power_w / (config.link.n_spans * p_ase))
+    p_ase = 2 * ase_noise_power(noise_figure_db, gain, carrier_frequency, symbol_rate)
+    return 10 * math.log10(launch_power / (n_spans * p_ase))
+
+
+def ase_only_snr_db(config: LinkConfig) -> float:
+    """Closed-form SNR (dB) of the link ``config`` with ASE only, in the signal bandwidth (the symbol rate):
+    :func:`ase_limited_snr_db` of its launch power, spans, gain :func:`span_gain`, noise figure and carrier."""
+    return ase_limited_snr_db(config.transmitter.launch_power_w, config.link.n_spans, span_gain(config),
+                              config.link.noise_figure_db, config.fiber.carrier_frequency,
+                              config.transmitter.symbol_rate)
 
 
 #: frequency bins per block of ASE noise drawn and added at once (bounds the temporary memory)
@@ -57,14 +71,37 @@ class Amplifier:
 
     ``X -> sqrt(G) X + N``, with N white in frequency with per-bin variance ``n_samples * P_ase``
     (the FFT of time-domain white noise of variance ``P_ase`` per sample and polarization).
+
+    Args:
+        gain: linear power gain G (see :func:`loss_compensating_gain`).
+        noise_figure_db: NF in dB.
+        carrier_frequency: nu in Hz.
+        bandwidth: simulation bandwidth B in Hz (the sample rate of the field it amplifies).
+        seed: the run's seed; the noise of span ``s`` comes from the stream ``(seed, STREAM_ASE, s)``.
+        noiseless: no ASE (gain only).
+
+    ``P_ase`` is :func:`ase_noise_power` ``(NF, G, nu, B)``. :meth:`from_link` builds the amplifier of a link.
+    The old form ``Amplifier(config)`` (a :class:`LinkConfig`) is still accepted and means ``from_link(config)``.
     """
 
-    def __init__(self, config: LinkConfig):
-        self.gain = span_gain(config)
-        self.noiseless = config.link.noiseless
-        self.seed = config.transmitter.seed
-        self.noise_power = ase_noise_power(config.link.noise_figure_db, self.gain,
-                                           config.fiber.carrier_frequency, config.transmitter.sample_rate)
+    def __init__(self, gain, noise_figure_db: float = 0.0, carrier_frequency: float = 0.0,
+                 bandwidth: float = 0.0, seed: int = 0, noiseless: bool = False):
+        if isinstance(gain, LinkConfig):  # the old form Amplifier(config)
+            config = gain
+            gain = span_gain(config)
+            noise_figure_db, carrier_frequency = config.link.noise_figure_db, config.fiber.carrier_frequency
+            bandwidth, seed, noiseless = config.transmitter.sample_rate, config.transmitter.seed, config.link.noiseless
+        self.gain = float(gain)
+        self.noiseless = bool(noiseless)
+        self.seed = int(seed)
+        self.noise_power = ase_noise_power(noise_figure_db, self.gain, carrier_frequency, bandwidth)
+
+    @classmethod
+    def from_link(cls, config: LinkConfig) -> "Amplifier":
+        """The EDFA of ``config``: gain :func:`span_gain`, the link's noise figure, the fiber's carrier frequency,
+        the transmitter's sample rate and seed."""
+        return cls(span_gain(config), config.link.noise_figure_db, config.fiber.carrier_frequency,
+                   config.transmitter.sample_rate, config.transmitter.seed, config.link.noiseless)
 
     def __call__(self, spectrum: np.ndarray, span: int) -> np.ndarray:
         """Amplify ``spectrum`` (complex (..., n), the unnormalized FFT of the field) in place and return it.

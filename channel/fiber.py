@@ -20,14 +20,14 @@ Digital back-propagation uses the same stepper with ``alpha, beta2, beta3, gamma
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import numpy as np
-import scipy.fft as sfft
 
-from .config import FiberConfig, LinkConfig
+from . import runtime
+from .config import FiberConfig, LinkConfig, PropagationConfig
+from .fft import angular_frequencies, fft_in_place, fft_workers  # noqa: F401 - re-exported (their old home)
 
 MANAKOV_FACTOR = 8.0 / 9.0
 
@@ -36,33 +36,6 @@ SpanHook = Callable[[np.ndarray, int], np.ndarray]
 
 class PropagationError(FloatingPointError):
     """The propagated field became NaN or Inf."""
-
-
-def fft_workers() -> int:
-    """Threads for scipy.fft: all cores, or ``EQNN_FFT_WORKERS`` if set."""
-    return int(os.environ.get("EQNN_FFT_WORKERS", os.cpu_count() or 1))
-
-
-def fft_in_place(x: np.ndarray, inverse: bool = False, workers: int = 1) -> np.ndarray:
-    """FFT (or inverse) along the last axis of the C-contiguous complex ``x``, in place; returns ``x``'s data.
-
-    With one thread, one 1-D call per row: pocketfft's multi-row complex128 path is 2.5x slower
-    single-threaded and allocates a work copy of several rows. With more threads, one call over all rows
-    (the threads take rows in parallel).
-    """
-    transform = sfft.ifft if inverse else sfft.fft
-    if workers > 1 or x.ndim == 1:
-        return transform(x, axis=-1, workers=workers, overwrite_x=True)
-    for row in x.reshape(-1, x.shape[-1]):
-        out = transform(row, workers=1, overwrite_x=True)  # pocketfft writes into row itself
-        if not np.shares_memory(out, row):
-            row[...] = out
-    return x
-
-
-def angular_frequencies(n_samples: int, sample_rate: float) -> np.ndarray:
-    """Angular frequency of each FFT bin in rad/s, shape (n_samples,), numpy.fft bin order."""
-    return 2 * np.pi * np.fft.fftfreq(n_samples, d=1 / sample_rate)
 
 
 def dispersion_exponent(omega: np.ndarray, beta2: float, beta3: float) -> np.ndarray:
@@ -102,23 +75,35 @@ class FiberParameters:
 
 
 def step_lengths(config: LinkConfig) -> np.ndarray:
-    """Step lengths (m) of one span of the forward link, shape (n_steps,); they sum to the span length.
+    """Step lengths (m) of one span of the forward link of ``config``, shape (n_steps,): :func:`step_plan` with
+    the link's propagation settings, span length, fiber and total launch power (all channels)."""
+    return step_plan(config.propagation, config.link.span_length, config.fiber.alpha, config.fiber.gamma,
+                     config.transmitter.launch_power_w * config.transmitter.n_channels)
+
+
+def step_plan(propagation: PropagationConfig, span_length: float, alpha: float, gamma: float,
+              launch_power: float) -> np.ndarray:
+    """Step lengths (m) of one span, shape (n_steps,); they sum to the span length.
 
     Fixed mode: ``steps_per_span`` equal steps. Logarithmic mode: :func:`logarithmic_steps`.
     Adaptive mode: from z = 0, each step h is the largest with
     ``(8/9) gamma P0 exp(-alpha z) L_eff(h) <= max_nonlinear_phase_rad``, ``L_eff(h) = (1 - exp(-alpha h)) / alpha``,
     P0 the mean launch power of all channels, capped at ``max_step_km``.
     Every span starts at the same power, so the plan is computed once and reused for every span.
+
+    Args:
+        propagation: step mode, steps per span, bound on the nonlinear phase per step, longest step.
+        span_length: L in m.  alpha: power attenuation in 1/m.  gamma: nonlinear coefficient in 1/W/m.
+        launch_power: P0, the mean launch power of all channels together in W (used in adaptive mode only).
     """
-    span = config.link.span_length
-    prop = config.propagation
-    alpha = config.fiber.alpha
+    span = span_length
+    prop = propagation
     if prop.step_mode == "fixed" or (prop.step_mode == "logarithmic" and alpha == 0):
         return np.full(prop.steps_per_span, span / prop.steps_per_span)
     if prop.step_mode == "logarithmic":
         return logarithmic_steps(span, alpha, prop.steps_per_span)
-    p0 = config.transmitter.launch_power_w * config.transmitter.n_channels
-    gp = MANAKOV_FACTOR * config.fiber.gamma * p0
+    p0 = launch_power
+    gp = MANAKOV_FACTOR * gamma * p0
     h_max = prop.max_step_km * 1e3
     steps, z = [], 0.0
     while span - z > 1e-9 * span:
@@ -164,8 +149,9 @@ _SIN_COEFFICIENTS = tuple((-1) ** k / math.factorial(2 * k + 1) for k in range(M
 
 
 def operator_cache_bytes() -> int:
-    """Memory budget of the cached linear operators in bytes: ``EQNN_OPERATOR_CACHE_MB`` (default 64 MB)."""
-    return int(float(os.environ.get("EQNN_OPERATOR_CACHE_MB", 64)) * 2**20)
+    """Memory budget of the cached linear operators in bytes: ``runtime.settings().operator_cache_bytes``
+    (``EQNN_OPERATOR_CACHE_MB``, default 64 MiB)."""
+    return runtime.settings().operator_cache_bytes
 
 
 def rotation_terms(max_abs_phase: float, eps: float = 2.0**-56) -> int:
@@ -220,12 +206,12 @@ class SplitStepFourier:
         params: :class:`FiberParameters` (SI).
         steps: step lengths of one span in m (see :func:`step_lengths`); applied in the given order.
         precision: "complex64" or "complex128".
-        workers: scipy.fft threads (default :func:`fft_workers`). With one thread each polarization is
-            transformed by its own 1-D call (pocketfft's multi-row complex128 path is about 2x slower
-            single-threaded); with more, one call transforms all rows in parallel.
+        workers: scipy.fft threads (default ``runtime.settings().fft_workers``, see :mod:`channel.runtime`).
+            With one thread each polarization is transformed by its own 1-D call (pocketfft's multi-row
+            complex128 path is about 2x slower single-threaded); with more, one call transforms all rows in parallel.
         operator_cache_bytes: memory budget of the cached linear operators (default
-            :func:`operator_cache_bytes`). All operators of the step plan are cached if they fit, else only
-            those used more than once per span (most used first); the others are computed and applied
+            ``runtime.settings().operator_cache_bytes``). All operators of the step plan are cached if they fit,
+            else only those used more than once per span (most used first); the others are computed and applied
             block by block when used (one complex exponential per step instead of a lookup, no array of
             the field's size), which bounds the memory of large runs with many distinct step lengths.
 
@@ -260,7 +246,7 @@ class SplitStepFourier:
         self._linear_before = np.concatenate([[half[0]], half[1:] + half[:-1]])
         self._linear_after = half[-1]
         self._cache: dict[float, np.ndarray] = {}
-        self._cache_budget = globals()["operator_cache_bytes"]() if operator_cache_bytes is None \
+        self._cache_budget = runtime.settings().operator_cache_bytes if operator_cache_bytes is None \
             else int(operator_cache_bytes)
         # which operators to cache: all if they fit in the budget; else those used more than once per span,
         # most used first, while they fit (a length used once per span is applied block by block when used)
@@ -274,8 +260,18 @@ class SplitStepFourier:
         else:
             ranked = sorted((k for k in uses if uses[k] > 1), key=lambda k: -uses[k])
             self._cacheable = set(ranked[:self._cache_budget // nbytes])
-        self._workers = fft_workers() if workers is None else int(workers)
+        self._workers = runtime.settings().fft_workers if workers is None else int(workers)
         self._nonlinear = [MANAKOV_FACTOR * params.gamma * effective_length(params.alpha, h) for h in self.steps]
+
+    @classmethod
+    def from_link(cls, config: LinkConfig, n_samples: Optional[int] = None, **options) -> "SplitStepFourier":
+        """The stepper of the forward link of ``config``: its fiber (:meth:`FiberParameters.from_config`), its step
+        plan (:func:`step_lengths`) and precision, at the transmitter's sample rate. ``n_samples`` defaults to
+        ``n_symbols * samples_per_symbol``; ``options``: ``workers``, ``operator_cache_bytes``."""
+        tx = config.transmitter
+        n = tx.n_symbols * tx.samples_per_symbol if n_samples is None else n_samples
+        return cls(n, tx.sample_rate, FiberParameters.from_config(config.fiber), step_lengths(config),
+                   config.propagation.precision, **options)
 
     def _operator_block(self, block: slice, length: float) -> np.ndarray:
         phase = self._dispersion[block] * length

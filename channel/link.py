@@ -1,5 +1,8 @@
 """``simulate(config) -> Transmission``: the one place that chains transmitter, fiber, amplifiers,
-receiver, DBP and metrics.
+receiver, DBP and metrics, and the one place that builds those blocks from a :class:`LinkConfig`
+(each block's ``from_link``: :meth:`SplitStepFourier.from_link`, :meth:`Amplifier.from_link`,
+:meth:`CoherentReceiver.from_link`, :meth:`DigitalBackPropagation.from_link`; the transmitter takes its own
+:class:`TransmitterConfig`).
 
     transmit -> [fiber span -> EDFA] x n_spans -> select the channel under test (shift to baseband,
              channel filter, low-pass to dbp_samples_per_symbol)
@@ -23,10 +26,10 @@ import numpy as np
 from . import storage
 from .amplifier import Amplifier, ase_only_snr_db
 from .config import LinkConfig
-from .dbp import dbp_symbols, optimize_xi
-from .fiber import FiberParameters, SplitStepFourier, step_lengths
+from .dbp import DigitalBackPropagation
+from .fiber import SplitStepFourier, step_lengths
 from .metrics import Metrics, evaluate_symbols
-from .receiver import matched_filter_and_sample, normalize, select_channel
+from .receiver import CoherentReceiver, normalize
 from .transmitter import qam_constellation, transmit
 
 
@@ -76,8 +79,7 @@ class Transmission:
 
 
 def _solver(config: LinkConfig, n_samples: int) -> SplitStepFourier:
-    return SplitStepFourier(n_samples, config.transmitter.sample_rate, FiberParameters.from_config(config.fiber),
-                            step_lengths(config), config.propagation.precision)
+    return SplitStepFourier.from_link(config, n_samples)
 
 
 def _span_bar(config: LinkConfig, progress: bool, label: str):
@@ -97,7 +99,7 @@ def propagate_link(config: LinkConfig, field_in: np.ndarray, progress: bool = Fa
     solver = _solver(config, field_in.shape[-1])
     bar = _span_bar(config, progress, f"{config.transmitter.launch_power_dbm:+.1f} dBm")
     try:
-        return solver.propagate(field_in, config.link.n_spans, after_span=Amplifier(config),
+        return solver.propagate(field_in, config.link.n_spans, after_span=Amplifier.from_link(config),
                                 progress=(lambda s: bar.update(1)) if bar else None,
                                 overwrite_input=overwrite_input)
     finally:
@@ -127,7 +129,7 @@ def propagate_link_batch(configs: Sequence[LinkConfig], fields: np.ndarray, prog
         if c.with_launch_power(0.0) != base:
             raise ValueError(f"configs[{i}] differs from configs[0] in more than the launch power")
     strongest = max(configs, key=lambda c: c.transmitter.launch_power_dbm)
-    amplifiers = [Amplifier(c) for c in configs]
+    amplifiers = [Amplifier.from_link(c) for c in configs]
 
     def amplify(spectrum: np.ndarray, span: int) -> np.ndarray:
         for item, amplifier in zip(spectrum, amplifiers):
@@ -182,11 +184,12 @@ def simulate(config: LinkConfig, cache_dir: Optional[str | Path] = None, progres
 def _receive(config: LinkConfig, tx_indices: np.ndarray, rx_full: np.ndarray, start: float, dbp: bool,
              cache_dir: Optional[str | Path]) -> Transmission:
     """Receiver part of :func:`simulate`: channel selection, CDC, DBP, metrics, info and cache."""
-    rx_field = select_channel(rx_full, config, overwrite_input=True)
+    receiver = CoherentReceiver.from_link(config)
+    rx_field = receiver.select_channel(rx_full, overwrite_input=True)
     del rx_full
     tx_symbols = qam_constellation(config.transmitter.modulation)[0][tx_indices]
     sps = config.receiver.dbp_samples_per_symbol
-    rx_cdc = normalize(matched_filter_and_sample(rx_field, config, sps, cdc=True), tx_symbols)
+    rx_cdc = normalize(receiver.matched_filter_and_sample(rx_field, sps, cdc=True), tx_symbols)
     result = Transmission(config=config, tx_indices=tx_indices, rx_cdc=rx_cdc, rx_field=rx_field)
     result.metrics["CDC"] = evaluate_symbols(rx_cdc, tx_indices, config.transmitter.modulation)
     if dbp:
@@ -204,12 +207,13 @@ def _add_dbp(result: Transmission, steps: Sequence[int]) -> None:
     store symbols, xi and metrics in ``result``."""
     config = result.config
     tx_symbols = result.tx_symbols
+    dbp = DigitalBackPropagation.from_link(config)
     for k in steps:
         xi = config.receiver.dbp_xi
         if xi == "optimize":
-            xi = optimize_xi(result.rx_field, config, k, tx_symbols)
+            xi = dbp.optimize_xi(result.rx_field, k, tx_symbols)
         result.dbp_xi[k] = float(xi)
-        result.rx_dbp[k] = dbp_symbols(result.rx_field, config, k, float(xi), tx_symbols)
+        result.rx_dbp[k] = dbp.symbols(result.rx_field, k, float(xi), tx_symbols)
         result.metrics[f"DBP-{k}"] = evaluate_symbols(result.rx_dbp[k], result.tx_indices,
                                                       config.transmitter.modulation)
 

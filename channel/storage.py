@@ -14,7 +14,7 @@ import hashlib
 import io
 import json
 import os
-import tempfile
+import secrets
 import warnings
 import zipfile
 from pathlib import Path
@@ -27,13 +27,13 @@ from .metrics import Metrics
 
 FORMAT_VERSION = 1
 # Bump when a change of the simulator changes its output: old cache entries are then not reused.
+# tests/test_simulator_digest.py pins a digest of a tiny link's output to these versions and fails when the output
+# changes without a bump.
 SIMULATOR_VERSION = 2  # 2: ASE drawn per frequency bin in |f| order (same noise at any oversampling)
 # Bump when a change affects WDM links only (n_channels > 1): single-channel cache entries stay valid.
 WDM_VERSION = 2  # 2: per-channel symbol streams keyed by the offset from the centre, channel filter, walk-off
-
-
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+#: permissions asked for written files; the process umask applies (0o644 under the usual umask 0o022)
+FILE_MODE = 0o666
 
 
 class CorruptFileError(IOError):
@@ -52,12 +52,15 @@ def _checksum(arrays: dict[str, np.ndarray]) -> str:
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    The file gets the permissions of any new file of the process (:data:`FILE_MODE` less the umask in force
+    now): the temporary file is created with that mode by ``os.open`` (``tempfile.mkstemp`` would make it 0600).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temporary(path)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -68,6 +71,19 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def _create_temporary(path: Path) -> tuple[int, str]:
+    """A new file ``.<name>.<random>.tmp`` next to ``path``, opened for writing (exclusive create, mode
+    :data:`FILE_MODE` less the umask); returns ``(fd, its path)``."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = os.path.join(path.parent, f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, flags, FILE_MODE), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary file name next to {path}")
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

@@ -1,11 +1,11 @@
 """Dual-polarization square-QAM transmitter: Gray mapping, seeded symbols, RRC shaping, WDM.
 
-Random draws come from :func:`rng_stream`: one seed per run, an independent stream per purpose
+Random draws come from :func:`channel.streams.rng_stream`: one seed per run, an independent stream per purpose
 (symbols of each channel, ASE noise of each span), so changing one block never shifts another's draws.
 
 WDM: channel ``c`` of ``n_channels`` (0-based, centre ``(n_channels-1)/2``) sits
-:func:`channel_offset_bins` FFT bins from the centre of the simulation grid, i.e. at the frequency
-:func:`channel_frequency` ~ ``(c - centre) * spacing``. Its symbols come from the stream keyed by its
+:func:`channel.wdm.channel_offset_bins` FFT bins from the centre of the simulation grid, i.e. at the frequency
+:func:`channel.wdm.channel_frequency` ~ ``(c - centre) * spacing``. Its symbols come from the stream keyed by its
 position relative to the centre (:func:`channel_symbol_indices`), so the centre channel (and any channel
 at a given offset) carries the same data whatever the number of channels: a WDM run and the
 single-channel run of the same seed share the data of the channel under test.
@@ -20,15 +20,9 @@ from typing import Optional
 import numpy as np
 
 from .config import TransmitterConfig
-from .fiber import fft_in_place
-
-STREAM_SYMBOLS = 0
-STREAM_ASE = 1
-
-
-def rng_stream(seed: int, *key: int) -> np.random.Generator:
-    """An independent random generator for ``(seed, key...)`` (NumPy ``SeedSequence`` spawn keys)."""
-    return np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=tuple(int(k) for k in key)))
+from .fft import fft_in_place
+from .streams import STREAM_ASE, STREAM_SYMBOLS, rng_stream  # noqa: F401 - STREAM_ASE re-exported (old home)
+from .wdm import centre_channel, channel_frequency, channel_offset_bins  # noqa: F401 - re-exported (old home)
 
 
 @lru_cache(maxsize=None)
@@ -86,28 +80,6 @@ def raised_cosine_spectrum(n_samples: int, sample_rate: float, symbol_rate: floa
 def rrc_spectrum(n_samples: int, sample_rate: float, symbol_rate: float, rolloff: float) -> np.ndarray:
     """Root-raised-cosine transfer function sqrt(H_rc(f)) (peak 1); see :func:`raised_cosine_spectrum`."""
     return np.sqrt(raised_cosine_spectrum(n_samples, sample_rate, symbol_rate, rolloff))
-
-
-def centre_channel(config: TransmitterConfig) -> int:
-    """Index of the centre channel, ``(n_channels - 1) // 2`` (0 for a single channel)."""
-    return (config.n_channels - 1) // 2
-
-
-def channel_offset_bins(config: TransmitterConfig, channel: int) -> int:
-    """FFT-bin offset of channel ``channel`` from the grid centre: ``round((c - centre) * spacing / df)``.
-
-    ``df = sample_rate / (n_symbols * samples_per_symbol) = Rs / n_symbols`` is the bin spacing, the same
-    at any oversampling. The one rounding rule of the transmitter (:func:`transmit`) and the receiver
-    (:func:`channel.receiver.select_channel`): a channel shifted back by this many bins is exactly at
-    baseband. Positive: higher ``numpy.fft`` frequency.
-    """
-    n = config.n_symbols * config.samples_per_symbol
-    return int(round((channel - centre_channel(config)) * config.channel_spacing_ghz * 1e9 * n / config.sample_rate))
-
-
-def channel_frequency(config: TransmitterConfig, channel: int) -> float:
-    """Frequency of channel ``channel`` on the simulation grid in Hz: ``channel_offset_bins * Rs / n_symbols``."""
-    return channel_offset_bins(config, channel) * config.sample_rate / (config.n_symbols * config.samples_per_symbol)
 
 
 def channel_symbol_indices(config: TransmitterConfig, channel: int) -> np.ndarray:

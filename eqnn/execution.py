@@ -13,13 +13,13 @@ power, one compression trial per Bayesian-search point. They are submitted throu
         handle = ex.share(big_object)                        # sent once to every worker; pass it to submit()
 
 * :class:`InProcess` (``get_executor()``): runs each call at once in this process; imports nothing of Dask.
-* :class:`DaskExecutor`: a ``dask.distributed.LocalCluster`` of ``workers`` processes (one thread each, on
-  127.0.0.1), or a running scheduler at ``scheduler`` (also read from ``DASK_SCHEDULER_ADDRESS``, the Dask
-  convention). The cluster is started, or the scheduler contacted, on first use, so that a run whose work is all
-  cached starts nothing; its dashboard address is printed then. ``map`` shows a progress bar of finished / total
-  tasks. ``share`` scatters an object to every worker once (``client.scatter(..., broadcast=True)``): tasks that
-  take the handle as an argument read the workers' copy instead of receiving the object with every task.
-  Dask is an optional extra: ``pip install "eqnn[distributed]"``.
+* :class:`DaskExecutor`: a ``dask.distributed.LocalCluster`` of ``workers`` processes (one thread each, on 127.0.0.1,
+  started with ``EQNN_FFT_WORKERS=1`` so that their FFTs do not each use every core), or a running scheduler at
+  ``scheduler`` (also read from ``DASK_SCHEDULER_ADDRESS``, the Dask convention). The cluster is started, or the
+  scheduler contacted, on first use, so that a run whose work is all cached starts nothing; its dashboard address is
+  printed then. ``map`` shows a progress bar of finished / total tasks. ``share`` scatters an object to every worker
+  once (``client.scatter(..., broadcast=True)``): tasks that take the handle as an argument read the workers' copy
+  instead of receiving the object with every task. Dask is an optional extra: ``pip install "eqnn[distributed]"``.
 
 The same inputs give the same numbers wherever they run (the simulation is numpy/scipy; TensorFlow training is
 seeded per task): ``tests/test_distributed.py`` compares a study run in-process and on two worker processes.
@@ -37,9 +37,14 @@ import time
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 ENV_SCHEDULER = "DASK_SCHEDULER_ADDRESS"
+ENV_FFT_WORKERS = "EQNN_FFT_WORKERS"  # channel.runtime.ENV_FFT_WORKERS (not imported: this module imports no numpy)
 MAX_WORKERS = 256
 INSTALL_HINT = 'pip install "eqnn[distributed]"'
 CONNECT_TIMEOUT_S = 20
+# Threads of each worker process of a local cluster. The workers are started with EQNN_FFT_WORKERS set to it (unless
+# the client's environment sets EQNN_FFT_WORKERS itself, which they then inherit): without it each worker would run
+# its FFTs on every core, and the workers together would oversubscribe the machine (benchmarks/README.md, section 7).
+THREADS_PER_WORKER = 1
 # Dask settings of the local cluster:
 # - Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which makes glibc map and unmap every large
 #   temporary array: the SSFM then runs 2x slower (benchmarks/README.md, section 7); unset here.
@@ -123,10 +128,12 @@ class DaskExecutor(InProcess):
                 import dask
 
                 with dask.config.set(LOCAL_CLUSTER_CONFIG):
-                    self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                                 host="127.0.0.1", dashboard_address=self.dashboard)
+                    self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=THREADS_PER_WORKER,
+                                                 processes=True, host="127.0.0.1", dashboard_address=self.dashboard,
+                                                 env=worker_environment(THREADS_PER_WORKER))
                 self._client = Client(self._cluster)
-                what = f"started a local Dask cluster of {self.workers} worker process(es), 1 thread each"
+                what = (f"started a local Dask cluster of {self.workers} worker process(es), {THREADS_PER_WORKER} "
+                        f"thread{'s' if THREADS_PER_WORKER > 1 else ''} each")
             else:
                 try:
                     self._client = Client(self.scheduler, timeout=CONNECT_TIMEOUT_S)
@@ -184,6 +191,16 @@ class DaskExecutor(InProcess):
         if self._cluster is not None:
             self._cluster.close()
         self._client = self._cluster = None
+
+
+def worker_environment(threads_per_worker: int, env: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+    """Environment variables set in the worker processes of a local cluster: ``EQNN_FFT_WORKERS`` = their threads
+    (so each worker's FFTs use its own threads, not every core), unless ``env`` (default ``os.environ``) sets
+    ``EQNN_FFT_WORKERS`` already (the workers then inherit that value)."""
+    env = os.environ if env is None else env
+    if env.get(ENV_FFT_WORKERS, "").strip():
+        return {}
+    return {ENV_FFT_WORKERS: str(int(threads_per_worker))}
 
 
 def check_options(workers: Optional[int] = None, scheduler: Optional[str] = None,
@@ -251,4 +268,5 @@ def sweep(executor: Optional[InProcess], config, powers_dbm: Sequence[float], ca
                         progress=progress)
 
 
-__all__ = ["ENV_SCHEDULER", "DaskExecutor", "ExecutionError", "InProcess", "check_options", "get_executor", "sweep"]
+__all__ = ["ENV_SCHEDULER", "THREADS_PER_WORKER", "DaskExecutor", "ExecutionError", "InProcess", "check_options",
+           "get_executor", "sweep", "worker_environment"]

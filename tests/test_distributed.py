@@ -277,3 +277,39 @@ def test_in_process_default_imports_nothing_of_dask():
             "assert not [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')], 'dask imported'")
     env = {k: v for k, v in os.environ.items() if k != ENV_SCHEDULER}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+
+
+# --- the workers of a local cluster run their FFTs on their own threads, not on every core -------------------------
+
+def _fft_threads() -> int:
+    """On a worker: the scipy.fft threads the simulation would use there (the stepper's default)."""
+    import channel.fiber
+
+    return channel.fiber.fft_workers()
+
+
+def test_local_cluster_workers_use_their_own_threads_for_ffts(monkeypatch):
+    """A 2-worker local cluster of 1 thread per worker: each worker's FFTs use 1 thread (before the fix every worker
+    used all cores, so the workers together oversubscribed the machine)."""
+    monkeypatch.delenv("EQNN_FFT_WORKERS", raising=False)
+    executor = DaskExecutor(workers=2, dashboard=None, log=lambda line: None)
+    faulthandler.dump_traceback_later(HARD_LIMIT_S, exit=True)
+    try:
+        client = executor.client()
+        threads = client.nthreads()
+        assert len(threads) == 2
+        futures = {address: client.submit(_fft_threads, pure=False, workers=[address], allow_other_workers=False)
+                   for address in threads}
+        assert {address: f.result() for address, f in futures.items()} == threads
+        assert set(threads.values()) == {1}
+    finally:
+        executor.close()
+        faulthandler.cancel_dump_traceback_later()
+
+
+def test_worker_environment_passes_the_threads_unless_the_user_set_them():
+    from eqnn.execution import worker_environment
+
+    assert worker_environment(1, env={}) == {"EQNN_FFT_WORKERS": "1"}
+    assert worker_environment(3, env={"EQNN_FFT_WORKERS": " "}) == {"EQNN_FFT_WORKERS": "3"}
+    assert worker_environment(1, env={"EQNN_FFT_WORKERS": "4"}) == {}  # the workers inherit the user's choice
