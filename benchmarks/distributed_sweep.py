@@ -6,7 +6,8 @@ optimized) at 9 launch powers, ``--symbols`` symbols per polarization, no cache 
 1. in-process: ``channel.sweep_launch_power`` (scipy.fft on all cores, ``EQNN_FFT_WORKERS`` unset);
 2. ``--workers`` local Dask worker processes, one power per task, each worker's FFTs on one thread
    (``EQNN_FFT_WORKERS=1``: no oversubscription);
-3. the same with the workers' FFTs on all cores (``EQNN_FFT_WORKERS`` unset), unless ``--skip-oversubscribed``.
+3. the same with the workers' FFTs on all cores (``EQNN_FFT_WORKERS`` = the core count; local workers default to
+   their one thread), unless ``--skip-oversubscribed``.
 
 Each Dask run includes starting the cluster (printed separately). The transmissions of every run are compared with
 the in-process ones, array for array. The load average is recorded before and after (the machine may be shared).
@@ -85,7 +86,7 @@ def main() -> None:
     reference, first = _in_process(config, powers)
     runs = [first]
     print(f"  in-process: {first['wall_s']:.1f} s", flush=True)
-    for fft in ["1"] + ([] if args.skip_oversubscribed else [None]):
+    for fft in ["1"] + ([] if args.skip_oversubscribed else [str(os.cpu_count())]):
         trs, run = _on_dask(config, powers, args.workers, fft)
         run["identical_to_in_process"] = _identical(reference, trs)
         run["speedup"] = first["wall_s"] / run["wall_s"]
