@@ -376,3 +376,18 @@ def test_keras2_switch_warns_when_tensorflow_already_resolved_keras3():
                     "print('MODULE', tf.keras.Model.__module__)\n")
     assert early.returncode == 0, early.stderr
     assert "MODULE tf_keras" in early.stdout
+
+
+def test_families_answer_for_their_layers():
+    # the input check (used by TrainRunConfig) and the resize after structured pruning belong to the family
+    with pytest.raises(ConfigError, match=r"models.cnn_bilstm.kernel_size = 9 \(model 'CNN\+biLSTM'\) exceeds the "
+                                          r"window length 2 \* taps \+ 1 = 5"):
+        models.check_input(CNNBiLSTMConfig(kernel_size=9), 5)
+    for config in ALL_CONFIGS:
+        models.check_input(config, 7)
+        model = build_model(config, (7, 4), 2)
+        roles = models.layer_roles(config)
+        assert set(roles) == {layer.name for layer in model.layers if layer.weights}
+        assert roles["output"] == "output" and "output" not in models.prunable_layers(config)
+        assert models.resized_config(config, model) == config
+    assert list(models.MODEL_TYPES) == ["mlp", "lstm", "bilstm", "cnn_bilstm"]

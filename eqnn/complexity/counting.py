@@ -119,7 +119,13 @@ def is_free_activation(fn) -> bool:
 
 @dataclass
 class Tally:
-    """Operation counts of one window for one layer."""
+    """Operation counts of one window for one layer, by the formulas of :mod:`eqnn.complexity`.
+
+    ``bw``, ``ba``: weight and activation bits; ``act_mult``: multiplications per non-free activation. Each call
+    adds to ``multiplications``, ``additions``, ``activations``, ``bop`` and ``nabs``: ``const_products`` (variable x
+    constant: ``b_w b_a`` BoP, ``2k - 1`` NABS), ``var_products`` (variable x variable: ``b_a^2``, ``2 b_a - 1``),
+    ``adds`` (at an accumulator ``width``), ``activate`` (an activation on ``count`` elements), ``leaky``.
+    """
 
     bw: int
     ba: int
@@ -181,6 +187,7 @@ def matvec(tally: Tally, W: np.ndarray, csd: np.ndarray, bias: Optional[np.ndarr
 
 
 def kernel_stats(*kernels: np.ndarray) -> tuple[int, int, int]:
+    """(weights, non-zero weights, distinct non-zero values) over all ``kernels`` together."""
     flat = np.concatenate([np.ravel(k) for k in kernels]) if kernels else np.zeros(0)
     nz = flat[flat != 0]
     return int(flat.size), int(nz.size), int(np.unique(nz).size)
@@ -191,6 +198,12 @@ def kernel_stats(*kernels: np.ndarray) -> tuple[int, int, int]:
 
 
 class Counter:
+    """Operations performed by the reference inference, one call per real multiplication / addition.
+
+    ``activation(fn, x)`` evaluates an activation in float64 and counts its non-free evaluations
+    (``activations``); leaky ReLU counts one product by its slope per element instead.
+    """
+
     def __init__(self) -> None:
         self.multiplications = 0
         self.additions = 0
@@ -230,6 +243,7 @@ class Counter:
 
 
 def ref_sum(counter: Counter, terms: Sequence[float]) -> float:
+    """``sum(terms)`` with ``len(terms) - 1`` counted additions (0 for no term)."""
     if not terms:
         return 0.0
     acc = terms[0]
@@ -262,6 +276,7 @@ def ref_matvec(counter: Counter, x: np.ndarray, W: np.ndarray, bias: Optional[np
 
 
 def input_shape(layer) -> tuple:
+    """The fixed input shape ``(None, ...)`` of a layer called once, else :class:`ComplexityError`."""
     try:
         shape = layer.input_shape
     except AttributeError as exc:
