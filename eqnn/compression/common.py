@@ -141,13 +141,13 @@ def weight_entries(layer: keras.layers.Layer) -> list[tuple[str, str, tf.Variabl
     ``key`` is ``"<layer>/<short>"``, or ``"<layer>/forward/<short>"`` / ``"<layer>/backward/<short>"`` inside a
     Bidirectional wrapper; ``short`` is the variable's own name (``kernel``, ``recurrent_kernel``, ``bias`` ...).
     """
-    forward = set()
-    if isinstance(layer, keras.layers.Bidirectional):
-        forward = {v.ref() for v in layer.forward_layer.weights}
+    # a two-direction wrapper (Bidirectional) names its weights by direction
+    directions = hasattr(layer, "forward_layer") and hasattr(layer, "backward_layer")
+    forward = {v.ref() for v in layer.forward_layer.weights} if directions else set()
     entries, seen = [], set()
     for var in layer.weights:
         short = var.name.split(":")[0].split("/")[-1]
-        if isinstance(layer, keras.layers.Bidirectional):
+        if directions:
             key = f"{layer.name}/{'forward' if var.ref() in forward else 'backward'}/{short}"
         else:
             key = f"{layer.name}/{short}"
