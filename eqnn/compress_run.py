@@ -414,16 +414,9 @@ def params_key(params: Mapping[str, Any]) -> str:
 
 def _resized_model_config(model_config, model):
     """The architecture config of a (possibly structurally pruned) model built from ``model_config``."""
-    kind = model_config.type
-    if kind == "mlp":
-        units = tuple(model.get_layer(f"dense_{i}").units for i in range(1, len(model_config.units) + 1))
-        return dataclasses.replace(model_config, units=units)
-    if kind == "lstm":
-        return dataclasses.replace(model_config, units=model.get_layer("lstm").units)
-    changes = {"units": model.get_layer("bilstm").forward_layer.units}
-    if kind == "cnn_bilstm":
-        changes["filters"] = model.get_layer("conv1d").filters
-    return dataclasses.replace(model_config, **changes)
+    from .models import resized_config
+
+    return resized_config(model_config, model)
 
 
 def _as_equalizer(source: Equalizer, model, info: dict) -> Equalizer:

@@ -103,6 +103,7 @@ from .models import (
     model_config_from_dict,
     model_config_to_dict,
 )
+from .models import check_input as check_model_input
 from .report import format_q_table, optimum_per_method, plot_q_vs_power, write_csv, write_json
 
 EQUALIZER_FORMAT = "eqnn-equalizer"
@@ -271,9 +272,7 @@ class TrainRunConfig:
             except ConfigError as exc:
                 raise ConfigError(f"{which} data: {exc}") from exc
         for m in models:
-            if getattr(m, "kernel_size", 0) > 2 * taps + 1:
-                raise ConfigError(f"models.{m.type}.kernel_size = {m.kernel_size} (model {m.name!r}) exceeds the "
-                                  f"window length 2 * taps + 1 = {2 * taps + 1}")
+            check_model_input(m, 2 * taps + 1)  # the family's own check (e.g. cnn_bilstm: kernel_size <= window)
 
     def _link(self, which: str, power_dbm: float) -> LinkConfig:
         n = self.train_symbols if which == "train" else self.test_symbols

@@ -2,6 +2,9 @@
 CDC/DBP on the same symbols, the training study and its TOML, clear errors. Tiny links and models."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -350,3 +353,41 @@ def test_models_table_form_and_scenario_base(tmp_path):
 def test_experiment_configs_load(name):
     cfg = load_train_config(EXPERIMENTS / name)
     assert cfg.models and cfg.powers_dbm
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_keras2_switch_warns_when_tensorflow_already_resolved_keras3():
+    # TensorFlow imported and tf.keras touched first: tf.keras is Keras 3, TF_USE_LEGACY_KERAS comes too late.
+    # eqnn still works (it builds with tf_keras) but says so clearly instead of failing later in TFMOT.
+    late = _python("import warnings, tensorflow as tf\ntf.keras.Model\n"
+                   "with warnings.catch_warnings(record=True) as w:\n    warnings.simplefilter('always')\n"
+                   "    import eqnn\n"
+                   "print('WARN', [str(x.category.__name__) + ': ' + str(x.message) for x in w])\n")
+    assert late.returncode == 0, late.stderr
+    line = next(x for x in late.stdout.splitlines() if x.startswith("WARN"))
+    assert "KerasVersionWarning" in line and "Keras 3" in line and "tf_keras" in line
+    # eqnn first: tf.keras is Keras 2 (tf_keras), and no warning.
+    early = _python("import warnings\nwarnings.simplefilter('error')\nimport eqnn\nimport tensorflow as tf\n"
+                    "print('MODULE', tf.keras.Model.__module__)\n")
+    assert early.returncode == 0, early.stderr
+    assert "MODULE tf_keras" in early.stdout
+
+
+def test_families_answer_for_their_layers():
+    # the input check (used by TrainRunConfig) and the resize after structured pruning belong to the family
+    with pytest.raises(ConfigError, match=r"models.cnn_bilstm.kernel_size = 9 \(model 'CNN\+biLSTM'\) exceeds the "
+                                          r"window length 2 \* taps \+ 1 = 5"):
+        models.check_input(CNNBiLSTMConfig(kernel_size=9), 5)
+    for config in ALL_CONFIGS:
+        models.check_input(config, 7)
+        model = build_model(config, (7, 4), 2)
+        roles = models.layer_roles(config)
+        assert set(roles) == {layer.name for layer in model.layers if layer.weights}
+        assert roles["output"] == "output" and "output" not in models.prunable_layers(config)
+        assert models.resized_config(config, model) == config
+    assert list(models.MODEL_TYPES) == ["mlp", "lstm", "bilstm", "cnn_bilstm"]

@@ -1,0 +1,291 @@
+"""Counting primitives of the NN cost: bit checks, CSD digits, the grid of quantized weights, the per-layer tally
+of the formulas and the operation-counting reference inference (no TensorFlow import).
+
+Layer types (:mod:`eqnn.layers`) count their operations with :class:`Tally` (the formulas, from the weights) and
+:class:`Counter` (the reference: every operation performed one by one in NumPy float64); the rules are in the
+docstring of :mod:`eqnn.complexity`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from channel.validation import check_int
+
+from ..limits import COUNT_MAX_BITS as MAX_BITS
+from ..limits import COUNT_MIN_BITS as MIN_BITS
+from ..limits import DEFAULT_COUNT_BITS as DEFAULT_BITS
+
+FREE_ACTIVATIONS = frozenset({"linear", "relu"})
+LEAKY_RELU_FUNCTION_ALPHA = 0.2  # slope of tf.nn.leaky_relu, what keras' "leaky_relu" string resolves to
+
+
+class ComplexityError(ValueError):
+    """A model, layer or argument that this module cannot cost."""
+
+
+def check_bits(name: str, value: Optional[int]) -> int:
+    """A bit width in [2, 32], or ``DEFAULT_BITS`` (32) for ``None`` (unquantized); else :class:`ComplexityError`."""
+    if value is None:
+        return DEFAULT_BITS
+    try:
+        return check_int(name, value, MIN_BITS, MAX_BITS, error=ComplexityError)
+    except ComplexityError as exc:
+        raise ComplexityError(f"{exc} or None (unquantized, counted as {DEFAULT_BITS} bits)") from None
+
+
+def check_count(name: str, value: Any, low: int, high: Optional[int] = None) -> int:
+    """An integer count in ``[low, high]``; else :class:`ComplexityError`."""
+    return check_int(name, value, low, high, error=ComplexityError)
+
+
+def ceil_log2(k: int) -> int:
+    """``ceil(log2 k)`` for ``k >= 1`` (0 for k <= 1): the extra accumulator bits of a sum of ``k`` terms."""
+    return 0 if k <= 1 else int(k - 1).bit_length()
+
+
+def csd_digit_count(values) -> np.ndarray:
+    """Number of non-zero digits of the canonical signed digit (non-adjacent form) of each integer's magnitude.
+
+    The NAF has the fewest non-zero digits of all signed-digit representations, no two adjacent. Examples:
+    ``7 = 8 - 1`` has 2, ``11 = 16 - 4 - 1`` has 3, ``0`` has 0.
+    """
+    n = np.abs(np.asarray(values, dtype=np.int64))
+    count = np.zeros(n.shape, dtype=np.int64)
+    while np.any(n):
+        odd = (n & 1) == 1
+        digit = np.where(odd, 2 - (n & 3), 0)  # +1 if n % 4 == 1, -1 if n % 4 == 3
+        count += odd
+        n = (n - digit) >> 1
+    return count
+
+
+def _grid(w: np.ndarray, bits: int, axes) -> tuple[np.ndarray, bool]:
+    hi, lo = 2.0 ** (bits - 1) - 1, 2.0 ** (bits - 1)
+    scale = np.maximum(np.max(w, axis=axes, keepdims=True) / hi, -np.min(w, axis=axes, keepdims=True) / lo)
+    scale = np.maximum(scale, 0.0)
+    ratio = w / np.where(scale > 0, scale, 1.0)
+    q = np.clip(np.rint(ratio), -lo, hi)
+    # float32 weights carry a relative rounding error of ~1e-7 (value and scale): tolerate it, far below 1/2
+    exact = bool(np.all(np.abs(ratio - q) <= 1e-3 + 1e-6 * np.abs(q)))
+    return q.astype(np.int64), exact
+
+
+def quantize_to_integers(weights: np.ndarray, bits: int) -> np.ndarray:
+    """Signed integers of ``weights`` on the symmetric two's-complement grid of ``bits`` bits.
+
+    ``q = clip(round(w / s), -2^(bits-1), 2^(bits-1) - 1)`` with ``s = max(max(w) / (2^(bits-1) - 1),
+    -min(w) / 2^(bits-1))`` (the rule of :func:`eqnn.compress.quantize_array`), per tensor; per index of the last
+    axis instead if the weights lie exactly on per-channel grids but not on the per-tensor one. All zeros for an
+    all-zero tensor.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    if w.size == 0:
+        return np.zeros(w.shape, dtype=np.int64)
+    q, exact = _grid(w, bits, None)
+    if exact or w.ndim < 2:
+        return q
+    q_channel, exact_channel = _grid(w, bits, tuple(range(w.ndim - 1)))
+    return q_channel if exact_channel else q
+
+
+def constant_digits(value: float, bits: int) -> int:
+    """CSD digits of a constant ``|value| < 2`` as a fixed-point number with ``bits - 1`` fractional bits."""
+    return int(csd_digit_count([int(round(abs(value) * 2 ** (bits - 1)))])[0])
+
+
+def average_csd_digits(bits: int) -> float:
+    """Average non-zero CSD digit count of a ``bits``-bit constant (sign + ``bits - 1`` magnitude bits):
+    ``(bits - 1)/3 + 1/9``."""
+    return (bits - 1) / 3 + 1 / 9
+
+
+def activation_name(fn) -> str:
+    if fn is None:
+        return "linear"
+    return getattr(fn, "__name__", type(fn).__name__)
+
+
+def is_free_activation(fn) -> bool:
+    return activation_name(fn) in FREE_ACTIVATIONS
+
+
+
+# ----------------------------------------------------------------------------------------------- formulas
+
+
+@dataclass
+class Tally:
+    """Operation counts of one window for one layer, by the formulas of :mod:`eqnn.complexity`.
+
+    ``bw``, ``ba``: weight and activation bits; ``act_mult``: multiplications per non-free activation. Each call
+    adds to ``multiplications``, ``additions``, ``activations``, ``bop`` and ``nabs``: ``const_products`` (variable x
+    constant: ``b_w b_a`` BoP, ``2k - 1`` NABS), ``var_products`` (variable x variable: ``b_a^2``, ``2 b_a - 1``),
+    ``adds`` (at an accumulator ``width``), ``activate`` (an activation on ``count`` elements), ``leaky``.
+    """
+
+    bw: int
+    ba: int
+    act_mult: int
+    multiplications: int = 0
+    additions: int = 0
+    activations: int = 0
+    bop: int = 0
+    nabs: int = 0
+
+    def const_products(self, count: int, csd_digits: np.ndarray, times: int = 1) -> None:
+        """``count`` products of a variable by constants with the given CSD digit counts, ``times`` over."""
+        k = np.asarray(csd_digits, dtype=np.int64)
+        self.multiplications += times * count
+        self.bop += times * count * self.bw * self.ba
+        self.nabs += times * int(np.sum(np.where(k > 0, 2 * k - 1, 0)))
+
+    def var_products(self, count: int) -> None:
+        self.multiplications += count
+        self.bop += count * self.ba * self.ba
+        self.nabs += count * (2 * self.ba - 1)
+
+    def adds(self, count: int, width: int) -> None:
+        self.additions += count
+        self.bop += count * width
+        self.nabs += count
+
+    def activate(self, fn, count: int) -> None:
+        if not count or is_free_activation(fn):
+            return
+        if activation_name(fn) == "leaky_relu":
+            self.leaky(LEAKY_RELU_FUNCTION_ALPHA, count)
+            return
+        self.activations += count
+        self.var_products(count * self.act_mult)
+
+    def leaky(self, alpha: float, count: int) -> None:
+        """Leaky ReLU on ``count`` elements: one product by the constant ``alpha`` each."""
+        self.const_products(count, np.full(count, constant_digits(alpha, self.bw)))
+
+
+def matvec(tally: Tally, W: np.ndarray, csd: np.ndarray, bias: Optional[np.ndarray], times: int) -> None:
+    """Count ``times`` products ``y = x W + b`` with per-input sharing of distinct non-zero weights."""
+    mults, nabs_digits = 0, []
+    for i in range(W.shape[0]):
+        row = W[i]
+        nz = row != 0
+        values, first = np.unique(row[nz], return_index=True)
+        mults += len(values)
+        nabs_digits.append(csd[i][nz][first])
+    digits = np.concatenate(nabs_digits) if nabs_digits else np.zeros(0, np.int64)
+    tally.const_products(mults, digits, times)
+    terms = np.count_nonzero(W, axis=0)
+    if bias is not None:
+        terms = terms + (bias != 0)
+    for t in terms:
+        if t > 1:
+            tally.adds(times * int(t - 1), tally.bw + tally.ba + ceil_log2(int(t)))
+
+
+def kernel_stats(*kernels: np.ndarray) -> tuple[int, int, int]:
+    """(weights, non-zero weights, distinct non-zero values) over all ``kernels`` together."""
+    flat = np.concatenate([np.ravel(k) for k in kernels]) if kernels else np.zeros(0)
+    nz = flat[flat != 0]
+    return int(flat.size), int(nz.size), int(np.unique(nz).size)
+
+
+
+# ----------------------------------------------------------------------------------------------- reference
+
+
+class Counter:
+    """Operations performed by the reference inference, one call per real multiplication / addition.
+
+    ``activation(fn, x)`` evaluates an activation in float64 and counts its non-free evaluations
+    (``activations``); leaky ReLU counts one product by its slope per element instead.
+    """
+
+    def __init__(self) -> None:
+        self.multiplications = 0
+        self.additions = 0
+        self.activations = 0
+
+    def mul(self, a: float, b: float) -> float:
+        self.multiplications += 1
+        return a * b
+
+    def add(self, a: float, b: float) -> float:
+        self.additions += 1
+        return a + b
+
+    def leaky(self, alpha: float, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        scaled = np.array([self.mul(alpha, v) for v in x.ravel()]).reshape(x.shape)  # every element: data-free
+        return np.where(x > 0, x, scaled)
+
+    def activation(self, fn, x: np.ndarray) -> np.ndarray:
+        name = activation_name(fn)
+        x = np.asarray(x, dtype=np.float64)
+        if name == "leaky_relu":
+            return self.leaky(LEAKY_RELU_FUNCTION_ALPHA, x)
+        if name not in FREE_ACTIVATIONS:
+            self.activations += x.size
+        if name == "linear":
+            return x
+        if name == "relu":
+            return np.maximum(x, 0.0)
+        if name == "sigmoid":
+            return 1.0 / (1.0 + np.exp(-x))
+        if name == "tanh":
+            return np.tanh(x)
+        import tensorflow as tf  # any other activation: keras' own function, in float64
+
+        return np.asarray(fn(tf.constant(x, dtype=tf.float64)), dtype=np.float64)
+
+
+def ref_sum(counter: Counter, terms: Sequence[float]) -> float:
+    """``sum(terms)`` with ``len(terms) - 1`` counted additions (0 for no term)."""
+    if not terms:
+        return 0.0
+    acc = terms[0]
+    for t in terms[1:]:
+        acc = counter.add(acc, t)
+    return acc
+
+
+def ref_matvec(counter: Counter, x: np.ndarray, W: np.ndarray, bias: Optional[np.ndarray]) -> np.ndarray:
+    """``x W + b``: per input one product per distinct non-zero weight (a table), then per output its sum."""
+    tables = []
+    for i in range(W.shape[0]):
+        table: dict[float, float] = {}
+        for w in W[i]:
+            w = float(w)
+            if w != 0 and w not in table:
+                table[w] = counter.mul(float(x[i]), w)
+        tables.append(table)
+    out = np.zeros(W.shape[1])
+    for j in range(W.shape[1]):
+        terms = [tables[i][float(W[i, j])] for i in range(W.shape[0]) if W[i, j] != 0]
+        if bias is not None and bias[j] != 0:
+            terms.append(float(bias[j]))
+        out[j] = ref_sum(counter, terms)
+    return out
+
+
+
+# ----------------------------------------------------------------------------------------------- layer geometry
+
+
+def input_shape(layer) -> tuple:
+    """The fixed input shape ``(None, ...)`` of a layer called once, else :class:`ComplexityError`."""
+    try:
+        shape = layer.input_shape
+    except AttributeError as exc:
+        raise ComplexityError(f"layer {layer.name!r}: {exc} (a layer called more than once is not supported)") \
+            from exc
+    if isinstance(shape, list):
+        raise ComplexityError(f"layer {layer.name!r} has several inputs: not supported")
+    if any(d is None for d in shape[1:]):
+        raise ComplexityError(f"layer {layer.name!r}: input shape {shape} is not fixed; build the model with a "
+                              "fixed window, e.g. keras.Input((2N+1, 4))")
+    return tuple(shape)
+

@@ -1,0 +1,152 @@
+"""The registry of pruning methods and :func:`prune`, which validates, resolves the targets and calls a method.
+
+A method is a :class:`PruningMethod`: what it can prune (``prunable``), how (``apply``) and what it can do
+(capability flags), so that no code compares method names. A new method is one module calling
+:func:`register_pruning_method`::
+
+    register_pruning_method(PruningMethod("my_method", prunable=lambda model: [layer names], apply=fn,
+                                          supports_global_scope=False))
+    fn(model, targets: {layer name: fraction}, *, schedule, scope, fine_tune, options) -> (new plain model, info)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import tf_keras as keras
+
+from ..common import SCHEDULES, SCOPES, _check_choice, _check_fraction, _check_model, attach_info, copy_model
+from ..common import kernel_entries as _kernel_entries
+from ..fine_tune import FineTune, _check_fine_tune, _seed
+
+
+@dataclasses.dataclass(frozen=True)
+class PruningMethod:
+    """A pruning method of the registry.
+
+    ``prunable(model)``: the names of the layers the method can prune. ``apply(model, targets, *, schedule,
+    scope, fine_tune, options)``: prune the named layers to their target fractions (``targets`` maps every prunable
+    layer to its fraction, 0 = untouched) and return ``(new plain model, info dict)``; it must not modify ``model``.
+
+    Capabilities:
+        structured: removes whole units (neurons, filters, LSTM units), so the model gets smaller and keeps no zero
+            weights (a later clustering step has no sparsity to preserve; a saved model needs its architecture
+            config resized).
+        supports_global_scope: ``scope="global"`` (one magnitude threshold over all layers) is meaningful: the
+            targets are then computed from the kernels' magnitudes by :func:`prune`.
+        needs_fine_tune: the method cannot prune one-shot (``fine_tune=None`` is rejected by :func:`prune`).
+    """
+
+    name: str
+    prunable: Callable[[keras.Model], list[str]]
+    apply: Callable[..., tuple[keras.Model, dict]]
+    description: str = ""
+    structured: bool = False
+    supports_global_scope: bool = False
+    needs_fine_tune: bool = False
+
+
+PRUNING_METHODS: dict[str, PruningMethod] = {}
+
+
+def register_pruning_method(method: PruningMethod) -> PruningMethod:
+    """Add (or replace) a method in :data:`PRUNING_METHODS`; ``prune(..., method=name)`` then uses it."""
+    if not isinstance(method, PruningMethod):
+        raise TypeError("register_pruning_method takes a PruningMethod")
+    PRUNING_METHODS[method.name] = method
+    return method
+
+
+def unregister_pruning_method(name: str) -> None:
+    """Remove a method (a test that registers a toy method cleans up with this)."""
+    PRUNING_METHODS.pop(name, None)
+
+
+def _global_fractions(model: keras.Model, names: Sequence[str], sparsity: float) -> dict[str, float]:
+    """Per-layer fractions from one magnitude threshold over the kernels of ``names``."""
+    if not names or sparsity == 0.0:
+        return {name: sparsity for name in names}
+    mags, owner = [], []
+    for i, name in enumerate(names):
+        for _, var in _kernel_entries(model.get_layer(name)):
+            a = np.abs(var.numpy()).ravel()
+            mags.append(a)
+            owner.append(np.full(a.size, i))
+    mags, owner = np.concatenate(mags), np.concatenate(owner)
+    n_prune = int(round(sparsity * mags.size))
+    pruned = owner[np.argsort(mags, kind="stable")[:n_prune]]
+    sizes = np.bincount(owner, minlength=len(names))
+    counts = np.bincount(pruned, minlength=len(names))
+    return {name: float(min(counts[i] / sizes[i], (sizes[i] - 1) / sizes[i])) for i, name in enumerate(names)}
+
+
+def _prune_targets(model: keras.Model, sparsity: Any, method: Any, schedule: Any, per_layer: Any,
+                   scope: Any) -> tuple[PruningMethod, str, str, dict[str, float]]:
+    """Validate the arguments of :func:`prune`; returns (method, schedule, scope, per-layer targets)."""
+    _check_model(model)
+    name = _check_choice(method, "pruning method", list(PRUNING_METHODS))
+    pm = PRUNING_METHODS[name]
+    schedule = _check_choice(schedule, "schedule", SCHEDULES)
+    scope = _check_choice(scope, "scope", SCOPES)
+    sparsity = _check_fraction(sparsity, "sparsity")
+    prunable = pm.prunable(model)
+    if per_layer is not None and not isinstance(per_layer, Mapping):
+        raise TypeError(f"per_layer must be a dict {{layer name: sparsity}}, got {type(per_layer).__name__}")
+    overrides: dict[str, float] = {}
+    for layer_name, s in (per_layer or {}).items():
+        layer_name = str(layer_name)
+        names = [layer.name for layer in model.layers]
+        if layer_name not in names:
+            raise ValueError(f"per_layer: no layer {layer_name!r} in model {model.name!r} (layers: {names})")
+        if layer_name not in prunable:
+            raise ValueError(f"per_layer: layer {layer_name!r} cannot be pruned by method {name!r} "
+                             f"(prunable: {prunable})")
+        overrides[layer_name] = _check_fraction(s, f"per_layer[{layer_name!r}]")
+    if not prunable:
+        raise ValueError(f"model {model.name!r} has no layer that method {name!r} can prune")
+    rest = [n for n in prunable if n not in overrides]
+    if scope == "global":
+        if not pm.supports_global_scope:
+            able = [m.name for m in PRUNING_METHODS.values() if m.supports_global_scope]
+            raise ValueError(f"scope='global' is supported by the {', '.join(able)} method only, not {name!r}")
+        targets = _global_fractions(model, rest, sparsity)
+    else:
+        targets = {n: sparsity for n in rest}
+    targets.update(overrides)
+    return pm, schedule, scope, {n: targets[n] for n in prunable}
+
+
+def prune(model: keras.Model, sparsity: float, *, method: str = "magnitude", schedule: str = "constant",
+          per_layer: Mapping[str, float] | None = None, fine_tune: FineTune | None = None, scope: str = "layer",
+          options: Mapping[str, Any] | None = None) -> keras.Model:
+    """Prune a trained model; returns a new plain tf_keras model (``model`` is unchanged).
+
+    ``sparsity``: fraction in [0, 1) for every prunable layer (``method="magnitude"``: of its kernels' weights;
+    ``"structured"``: of its units). ``per_layer``: ``{layer name: fraction}`` overriding ``sparsity`` for those
+    layers (0 leaves a layer untouched). ``scope="global"`` (methods with ``supports_global_scope``, e.g. magnitude):
+    one magnitude threshold over the layers not in ``per_layer``. ``schedule``: ``"constant"`` (TFMOT
+    ConstantSparsity) or ``"polynomial"``
+    (PolynomialDecay from 0, reaching the target after ~70 % of the fine-tuning steps; structured: 3 stages).
+    ``fine_tune=None``: one-shot. ``options``: method-specific (structured: ``criterion="outgoing"|"incoming"``).
+    """
+    pm, schedule, scope, targets = _prune_targets(model, sparsity, method, schedule, per_layer, scope)
+    _check_fine_tune(fine_tune)
+    if pm.needs_fine_tune and fine_tune is None and any(s > 0.0 for s in targets.values()):
+        raise ValueError(f"pruning method {pm.name!r} needs fine_tune (it cannot prune one-shot)")
+    if options is not None and not isinstance(options, Mapping):
+        raise TypeError("options must be a dict or None")
+    _seed(fine_tune)
+    start = time.perf_counter()
+    if any(s > 0.0 for s in targets.values()):
+        pruned, info = pm.apply(model, targets, schedule=schedule, scope=scope, fine_tune=fine_tune,
+                                options=dict(options or {}))
+    else:  # nothing to prune: no training either
+        pruned, info = copy_model(model), {"fine_tuned": False, "note": "all targets are 0: model copied unchanged"}
+    step = {"step": "prune", "method": pm.name, "schedule": schedule, "scope": scope,
+            "targets": {k: float(v) for k, v in targets.items()}, "seconds": time.perf_counter() - start, **info}
+    return attach_info(pruned, model, step)
+

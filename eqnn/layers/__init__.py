@@ -1,0 +1,28 @@
+"""Layer types: one registry (:mod:`eqnn.layers.registry`) that complexity counting and compression dispatch
+through, and one module per built-in type family that registers itself:
+
+- :mod:`.dense`: Dense.
+- :mod:`.recurrent`: LSTM, Bidirectional(LSTM).
+- :mod:`.conv1d`: Conv1D.
+- :mod:`.free`: activations, reshaping, dropout / noise, BatchNormalization (no multiplicative weights).
+
+A new layer type (e.g. GRU) is one module that builds a :class:`LayerType` and calls :func:`register_layer_type`.
+"""
+
+# isort: skip_file
+# the types register in import order (error messages list them in that order)
+from .registry import (
+    LAYER_TYPES,
+    STRUCTURES,
+    LayerType,
+    find_layer_type,
+    layer_kind,
+    recurrent_layers,
+    register_layer_type,
+    structure_of,
+    unregister_layer_type,
+)
+from . import dense, recurrent, conv1d, free  # noqa: F401  (registration)
+
+__all__ = ["LAYER_TYPES", "STRUCTURES", "LayerType", "find_layer_type", "layer_kind", "recurrent_layers",
+           "register_layer_type", "structure_of", "unregister_layer_type"]

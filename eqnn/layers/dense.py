@@ -1,0 +1,68 @@
+"""Dense: ``y = act(x W + b)``, ``W`` of shape ``(n_in, n_out)``, applied at each of the ``P`` positions of its
+input (``P = 1`` for a 2-D input ``(batch, n_in)``, ``P = T`` for ``(batch, T, n_in)``).
+
+Cost per window (see :mod:`eqnn.complexity`): ``P`` matrix-vector products, unpruned ``P n_in n_out`` real
+multiplications, plus ``P n_out`` activations. Structured pruning removes output neurons (columns of ``W``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tf_keras as keras
+
+from ..complexity.counting import csd_digit_count, input_shape, matvec, quantize_to_integers, ref_matvec
+from .registry import LayerType, register_layer_type
+
+
+def tally(t, layer) -> tuple:
+    shape = input_shape(layer)
+    positions = int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
+    kernel = layer.kernel.numpy()
+    bias = layer.bias.numpy() if layer.use_bias else None
+    matvec(t, kernel, csd_digit_count(quantize_to_integers(kernel, t.bw)), bias, positions)
+    t.activate(layer.activation, positions * int(layer.units))
+    return (kernel,)
+
+
+def reference(counter, layer, x: np.ndarray) -> np.ndarray:
+    kernel = layer.kernel.numpy()
+    bias = layer.bias.numpy() if layer.use_bias else None
+    flat = x.reshape(-1, x.shape[-1])
+    out = np.array([ref_matvec(counter, row, kernel, bias) for row in flat])
+    out = out.reshape(x.shape[:-1] + (kernel.shape[1],))
+    return counter.activation(layer.activation, out)
+
+
+def in_norms(layer, weights: list) -> np.ndarray:
+    """Squared L2 norm of each kernel row ``(n_in, n_out)``: the weights reading each input feature."""
+    return np.sum(weights[0] ** 2, axis=1)
+
+
+def out_norms(layer, weights: list) -> np.ndarray:
+    """Squared L2 norm of each unit's incoming weights, plus its bias squared."""
+    kernel = weights[0]
+    total = np.sum(kernel ** 2, axis=tuple(range(kernel.ndim - 1)))
+    if len(weights) > 1:
+        total = total + weights[1] ** 2
+    return total
+
+
+def slice_in(layer, weights: list, keep: np.ndarray) -> list:
+    return [weights[0][keep]] + weights[1:]
+
+
+def slice_out(layer, weights: list, keep: np.ndarray) -> list:
+    return [weights[0][..., keep]] + ([weights[1][keep]] if len(weights) > 1 else [])
+
+
+def resize(layer, n_keep: int) -> dict:
+    config = layer.get_config()
+    config["units"] = n_keep
+    return config
+
+
+DENSE = register_layer_type(LayerType(
+    name="Dense", matches=lambda layer: isinstance(layer, keras.layers.Dense), tally=tally, reference=reference,
+    structure="units", structured=lambda layer: type(layer) is keras.layers.Dense, units=lambda layer: layer.units,
+    resize=resize, in_norms=in_norms, out_norms=out_norms, slice_in=slice_in, slice_out=slice_out,
+    qat=lambda layer: type(layer) is keras.layers.Dense))

@@ -1,0 +1,236 @@
+"""LSTM and Bidirectional(LSTM).
+
+LSTM (``n_i`` inputs, ``n_h`` units, keras gate order i, f, c, o): per time step ``z = [x_t, h_{t-1}] [W; U] + b``
+(``4 n_h`` outputs), ``c_t = f c_{t-1} + i g``, ``h_t = o tanh(c_t)``. Cost per window of ``T`` steps, unpruned:
+``T n_h (4 n_i + 4 n_h + 3)`` real multiplications (see :mod:`eqnn.complexity`). Bidirectional(LSTM): the forward
+and the backward LSTM over the whole window plus the merge ("concat" free; "sum", "mul", "ave" ``n_h`` operations
+per output position).
+
+Structured pruning removes LSTM units: unit ``u`` owns the columns ``g n_h + u`` (g = 0..3) of ``W``, ``U``, ``b``
+and the row ``u`` of ``U``. In a Bidirectional each direction keeps its own units ("concat") or the forward and
+backward unit ``j`` are kept together (the other merges pair them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tf_keras as keras
+
+from ..complexity.counting import (
+    ComplexityError,
+    csd_digit_count,
+    matvec,
+    quantize_to_integers,
+    ref_matvec,
+)
+from ..complexity.counting import input_shape as _input_shape
+from .registry import LayerType, register_layer_type
+
+MERGE_MODES = ("concat", "sum", "mul", "ave")
+
+
+# ----------------------------------------------------------------------------------------------- complexity
+
+def lstm_tally(tally, lstm, steps: int) -> tuple:
+    """Count ``steps`` LSTM steps on ``tally``; returns (kernel, recurrent kernel)."""
+    kernel = lstm.cell.kernel.numpy()
+    recurrent = lstm.cell.recurrent_kernel.numpy()
+    bias = lstm.cell.bias.numpy() if lstm.cell.use_bias else None
+    n_h = int(lstm.units)
+    W = np.vstack([kernel, recurrent])
+    csd = np.vstack([csd_digit_count(quantize_to_integers(kernel, tally.bw)),
+                     csd_digit_count(quantize_to_integers(recurrent, tally.bw))])
+    matvec(tally, W, csd, bias, steps)
+    tally.var_products(steps * 3 * n_h)                       # f*c, i*g, o*act(c)
+    tally.adds(steps * n_h, 2 * tally.ba + 1)                 # c = f*c + i*g
+    tally.activate(lstm.recurrent_activation, steps * 3 * n_h)
+    tally.activate(lstm.activation, steps * 2 * n_h)          # g and act(c)
+    return kernel, recurrent
+
+
+def lstm_reference(counter, lstm, x: np.ndarray) -> np.ndarray:
+    """Returns the hidden states in processing order, shape (T, n_h) (reversed input if go_backwards)."""
+    W = np.vstack([lstm.cell.kernel.numpy(), lstm.cell.recurrent_kernel.numpy()])
+    bias = lstm.cell.bias.numpy() if lstm.cell.use_bias else None
+    n = int(lstm.units)
+    seq = x[::-1] if lstm.go_backwards else x
+    h, c = np.zeros(n), np.zeros(n)
+    outputs = []
+    for x_t in seq:
+        z = ref_matvec(counter, np.concatenate([x_t, h]), W, bias)
+        i = counter.activation(lstm.recurrent_activation, z[:n])
+        f = counter.activation(lstm.recurrent_activation, z[n:2 * n])
+        g = counter.activation(lstm.activation, z[2 * n:3 * n])
+        o = counter.activation(lstm.recurrent_activation, z[3 * n:])
+        c = np.array([counter.add(counter.mul(f[u], c[u]), counter.mul(i[u], g[u])) for u in range(n)])
+        tc = counter.activation(lstm.activation, c)
+        h = np.array([counter.mul(o[u], tc[u]) for u in range(n)])
+        outputs.append(h)
+    return np.array(outputs)
+
+
+def _lstm_layer_tally(tally, layer) -> tuple:
+    return lstm_tally(tally, layer, int(_input_shape(layer)[1]))
+
+
+def _lstm_layer_reference(counter, layer, x):
+    seq = lstm_reference(counter, layer, x)
+    return seq if layer.return_sequences else seq[-1]
+
+
+def _bidirectional_check(layer) -> None:
+    if not isinstance(layer.forward_layer, keras.layers.LSTM) or \
+            not isinstance(layer.backward_layer, keras.layers.LSTM):
+        raise ComplexityError(f"layer {layer.name!r}: Bidirectional is supported around LSTM only, got "
+                              f"{type(layer.forward_layer).__name__}")
+    if layer.merge_mode not in MERGE_MODES:
+        raise ComplexityError(f"layer {layer.name!r}: merge_mode = {layer.merge_mode!r}; allowed "
+                              f"{', '.join(map(repr, MERGE_MODES))}")
+
+
+def _bidirectional_tally(tally, layer) -> tuple:
+    steps = int(_input_shape(layer)[1])
+    kernels = lstm_tally(tally, layer.forward_layer, steps) + lstm_tally(tally, layer.backward_layer, steps)
+    positions = steps if layer.return_sequences else 1
+    n = positions * int(layer.forward_layer.units)
+    if layer.merge_mode == "sum":
+        tally.adds(n, tally.ba + 1)
+    elif layer.merge_mode == "mul":
+        tally.var_products(n)
+    elif layer.merge_mode == "ave":
+        tally.adds(n, tally.ba + 1)
+        tally.const_products(n, np.ones(n, np.int64))
+    return kernels
+
+
+def _bidirectional_reference(counter, layer, x):
+    fwd = lstm_reference(counter, layer.forward_layer, x)
+    bwd = lstm_reference(counter, layer.backward_layer, x)
+    if layer.return_sequences:
+        a, b = fwd, bwd[::-1]
+    else:
+        a, b = fwd[-1], bwd[-1]
+    if layer.merge_mode == "concat":
+        return np.concatenate([a, b], axis=-1)
+    fa, fb = a.ravel(), b.ravel()
+    if layer.merge_mode == "sum":
+        merged = [counter.add(u, v) for u, v in zip(fa, fb)]
+    elif layer.merge_mode == "mul":
+        merged = [counter.mul(u, v) for u, v in zip(fa, fb)]
+    else:  # ave
+        merged = [counter.mul(counter.add(u, v), 0.5) for u, v in zip(fa, fb)]
+    return np.array(merged).reshape(a.shape)
+
+
+# ----------------------------------------------------------------------------------------------- structured pruning
+
+def _lstm_cols(units: int, keep: np.ndarray) -> np.ndarray:
+    return np.concatenate([g * units + keep for g in range(4)])
+
+
+def lstm_in_norms(layer, weights: list) -> np.ndarray:
+    """Squared L2 norm of each kernel row ``(n_in, 4 n_h)``: the weights reading each input feature."""
+    return np.sum(weights[0] ** 2, axis=1)
+
+
+def lstm_out_norms(layer, weights: list) -> np.ndarray:
+    """Per unit: squared L2 norm of its 4 gate columns of the kernel, recurrent kernel and bias."""
+    u = layer.units
+    total = np.sum(weights[0] ** 2, axis=0) + np.sum(weights[1] ** 2, axis=0)
+    if len(weights) > 2:
+        total = total + weights[2] ** 2
+    return total.reshape(4, u).sum(axis=0)
+
+
+def lstm_slice_in(layer, weights: list, keep: np.ndarray) -> list:
+    return [weights[0][keep]] + weights[1:]
+
+
+def lstm_slice_out(layer, weights: list, keep: np.ndarray) -> list:
+    cols = _lstm_cols(layer.units, keep)
+    out = [weights[0][:, cols], weights[1][keep][:, cols]]
+    return out + ([weights[2][cols]] if len(weights) > 2 else [])
+
+
+def _lstm_resize(layer, n_keep: int) -> dict:
+    config = layer.get_config()
+    config["units"] = n_keep
+    return config
+
+
+def _halves(weights: list) -> tuple[list, list]:
+    half = len(weights) // 2
+    return weights[:half], weights[half:]
+
+
+def _bi_in_norms(layer, weights: list) -> np.ndarray:
+    f, b = _halves(weights)
+    return lstm_in_norms(layer.forward_layer, f) + lstm_in_norms(layer.backward_layer, b)
+
+
+def _bi_out_norms(layer, weights: list) -> np.ndarray:
+    f, b = _halves(weights)
+    return np.concatenate([lstm_out_norms(layer.forward_layer, f), lstm_out_norms(layer.backward_layer, b)])
+
+
+def _bi_slice_in(layer, weights: list, keep: np.ndarray) -> list:
+    f, b = _halves(weights)
+    return lstm_slice_in(layer.forward_layer, f, keep) + lstm_slice_in(layer.backward_layer, b, keep)
+
+
+def _bi_slice_out(layer, weights: list, keep: tuple) -> list:
+    f, b = _halves(weights)
+    return lstm_slice_out(layer.forward_layer, f, keep[0]) + lstm_slice_out(layer.backward_layer, b, keep[1])
+
+
+def _bi_resize(layer, n_keep: int) -> dict:
+    config = layer.get_config()
+    config["layer"]["config"]["units"] = n_keep
+    if config.get("backward_layer"):
+        config["backward_layer"]["config"]["units"] = n_keep
+    return config
+
+
+def _bi_choose_keep(layer, scores: np.ndarray, n_keep: int, top) -> tuple:
+    """(forward kept units, backward kept units): independent with "concat", else unit j of both together."""
+    units = layer.forward_layer.units
+    if layer.merge_mode == "concat":
+        return top(scores[:units]), top(scores[units:])
+    both = top(scores[:units] + scores[units:]) if scores.size == 2 * units else top(scores)
+    return both, both
+
+
+def _bi_kept_features(layer, keep: tuple) -> np.ndarray:
+    units = layer.forward_layer.units
+    return np.concatenate([keep[0], units + keep[1]]) if layer.merge_mode == "concat" else keep[0]
+
+
+def _is_lstm_pair(layer) -> bool:
+    return type(layer.forward_layer) is keras.layers.LSTM and type(layer.backward_layer) is keras.layers.LSTM
+
+
+def _bi_kernels(layer) -> list:
+    weights = []
+    for rnn in (layer.forward_layer, layer.backward_layer):
+        cell = rnn.cell
+        weights += [w for w in (getattr(cell, "kernel", None), getattr(cell, "recurrent_kernel", None))
+                    if w is not None]
+    return weights
+
+
+LSTM = register_layer_type(LayerType(
+    name="LSTM", matches=lambda layer: isinstance(layer, keras.layers.LSTM), tally=_lstm_layer_tally,
+    reference=_lstm_layer_reference, structure="units", structured=lambda layer: type(layer) is keras.layers.LSTM,
+    units=lambda layer: layer.units, resize=_lstm_resize, in_norms=lstm_in_norms, out_norms=lstm_out_norms,
+    slice_in=lstm_slice_in, slice_out=lstm_slice_out, qat=lambda layer: type(layer) is keras.layers.LSTM,
+    recurrent=lambda layer: [layer]))
+
+BIDIRECTIONAL_LSTM = register_layer_type(LayerType(
+    name="Bidirectional(LSTM)", matches=lambda layer: isinstance(layer, keras.layers.Bidirectional),
+    check=_bidirectional_check, tally=_bidirectional_tally, reference=_bidirectional_reference, structure="units",
+    structured=_is_lstm_pair, units=lambda layer: layer.forward_layer.units, resize=_bi_resize,
+    in_norms=_bi_in_norms, out_norms=_bi_out_norms, slice_in=_bi_slice_in, slice_out=_bi_slice_out,
+    choose_keep=_bi_choose_keep, kept_features=_bi_kept_features, qat=_is_lstm_pair,
+    recurrent=lambda layer: [layer.forward_layer, layer.backward_layer],
+    prune_parts=lambda layer: [layer.forward_layer, layer.backward_layer], prunable_weights=_bi_kernels,
+    kind=lambda layer: f"Bidirectional({type(layer.forward_layer).__name__})"))

@@ -1,0 +1,55 @@
+"""NN equalizer architectures: typed configs and ``tf_keras`` builders, one module per family.
+
+Every model is built with ``tf_keras`` (Keras 2), never ``tf.keras``/Keras 3: TensorFlow Model
+Optimization (pruning, clustering, quantization) accepts only Keras 2 models. Input: windows
+``(2N + 1, 4)``; output: ``n_outputs`` real numbers (I/Q of the equalized centre symbol, per
+polarization), linear.
+
+Families (names used in TOML ``type = ...``), each registered by its module through
+:func:`register_model_family` (:mod:`eqnn.models.registry`):
+
+- ``mlp`` (:mod:`.mlp`): Flatten -> Dense(units[0], activation) -> ... -> Dense(n_outputs).
+- ``lstm`` (:mod:`.recurrent`): LSTM(units) many-to-one (last hidden state) -> Dense(n_outputs).
+- ``bilstm`` (:mod:`.recurrent`): Bidirectional(LSTM(units)) many-to-one (final states of both directions,
+  concatenated) -> Dense(n_outputs).
+- ``cnn_bilstm`` (:mod:`.cnn`): Conv1D(filters, kernel_size, activation, "valid") -> Bidirectional(LSTM(units))
+  many-to-one -> Dense(n_outputs).
+
+Layer names belong to their family module; the rest of the toolkit asks the family
+(:func:`layer_roles`, :func:`resized_config`, :func:`check_input`) instead of naming layers.
+"""
+
+# isort: skip_file
+from __future__ import annotations
+
+from typing import Union
+
+# the families register in import order, the order of MODEL_TYPES (listed in error messages)
+from .mlp import MLPConfig, build_mlp
+from .recurrent import BiLSTMConfig, LSTMConfig, build_bilstm, build_lstm
+from .cnn import CNNBiLSTMConfig, build_cnn_bilstm
+from .common import ACTIVATIONS, MAX_UNITS, check_keras_model, count_parameters
+from .registry import (
+    FAMILIES,
+    MODEL_TYPES,
+    ROLES,
+    ModelFamily,
+    build_model,
+    check_input,
+    family_of,
+    layer_roles,
+    model_config_from_dict,
+    model_config_to_dict,
+    prunable_layers,
+    register_model_family,
+    resized_config,
+    unregister_model_family,
+)
+
+ModelConfig = Union[MLPConfig, LSTMConfig, BiLSTMConfig, CNNBiLSTMConfig]
+
+__all__ = ["ACTIVATIONS", "BiLSTMConfig", "CNNBiLSTMConfig", "FAMILIES", "LSTMConfig", "MAX_UNITS", "MLPConfig",
+           "MODEL_TYPES", "ModelConfig", "ModelFamily", "ROLES", "build_bilstm", "build_cnn_bilstm", "build_lstm",
+           "build_mlp", "build_model", "check_input", "check_keras_model", "count_parameters", "family_of",
+           "layer_roles", "model_config_from_dict", "model_config_to_dict", "prunable_layers",
+           "register_model_family", "resized_config", "unregister_model_family"]
