@@ -578,14 +578,9 @@ class SearchResult:
         ``references``: ``{"CDC": (rmps, q_db), "DBP-1": (rmps, q_db)}``, drawn as labelled markers.
         """
         references = _check_references(references)
-        import matplotlib
+        from eqnn.report import new_figure, save_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from eqnn.report import save_figure
-
-        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        fig, ax = new_figure()  # the caller's matplotlib backend and figures are untouched
         evs = self.evaluations
         if evs:
             feasible = [e for e in evs if e.feasible is not False]
@@ -715,22 +710,11 @@ def _now() -> str:
 
 
 def _jsonable(value):
-    """Metrics as JSON: numpy scalars become Python scalars, arrays lists, anything else its str()."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return str(value)
+    """Metrics as JSON: numpy scalars become Python scalars, arrays lists, anything else its str() (non-finite
+    floats are kept: a record may hold NaN). :func:`eqnn.report.jsonable` is the one conversion."""
+    from eqnn.report import jsonable
+
+    return jsonable(value, nan="keep", unknown="str")
 
 
 def _clean_metrics(metrics, call: int) -> dict:
