@@ -230,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run", help="reproduce a whole study: simulate, train, compress, benchmark against CDC/DBP, write a report",
-        description="Run the study of STUDY (TOML, see experiments/quickstart.toml; format in eqnn/study.py): "
+        description="Run the study of STUDY (TOML, see experiments/quickstart.toml; format in "
+        "docs/config_reference.md): "
         "(1) sweep the launch powers with CDC and each DBP variant, (2) train the NN equalizers, (3) compress the "
         "chosen models with a Bayesian search at their optimal launch power, (4) write report.md (the link, a table "
         "of RMpS, BoP, Q at the optimal launch power and gain over CDC per method, both plots), q_vs_power.png, "
@@ -249,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Search the prune -> cluster -> quantize hyperparameters of a trained equalizer (a folder "
         "models/<name>@<power> written by 'eqnn train') or of every model of a training TOML with a [compression] "
         "table (trained or reused in OUT/train, compressed at its best test power), minimizing RMpS subject to "
-        "Q >= target (or a weighted objective; format in eqnn/compress_run.py). Writes per model the evaluations "
+        "Q >= target (or a weighted objective; format in docs/config_reference.md). Writes per model the "
+        "evaluations "
         "(CSV/JSON), the best model, compression.json and a Q-versus-RMpS plot with CDC, DBP and the uncompressed "
         "model marked, and prints a summary table. An interrupted search resumes where it stopped.")
     comp.add_argument("source", help="saved equalizer folder, or training TOML with a [compression] table")

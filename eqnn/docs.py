@@ -124,8 +124,8 @@ def reference_text() -> str:
     import channel.config as link_config
 
     from .data import DataConfig
-    from .study import StudyConfig
     from .studies.compression_config import CompressionSearchConfig
+    from .study import StudyConfig
     from .training.config import SeedsConfig, TrainingConfig, TrainRunConfig
 
     parts = [
@@ -150,7 +150,10 @@ def reference_text() -> str:
     parts += [
         "## Training TOML (`eqnn train`)",
         "",
-        _table("top level", TrainRunConfig, skip=("scenario", "seeds", "data", "training", "models")),
+        _table("top level", TrainRunConfig, skip=("scenario", "seeds", "data", "training", "models"),
+               defaults={"powers_dbm": "required"},
+               note="Its tables: `[scenario]` (the link, tables as in a link TOML above), `[seeds]`, `[data]`, "
+                    "`[training]` and one `[[models]]` per model (or `[models.<type>]` tables)."),
         _table("[seeds]", SeedsConfig),
         _table("[data]", DataConfig),
         _table("[training]", TrainingConfig),
