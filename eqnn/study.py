@@ -145,8 +145,10 @@ class StudyConfig:
 
     @property
     def sweep_powers(self) -> list[float]:
-        """Launch powers of the DSP sweep: ``dsp_powers_dbm`` and ``powers_dbm``, sorted."""
-        return sorted(set(self.dsp_powers_dbm) | set(self.train.powers_dbm))
+        """Launch powers of the DSP sweep: ``dsp_powers_dbm`` and ``powers_dbm``, sorted (a power of both once,
+        as ``powers_dbm`` gives it)."""
+        extra = [p for p in self.dsp_powers_dbm if not any(same_power(p, q) for q in self.train.powers_dbm)]
+        return sorted(set(extra) | set(self.train.powers_dbm))
 
     def default_out_dir(self) -> Path:
         return Path(self.out_dir) if self.out_dir else Path("results") / self.name

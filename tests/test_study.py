@@ -259,7 +259,8 @@ def test_a_compression_folder_of_other_inputs_is_refused_not_deleted(first_run, 
     folder = out / "compress" / "MLP"
     before = (folder / "evaluations.jsonl").read_bytes()
     with pytest.raises(ConfigError, match=rf"{re.escape(str(folder))} holds a compression study of other inputs "
-                                          rf"\(config, fine_tune_data differ\).*delete {re.escape(str(folder))} to start over"):
+                                          rf"\(config, fine_tune_data differ\).*"
+                                          rf"delete {re.escape(str(folder))} to start over"):
         run_study(changed, out, progress=False)
     assert (folder / "evaluations.jsonl").read_bytes() == before
 
