@@ -83,12 +83,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with executor:
         transmissions = sweep(executor, config, powers, cache_dir=cache, progress=not args.quiet, dbp=not args.no_dbp)
-    from eqnn.complexity import cdc_complexity, dbp_complexity
+    from eqnn.references import dsp_complexity
 
-    sps = config.receiver.dbp_samples_per_symbol
-    rmps = {"CDC": cdc_complexity(config, samples_per_symbol=sps).rmps}
-    rmps.update({f"DBP-{k}": dbp_complexity(config, k, samples_per_symbol=sps).rmps
-                 for k in config.receiver.dbp_steps_per_span})
+    rmps = {name: c.rmps for name, c in dsp_complexity(config).items()}
     rows = []
     for tr in transmissions:
         p = tr.config.transmitter.launch_power_dbm
@@ -223,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("config", help="training TOML (see experiments/train_quick.toml)")
     tr.add_argument("--power", help="launch powers in dBm (overrides powers_dbm): START:STOP:STEP or a,b,c")
     tr.add_argument("--out", help="output folder (default: results/train-<name>)")
-    tr.add_argument("--cache", help="transmission cache folder (default: the config's cache_dir)")
+    tr.add_argument("--cache", help="transmission cache folder (default: the config's cache_dir; \"\" = <out>/cache)")
     tr.add_argument("--no-cache", action="store_true", help="neither read nor write the transmission cache")
     tr.add_argument("--no-dbp", action="store_true", help="skip DBP in the comparison")
     tr.add_argument("--restart", action="store_true", help="retrain models even if finished ones are saved")
@@ -233,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run", help="reproduce a whole study: simulate, train, compress, benchmark against CDC/DBP, write a report",
-        description="Run the study of STUDY (TOML, see experiments/quickstart.toml; format in eqnn/study.py): "
+        description="Run the study of STUDY (TOML, see experiments/quickstart.toml; format in "
+        "docs/config_reference.md): "
         "(1) sweep the launch powers with CDC and each DBP variant, (2) train the NN equalizers, (3) compress the "
         "chosen models with a Bayesian search at their optimal launch power, (4) write report.md (the link, a table "
         "of RMpS, BoP, Q at the optimal launch power and gain over CDC per method, both plots), q_vs_power.png, "
@@ -241,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
         "interrupted run continues from what is done. The whole study file is checked before anything runs.")
     run.add_argument("study", help="study TOML (experiments/quickstart.toml, reference_study.toml, wdm.toml)")
     run.add_argument("--out", help="results folder (default: the study's [study] out_dir, else results/<name>)")
-    run.add_argument("--cache", help="simulation cache folder (default: the study's cache_dir, else <out>/cache)")
+    run.add_argument("--cache", help="simulation cache folder (default: the study's cache_dir; \"\" = <out>/cache)")
     run.add_argument("--quiet", action="store_true",
                      help="no progress bars or per-epoch lines (the one line per stage and the summary remain)")
     _add_execution_options(run)
@@ -252,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Search the prune -> cluster -> quantize hyperparameters of a trained equalizer (a folder "
         "models/<name>@<power> written by 'eqnn train') or of every model of a training TOML with a [compression] "
         "table (trained or reused in OUT/train, compressed at its best test power), minimizing RMpS subject to "
-        "Q >= target (or a weighted objective; format in eqnn/compress_run.py). Writes per model the evaluations "
+        "Q >= target (or a weighted objective; format in docs/config_reference.md). Writes per model the "
+        "evaluations "
         "(CSV/JSON), the best model, compression.json and a Q-versus-RMpS plot with CDC, DBP and the uncompressed "
         "model marked, and prints a summary table. An interrupted search resumes where it stopped.")
     comp.add_argument("source", help="saved equalizer folder, or training TOML with a [compression] table")
@@ -261,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--power", help="launch power (dBm) to compress at (default: each model's best test Q)")
     comp.add_argument("--model", help="compress only this model of the TOML")
     comp.add_argument("--config", help="TOML whose [compression] table configures the search of an equalizer folder")
-    comp.add_argument("--cache", help="transmission cache folder (default: the TOML's cache_dir, else results/cache)")
+    comp.add_argument("--cache", help="transmission cache folder (default: the TOML's cache_dir, \"\" = <out>/cache; "
+                      "results/cache for an equalizer folder)")
     comp.add_argument("--no-cache", action="store_true", help="neither read nor write the transmission cache")
     comp.add_argument("--no-dbp", action="store_true", help="no DBP references")
     comp.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -270,10 +270,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def expected_errors() -> tuple[type, ...]:
+    """The errors a user can cause or meet (bad input, a damaged or locked file, a diverged simulation): reported by
+    :func:`main` as one line ``eqnn <command>: error: ...`` with exit code 2, never as a traceback. Anything else is
+    a bug and keeps its traceback."""
     import channel
+    from channel.fiber import PropagationError
     from eqnn.execution import ExecutionError
+    from eqnn.search import SearchLockedError
 
+    return (UsageError, channel.ConfigError, ExecutionError, channel.CorruptFileError, SearchLockedError,
+            PropagationError)
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else list(argv)))
     if not getattr(args, "func", None):
@@ -281,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except (UsageError, channel.ConfigError, ExecutionError) as exc:
+    except expected_errors() as exc:
         print(f"eqnn {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

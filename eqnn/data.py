@@ -45,12 +45,13 @@ import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence, Union
+from typing import Sequence, Union
 
 import numpy as np
 
 from channel import ConfigError, LinkConfig, Transmission
 from channel.config import check_int, unknown_keys_error
+from channel.validation import check_bool
 
 FEATURES_PER_SYMBOL = 4
 MAX_TAPS = 1000
@@ -61,11 +62,6 @@ class DataError(ConfigError):
 
     A :class:`channel.ConfigError`, so that front ends report it like any other configuration error."""
 
-
-
-def _check_bool(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{name} = {value!r}: must be true or false")
 
 
 @dataclass(frozen=True)
@@ -103,9 +99,9 @@ class DataConfig:
                                   "[0, 1000000] or 'auto'")
         else:
             check_int("data.guard_symbols", self.guard_symbols, 0, 10**6)
-        _check_bool("data.both_polarizations", self.both_polarizations)
-        _check_bool("data.normalize_targets", self.normalize_targets)
-        _check_bool("data.residual", self.residual)
+        check_bool("data.both_polarizations", self.both_polarizations)
+        check_bool("data.normalize_targets", self.normalize_targets)
+        check_bool("data.residual", self.residual)
         check_int("data.auto_taps_min", self.auto_taps_min, 0, MAX_TAPS)
         check_int("data.auto_taps_max", self.auto_taps_max, 0, MAX_TAPS)
         if self.auto_taps_min > self.auto_taps_max:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
+import numbers
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
 
 from channel.storage import write_bytes_atomic, write_text_atomic
+
+from .records import same_power
 
 
 def _clean(value):
@@ -21,6 +27,51 @@ def _clean(value):
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     return value
+
+
+def jsonable(value: Any, *, nan: str = "keep", unknown: str = "keep") -> Any:
+    """``value`` made of JSON types: the one conversion every writer of the toolkit uses.
+
+    Dataclass instances become dicts, mappings dicts with ``str`` keys, tuples and arrays lists, numpy scalars
+    Python scalars, paths strings.
+
+    Args:
+        value: what to convert (nested containers are converted recursively).
+        nan: what becomes of a non-finite float: ``"keep"`` (left as is: :func:`write_json` writes null, a
+            search record keeps it) or ``"none"`` (``None`` now, e.g. for ``json.dumps(allow_nan=False)``).
+        unknown: any other object: ``"keep"`` (left as is) or ``"str"`` (its ``str()``).
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        v = float(value)
+        return None if nan == "none" and not math.isfinite(v) else v
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist(), nan=nan, unknown=unknown)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v, nan=nan, unknown=unknown) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v, nan=nan, unknown=unknown) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return str(value) if unknown == "str" else value
+
+
+def new_figure(figsize: tuple[float, float] = (6.4, 4.4)):
+    """A figure and its axes that belong to no pyplot state: drawing them leaves the caller's matplotlib
+    backend and open figures untouched (rendered by the Agg canvas in :func:`save_figure`)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
 
 
 def write_json(path: str | Path, data) -> Path:
@@ -49,15 +100,10 @@ def plot_q_vs_power(rows: Iterable[Mapping], path: str | Path, title: str = "") 
     ``q_db_from_snr``. Filled markers: Q from counted errors; hollow markers: Q implied by the SNR
     (too few errors to count), so a reader never mistakes an estimate for a measurement.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     by_method: dict[str, list] = {}
     for row in rows:
         by_method.setdefault(row["method"], []).append(row)
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = new_figure()
     for i, (method, items) in enumerate(by_method.items()):
         items = sorted(items, key=lambda r: r["launch_power_dbm"])
         color = f"C{i}"
@@ -80,13 +126,10 @@ def plot_q_vs_power(rows: Iterable[Mapping], path: str | Path, title: str = "") 
 
 
 def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
-    """Lay out ``fig``, write it as PNG atomically and close it."""
-    import matplotlib.pyplot as plt
-
+    """Lay out ``fig`` (a :func:`new_figure`), write it as PNG atomically."""
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
-    plt.close(fig)
     return write_bytes_atomic(path, buffer.getvalue())
 
 
@@ -113,7 +156,7 @@ def format_q_table(rows: Sequence[Mapping], methods: Sequence[str], powers: Sequ
     for p in powers:
         cells = []
         for m in methods:
-            r = next((r for r in rows if r["method"] == m and r["launch_power_dbm"] == p), None)
+            r = next((r for r in rows if r["method"] == m and same_power(r["launch_power_dbm"], p)), None)
             if r is None:
                 cells.append(f"{'-':>22} {'-':>6}")
                 continue

@@ -1,21 +1,8 @@
 """One command reproduces a study: ``eqnn run experiments/<study>.toml``.
 
-A study file is a training TOML (format: :mod:`eqnn.train` docstring) plus two tables::
-
-    [compression]                   # the compression search: eqnn.compress_run.CompressionSearchConfig
-    n_calls = 20                    #   (leave the table out to skip compression)
-    ...
-
-    [study]                         # every key optional
-    dsp_powers_dbm = [-4.0, -3.0]   # launch powers (dBm) of the CDC / DBP sweep, on top of powers_dbm
-                                    #   (the sweep always covers powers_dbm too); default: powers_dbm only
-    compress = ["MLP"]              # names of the [[models]] to compress; default: all of them when a
-                                    #   [compression] table is given; [] = none
-    compress_at = "nn_optimum"      # launch power of the compression: "nn_optimum" (each model's best
-                                    #   power in stage 2) or a number (dBm) from powers_dbm
-    out_dir = "results/quickstart"  # results folder (relative to the working directory);
-                                    #   default "results/<name>"
-    title = "Quick start"           # heading of report.md; default: name
+A study file is a training TOML (:class:`eqnn.train.TrainRunConfig`) plus a ``[compression]`` table (the search:
+:class:`eqnn.compress_run.CompressionSearchConfig`; leave it out to skip compression) and a ``[study]`` table
+(:class:`StudyConfig`); the reference of every key is ``docs/config_reference.md`` (``python -m eqnn.docs``).
 
 Every section is validated (:func:`load_study`) before anything is simulated; an error names the key and
 the allowed values. :func:`run_study` then runs four stages, each cached, so that a repeated or
@@ -26,10 +13,12 @@ interrupted run continues from what is done (one line per stage says what is reu
    (``channel.sweep_launch_power``; cached by config hash in ``cache_dir``, the very transmissions stage 2
    tests on). CDC and DBP are measured on the symbols the NNs are measured on: the window centres (guard
    and taps removed) of the target polarization(s).
-2. **Training**: :func:`eqnn.train.run_training` into ``<out>/train`` (reuses finished models).
+2. **Training**: :func:`eqnn.training.run.train_stage` into ``<out>/train`` (reuses finished models).
 3. **Compression**: for each model of ``compress``, at ``compress_at``: the saved equalizer, its training
    windows and the test transmission (all from the caches) go to
-   :func:`eqnn.compress_run.compress_equalizer`, whose search in ``<out>/compress/<model>`` resumes.
+   :func:`eqnn.studies.compression.compress_trained` (the path of ``eqnn compress`` too), whose search in
+   ``<out>/compress/<model>`` resumes; a folder of other inputs (another model, power or setting) is refused with
+   a message naming it (delete it to start over).
 4. **Report**: ``report.md`` (the link, the table, both plots), ``q_vs_power.png``, ``q_vs_rmps.png``,
    ``results.json`` and ``methods.csv``, ``q_vs_power.csv``, ``pareto.csv`` (every number of the report).
    RMpS/BoP/NABS: :mod:`eqnn.complexity` (CDC and DBP of the link, NNs from their actual weights).
@@ -41,26 +30,26 @@ sweep and of the training, and several compression points at once (batched searc
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
-import json
 import math
-import shutil
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Union
 
-import channel
 from channel import ConfigError, Transmission, evaluate_symbols
 from channel.config import read_toml
 from channel.storage import cache_path, write_text_atomic
+from channel.validation import check_number
 
 from .data import resolve_guard, resolve_taps, window_centres
 from .execution import sweep
-from .report import optimum_per_method, plot_q_vs_power, save_figure, write_csv, write_json
+from .records import CompressionPoint, QRow, TrainingResult, best_per_method, same_power
+from .references import dsp_complexity
+from .report import jsonable, new_figure, plot_q_vs_power, save_figure, write_csv, write_json
 from .search import RECORDS_FILE
-from .train import TrainRunConfig
+from .training import TrainRunConfig
+from .training.run import cache_folder
 
 COMPRESS_AT = "nn_optimum"
 STUDY_KEYS = ("dsp_powers_dbm", "compress", "compress_at", "out_dir", "title")
@@ -77,16 +66,19 @@ def _compression_config_class():
 
 @dataclass(frozen=True)
 class StudyConfig:
-    """A whole study: the training study, the compression search and the study-level settings.
+    """A whole study (``eqnn run``): the training study, the compression search and the ``[study]`` table.
 
     Attributes:
         train: the :class:`eqnn.train.TrainRunConfig` (every top-level key but ``[compression]``/``[study]``).
         compression: the ``[compression]`` table as a ``CompressionSearchConfig``, or None (no stage 3).
-        dsp_powers_dbm: extra launch powers of the CDC/DBP sweep (dBm), each in [-30, 30].
-        compress: names of the models to compress (each one of ``train.models``).
-        compress_at: "nn_optimum" or a launch power from ``train.powers_dbm``.
-        out_dir: default results folder ("" = ``results/<name>``).
-        title: heading of the report ("" = the study's name).
+        dsp_powers_dbm: extra launch powers of the CDC/DBP sweep (dBm), each in [-30, 30], on top of
+            ``powers_dbm`` (the sweep always covers those too).
+        compress: names of the ``[[models]]`` to compress; default: all of them when a ``[compression]`` table is
+            given; [] = none.
+        compress_at: "nn_optimum" (each model's best launch power in stage 2) or a launch power from
+            ``powers_dbm``.
+        out_dir: results folder (relative to the working directory); "" = ``results/<name>``.
+        title: heading of ``report.md``; "" = the study's name.
     """
 
     train: TrainRunConfig
@@ -107,9 +99,11 @@ class StudyConfig:
             raise ConfigError(f"study.dsp_powers_dbm = {powers!r}: must be a list of launch powers (dBm)")
         checked = []
         for p in powers:
-            if isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p) or not -30 <= p <= 30:
-                raise ConfigError(f"study.dsp_powers_dbm: {p!r} is not allowed: launch powers are numbers in [-30, 30]")
-            checked.append(float(p))
+            try:
+                checked.append(check_number("study.dsp_powers_dbm[]", p, -30, 30))
+            except ConfigError:
+                raise ConfigError(f"study.dsp_powers_dbm: {p!r} is not allowed: launch powers are numbers in "
+                                  "[-30, 30]") from None
         if len(set(checked)) != len(checked):
             raise ConfigError(f"study.dsp_powers_dbm = {list(powers)}: values must be distinct")
         object.__setattr__(self, "dsp_powers_dbm", tuple(checked))
@@ -132,11 +126,12 @@ class StudyConfig:
             if at != COMPRESS_AT:
                 raise ConfigError(f"study.compress_at = {at!r}: allowed {COMPRESS_AT!r} or one of powers_dbm "
                                   f"{list(self.train.powers_dbm)}")
-        elif isinstance(at, bool) or not isinstance(at, (int, float)) or float(at) not in self.train.powers_dbm:
+        elif isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at) \
+                or not any(same_power(at, p) for p in self.train.powers_dbm):
             raise ConfigError(f"study.compress_at = {at!r}: allowed {COMPRESS_AT!r} or one of powers_dbm "
                               f"{list(self.train.powers_dbm)} (the models are trained and tested there)")
-        else:
-            object.__setattr__(self, "compress_at", float(at))
+        else:  # the value of powers_dbm it matches (the models are trained and tested there)
+            object.__setattr__(self, "compress_at", next(p for p in self.train.powers_dbm if same_power(at, p)))
         for key in ("out_dir", "title"):
             if not isinstance(getattr(self, key), str):
                 raise ConfigError(f"study.{key} = {getattr(self, key)!r}: must be a string")
@@ -150,8 +145,10 @@ class StudyConfig:
 
     @property
     def sweep_powers(self) -> list[float]:
-        """Launch powers of the DSP sweep: ``dsp_powers_dbm`` and ``powers_dbm``, sorted."""
-        return sorted(set(self.dsp_powers_dbm) | set(self.train.powers_dbm))
+        """Launch powers of the DSP sweep: ``dsp_powers_dbm`` and ``powers_dbm``, sorted (a power of both once,
+        as ``powers_dbm`` gives it)."""
+        extra = [p for p in self.dsp_powers_dbm if not any(same_power(p, q) for q in self.train.powers_dbm)]
+        return sorted(set(extra) | set(self.train.powers_dbm))
 
     def default_out_dir(self) -> Path:
         return Path(self.out_dir) if self.out_dir else Path("results") / self.name
@@ -199,14 +196,33 @@ def load_study(path: Union[str, Path]) -> StudyConfig:
 
 # --------------------------------------------------------------------------------------------- stages
 
+@dataclass(frozen=True)
+class StudyCompression:
+    """Stage 3's outcome for one model: where it was compressed and its study.
+
+    Attributes:
+        name: the model's name.
+        launch_power_dbm: the launch power it was compressed and measured at.
+        study: the :class:`eqnn.compress_run.CompressionStudy`.
+    """
+
+    name: str
+    launch_power_dbm: float
+    study: Any
+
+    @property
+    def point(self) -> CompressionPoint | None:
+        """The best compressed model, or None when every evaluation failed."""
+        best = self.study.best
+        return None if best is None else CompressionPoint.from_best(self.name, self.launch_power_dbm, best)
+
+
 def _stage(n: int, text: str) -> None:
     print(f"stage {n}/4 {text}", flush=True)
 
 
-def _dsp_rows(tr: Transmission, config: TrainRunConfig, rmps: dict) -> list[dict]:
+def _dsp_rows(tr: Transmission, config: TrainRunConfig, rmps: dict) -> list[QRow]:
     """Q of CDC and each DBP variant on the symbols the NNs are evaluated on (same centres and polarizations)."""
-    from .train import Evaluation
-
     link = tr.config
     taps, guard = resolve_taps(config.data, link), resolve_guard(config.data, link)
     centres = window_centres(link.transmitter.n_symbols, taps, guard)
@@ -215,26 +231,16 @@ def _dsp_rows(tr: Transmission, config: TrainRunConfig, rmps: dict) -> list[dict
     metrics = {"CDC": evaluate_symbols(tr.rx_cdc[pols][:, centres], tx, tr.modulation)}
     for k in sorted(tr.rx_dbp):
         metrics[f"DBP-{k}"] = evaluate_symbols(tr.rx_dbp[k][pols][:, centres], tx, tr.modulation)
-    ev = Evaluation(launch_power_dbm=link.transmitter.launch_power_dbm, seed=link.transmitter.seed,
-                    polarizations=",".join("xy"[p] for p in pols), n_symbols=int(centres.size),
-                    centre_range=(int(centres[0]), int(centres[-1])), metrics=metrics)
-    rows = ev.rows()
-    for row in rows:
-        k = int(row["method"][4:]) if row["method"].startswith("DBP-") else None
-        row.update(dbp_xi=tr.dbp_xi.get(k) if k else None, rmps=rmps[row["method"]])
+    rows = []
+    for method, m in metrics.items():
+        k = int(method[4:]) if method.startswith("DBP-") else None
+        row = QRow.from_metrics(link.transmitter.launch_power_dbm, method, m, ",".join("xy"[p] for p in pols),
+                                int(centres.size))
+        rows.append(row.replace(dbp_xi=tr.dbp_xi.get(k) if k else None, has_dbp_xi=True, rmps=rmps[method]))
     return rows
 
 
-def _dsp_complexity(link) -> dict:
-    from .complexity import cdc_complexity, dbp_complexity
-
-    sps = link.receiver.dbp_samples_per_symbol
-    out = {"CDC": cdc_complexity(link, samples_per_symbol=sps)}
-    out.update({f"DBP-{k}": dbp_complexity(link, k, samples_per_symbol=sps) for k in link.receiver.dbp_steps_per_span})
-    return out
-
-
-def _stage_dsp(config: StudyConfig, cache: Path, progress: bool, log: dict, executor) -> list[dict]:
+def _stage_dsp(config: StudyConfig, cache: Path, progress: bool, log: dict, executor) -> list[QRow]:
     train = config.train
     powers = config.sweep_powers
     links = [train.test_link(p) for p in powers]
@@ -244,7 +250,7 @@ def _stage_dsp(config: StudyConfig, cache: Path, progress: bool, log: dict, exec
               f"{train.seeds.test}: {cached} cached, {len(powers) - cached} to simulate")
     start = time.perf_counter()
     trs = sweep(executor, links[0], powers, cache_dir=cache, progress=progress, dbp=train.dbp)
-    costs = _dsp_complexity(links[0])
+    costs = dsp_complexity(links[0])
     rows = [r for tr in trs for r in _dsp_rows(tr, train, {k: c.rmps for k, c in costs.items()})]
     log["dsp"] = {"powers_dbm": powers, "reused": cached, "simulated": len(powers) - cached,
                   "seconds": time.perf_counter() - start}
@@ -255,8 +261,9 @@ def _saved_models(folder: Path) -> dict[str, int]:
     return {str(p.parent): p.stat().st_mtime_ns for p in folder.glob("models/*/equalizer.json")}
 
 
-def _stage_training(config: StudyConfig, out: Path, cache: Path, progress: bool, log: dict, executor) -> dict:
-    from .train import run_training
+def _stage_training(config: StudyConfig, out: Path, cache: Path, progress: bool, log: dict,
+                    executor) -> TrainingResult:
+    from .training.run import train_stage
 
     folder = out / "train"
     before = _saved_models(folder)
@@ -264,60 +271,38 @@ def _stage_training(config: StudyConfig, out: Path, cache: Path, progress: bool,
     _stage(2, f"training {n_models} model(s) ({', '.join(m.name for m in config.train.models)}; mode "
               f"{config.train.mode}) in {folder}: {len(before)} saved model(s) found, reused if unchanged")
     start = time.perf_counter()
-    result = run_training(config.train, folder, cache_dir=cache, progress=progress, executor=executor)
+    result = train_stage(config.train, folder, cache_dir=cache, progress=progress, executor=executor)
     after = _saved_models(folder)
-    reused = sum(1 for s in result["models"] if before.get(s["folder"]) == after.get(s["folder"]))
-    log["training"] = {"models": len(result["models"]), "reused": reused, "trained": len(result["models"]) - reused,
+    reused = sum(1 for m in result.models if before.get(m.folder) == after.get(m.folder))
+    log["training"] = {"models": len(result.models), "reused": reused, "trained": len(result.models) - reused,
                        "seconds": time.perf_counter() - start}
-    print(f"  training: {reused} model(s) reused, {len(result['models']) - reused} trained", flush=True)
+    print(f"  training: {reused} model(s) reused, {len(result.models) - reused} trained", flush=True)
     return result
 
 
-def _model_folder(training: dict, name: str, power: float) -> Path:
-    for s in training["models"]:
-        if s["model"] == name and (s["tag"] == "combined" or s.get("trained_on_powers_dbm") == [power]):
-            return Path(s["folder"])
-    raise KeyError(f"no trained model {name!r} at {power:+.2f} dBm in the training results")
-
-
-def _stage_compression(config: StudyConfig, out: Path, cache: Path, training: dict, progress: bool,
-                       log: dict, executor) -> dict:
+def _stage_compression(config: StudyConfig, out: Path, cache: Path, training: TrainingResult, progress: bool,
+                       log: dict, executor) -> dict[str, StudyCompression]:
+    """Stage 3: each model of ``study.compress`` at ``compress_at``, by the one path of ``eqnn compress``
+    (:func:`eqnn.studies.compression.compress_trained`); ``<out>/compress/<model>`` resumes under its rule (a
+    folder of other inputs is refused, naming it: delete it to start over)."""
     if not config.compress:
         _stage(3, "compression: skipped (no [compression] table or study.compress = [])")
         log["compression"] = {}
         return {}
-    from .compress_run import compress_equalizer, reference_points
-    from .data import make_windows
-    from .train import load_equalizer
+    from .studies.compression import compress_trained
 
-    train = config.train
     studies = {}
     log["compression"] = {}
     for name in config.compress:
-        power = (training["optimum"][name]["launch_power_dbm"] if config.compress_at == COMPRESS_AT
+        power = (training.optimum[name].launch_power_dbm if config.compress_at == COMPRESS_AT
                  else config.compress_at)
         folder = out / "compress" / name
-        eq = load_equalizer(_model_folder(training, name, power))
-        train_powers = [power] if train.mode == "per_power" else list(train.powers_dbm)
-        train_trs = [channel.simulate(train.train_link(p), cache_dir=cache, dbp=False) for p in train_powers]
-        test_tr = channel.simulate(train.test_link(power), cache_dir=cache, dbp=train.dbp)
-        key = {"equalizer": eq.info.get("fingerprint"), "test": test_tr.config.digest(),
-               "train": [t.config.digest() for t in train_trs],
-               "compression": {k: v for k, v in config.compression.to_dict().items() if k != "n_calls"}}
-        marker = folder / "study_inputs.json"
-        done = _count_evaluations(folder)
-        if folder.exists() and (not marker.is_file() or json.loads(marker.read_text()) != json.loads(json.dumps(key))):
-            print(f"  {name}: {folder} holds a search of another model, power or setting: starting afresh", flush=True)
-            shutil.rmtree(folder)
-            done = 0
         _stage(3, f"compression of {name} at {power:+.2f} dBm ({config.compression.n_calls} search calls) in "
-                  f"{folder}: {done} evaluation(s) already done (reused)")
-        write_json(marker, key)
+                  f"{folder}: {_count_evaluations(folder)} evaluation(s) already done (reused)")
         start = time.perf_counter()
-        windows = make_windows(train_trs, eq.data_config, eq.normalization)
-        study = compress_equalizer(eq, windows, test_tr, config.compression, folder=folder,
-                                   references=reference_points(test_tr, eq), progress=progress, executor=executor)
-        studies[name] = {"launch_power_dbm": power, "study": study}
+        study = compress_trained(training, name, power, config.compression, folder, cache, progress=progress,
+                                 executor=executor)
+        studies[name] = StudyCompression(name=name, launch_power_dbm=power, study=study)
         n_new = int(getattr(study.search, "n_new", 0))
         log["compression"][name] = {"launch_power_dbm": power, "evaluations": len(study.search.evaluations),
                                     "reused": len(study.search.evaluations) - n_new, "new": n_new,
@@ -334,83 +319,73 @@ def _count_evaluations(folder: Path) -> int:
 
 # --------------------------------------------------------------------------------------------- results
 
-def _q(row: dict) -> float:
-    return row["q_db"] if row["q_db"] is not None else row["q_db_from_snr"]
-
-
-def _method_table(dsp_rows: list[dict], training: dict, compression: dict, link) -> tuple[list[dict], list[dict]]:
+def _method_table(dsp_rows: list[QRow], training: TrainingResult, compression: dict[str, StudyCompression],
+                  link) -> tuple[list[dict], list[dict]]:
     """The report table (one row per method, each at its optimal launch power) and the Q-vs-power rows."""
-    from .complexity import model_complexity
-    from .train import load_equalizer
+    from .training import load_equalizer
 
-    costs = _dsp_complexity(link)
-    nn_names = [m["name"] for m in training["config"]["models"]]
-    nn_rows = [r for r in training["rows"] if r["method"] in nn_names]
-    power_rows = [dict(r) for r in dsp_rows] + [dict(r) for r in nn_rows]
+    costs = dsp_complexity(link)
+    nn_names = [m.name for m in training.config.models]
+    nn_rows = [r for r in training.rows if r.method in nn_names]
     table = []
-    best_dsp = optimum_per_method(dsp_rows, list(dict.fromkeys(r["method"] for r in dsp_rows)))
-    for method, b in best_dsp.items():
+    for method, b in best_per_method(dsp_rows, list(dict.fromkeys(r.method for r in dsp_rows))).items():
         c = costs[method]
         table.append({"method": method, "kind": "DSP", "rmps": c.rmps, "bop": c.bop, "nabs": c.nabs, "bits": c.bits,
-                      "launch_power_dbm": b["launch_power_dbm"], "q_db": b["q_db"], "q_measured": b["measured"],
-                      "snr_db": b["snr_db"]})
-    best_nn = optimum_per_method(nn_rows, nn_names)
-    for method, b in best_nn.items():
-        model = load_equalizer(_model_folder(training, method, b["launch_power_dbm"])).model
-        c = model_complexity(model)
-        for r in power_rows:
-            if r["method"] == method:
-                r["rmps"] = c.rmps
+                      "launch_power_dbm": b.launch_power_dbm, "q_db": b.q_db, "q_measured": b.measured,
+                      "snr_db": b.snr_db})
+    for method, b in best_per_method(nn_rows, nn_names).items():
+        eq = load_equalizer(training.model(method, b.launch_power_dbm).folder)
+        c = eq.complexity()  # at its own bit widths
+        nn_rows = [r.replace(rmps=c.rmps) if r.method == method else r for r in nn_rows]
         table.append({"method": method, "kind": "NN", "rmps": c.rmps, "bop": c.bop, "nabs": c.nabs,
-                      "bits": c.weight_bits, "launch_power_dbm": b["launch_power_dbm"], "q_db": b["q_db"],
-                      "q_measured": b["measured"], "snr_db": b["snr_db"]})
-    for name, item in compression.items():
-        best = item["study"].best
+                      "bits": c.weight_bits, "launch_power_dbm": b.launch_power_dbm, "q_db": b.q_db,
+                      "q_measured": b.measured, "snr_db": b.snr_db})
+    power_rows = [r.to_dict() for r in dsp_rows] + [r.to_dict() for r in nn_rows]
+    for item in compression.values():
+        best = item.point
         if best is None:  # every evaluation failed: nothing to report
             continue
-        method = f"{name} compressed"
-        table.append({"method": method, "kind": "compressed NN", "rmps": best["rmps"], "bop": best["bop"],
-                      "nabs": best["nabs"], "bits": best["weight_bits"], "launch_power_dbm": item["launch_power_dbm"],
-                      "q_db": best["q_db"], "q_measured": bool(best["q_measured"]), "snr_db": best["snr_db"],
-                      "params": best["params"]})
-        power_rows.append({"launch_power_dbm": item["launch_power_dbm"], "method": method,
-                           "q_db": best["q_db"] if best["q_measured"] else None,
-                           "q_db_from_snr": best["q_db_from_snr"], "snr_db": best["snr_db"], "ber": best["ber"],
-                           "bit_errors": best["bit_errors"], "rmps": best["rmps"]})
+        method = f"{item.name} compressed"
+        table.append({"method": method, "kind": "compressed NN", "rmps": best.rmps, "bop": best.bop,
+                      "nabs": best.nabs, "bits": best.weight_bits, "launch_power_dbm": best.launch_power_dbm,
+                      "q_db": best.q_db, "q_measured": best.q_measured, "snr_db": best.snr_db,
+                      "params": dict(best.params)})
+        power_rows.append({"launch_power_dbm": best.launch_power_dbm, "method": method,
+                           "q_db": best.q_db if best.q_measured else None,
+                           "q_db_from_snr": best.q_db_from_snr, "snr_db": best.snr_db, "ber": best.ber,
+                           "bit_errors": best.bit_errors, "rmps": best.rmps})
     cdc = next(r["q_db"] for r in table if r["method"] == "CDC")
     for row in table:
         row["gain_over_cdc_db"] = row["q_db"] - cdc
         swept = sorted({r["launch_power_dbm"] for r in power_rows if r["method"] == row["method"]})
-        row["optimum_at_edge"] = len(swept) > 1 and row["launch_power_dbm"] in (swept[0], swept[-1])
+        row["optimum_at_edge"] = len(swept) > 1 and any(same_power(row["launch_power_dbm"], edge)
+                                                        for edge in (swept[0], swept[-1]))
     return table, power_rows
 
 
-def _pareto_rows(compression: dict) -> list[dict]:
+def _pareto_rows(compression: dict[str, StudyCompression]) -> list[dict]:
     rows = []
     for name, item in compression.items():
-        for point in item["study"].pareto:
-            rows.append({"equalizer": name, "launch_power_dbm": item["launch_power_dbm"],
+        for point in item.study.pareto:
+            rows.append({"equalizer": name, "launch_power_dbm": item.launch_power_dbm,
                          **{k: v for k, v in point.items() if k not in ("params", "model")},
                          **{f"param:{k}": v for k, v in point["params"].items()}})
     return rows
 
 
-def plot_q_vs_rmps(table: list[dict], compression: dict, path: Union[str, Path], title: str = "") -> Path:
+def plot_q_vs_rmps(table: list[dict], compression: dict[str, StudyCompression], path: Union[str, Path],
+                   title: str = "") -> Path:
     """Q versus RMpS (log x): per compressed model every search evaluation and the Pareto front (step line),
     the uncompressed NNs, CDC and each DBP variant as labelled points (each at its optimal launch power).
-    Colors follow the table order, as in ``q_vs_power.png``; hollow markers: Q implied by the SNR."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    Colors follow the table order, as in ``q_vs_power.png``; hollow markers: Q implied by the SNR. The caller's
+    matplotlib backend and figures are untouched (:func:`eqnn.report.new_figure`)."""
+    fig, ax = new_figure()
     markers = "sD^vP<>ho"
     for i, row in enumerate(table):
         color = f"C{i % 10}"
         name = row["method"].removesuffix(" compressed")
         if row["kind"] == "compressed NN":
-            study = compression[name]["study"]
+            study = compression[name].study
             evs = [e for e in study.search.evaluations if not e.metrics.get("failed")]
             ax.plot([e.rmps for e in evs], [e.q_db for e in evs], ".", color=color, alpha=0.4, ms=5,
                     label=f"{row['method']}: {len(evs)} search evaluations")
@@ -521,14 +496,14 @@ def write_report(out: Path, config: StudyConfig, source: str, table: list[dict],
     title = _title(config)
     comp_lines = []
     for name, item in compression.items():
-        best = item["study"].best
+        best = item.point
         if best is None:
             comp_lines.append(f"- {name}: every compression evaluation failed (see compress/{name}/)")
             continue
-        comp_lines.append(f"- {name} compressed at {item['launch_power_dbm']:+.2f} dBm: "
-                          f"{len(item['study'].search.evaluations)} search evaluations; best point "
-                          f"{_params_text(best['params'])}: Q {_fmt(best['q_db'])} dB, "
-                          f"RMpS {_fmt_count(best['rmps'])}")
+        comp_lines.append(f"- {name} compressed at {item.launch_power_dbm:+.2f} dBm: "
+                          f"{len(item.study.search.evaluations)} search evaluations; best point "
+                          f"{_params_text(dict(best.params))}: Q {_fmt(best.q_db)} dB, "
+                          f"RMpS {_fmt_count(best.rmps)}")
     text = "\n".join([
         f"# {title}", "",
         f"Written by `eqnn run {source}` on {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} "
@@ -569,8 +544,8 @@ def run_study(config_or_path: Union[str, Path, StudyConfig], out_dir: Union[str,
         config_or_path: a study TOML path or a :class:`StudyConfig` (validated before any work).
         out_dir: results folder; default ``[study] out_dir`` or ``results/<name>``.
         progress: progress bars and per-epoch lines (the per-stage lines are always printed).
-        cache_dir: simulation cache, overriding the study's ``cache_dir`` (default ``<out>/cache`` if the
-            study sets none).
+        cache_dir: simulation cache, overriding the study's ``cache_dir`` (whose ``""`` is ``<out>/cache``:
+            :func:`eqnn.training.run.cache_folder`, the rule of ``eqnn train`` and ``eqnn compress`` too).
         executor: where the independent work runs (:mod:`eqnn.execution`): None (in this process), or a Dask
             executor: one task per launch power of the sweep and of the training, the compression search evaluating
             as many points at once as there are worker threads. The same inputs give the same numbers either way
@@ -581,7 +556,7 @@ def run_study(config_or_path: Union[str, Path, StudyConfig], out_dir: Union[str,
     source = str(config_or_path) if not isinstance(config_or_path, StudyConfig) else "<StudyConfig>"
     config = config_or_path if isinstance(config_or_path, StudyConfig) else load_study(config_or_path)
     out = Path(out_dir) if out_dir is not None else config.default_out_dir()
-    cache = Path(cache_dir) if cache_dir else Path(config.train.cache_dir) if config.train.cache_dir else out / "cache"
+    cache = cache_folder(config.train.cache_dir, out, cache_dir)
     start = time.perf_counter()
     log: dict = {}
     link = config.train.scenario
@@ -601,32 +576,18 @@ def run_study(config_or_path: Union[str, Path, StudyConfig], out_dir: Union[str,
     write_csv(out / "q_vs_power.csv", power_rows)
     write_csv(out / "pareto.csv", pareto, columns=None if pareto else ["equalizer", "rmps", "q_db"])
     wall = time.perf_counter() - start
-    n_eval = dsp_rows[0]["n_symbols"]
+    n_eval = dsp_rows[0].n_symbols
     result = {"name": config.name, "title": title, "source": source, "config": config.to_dict(),
               "methods": table, "q_vs_power": power_rows, "pareto": pareto,
-              "compression": {name: {"launch_power_dbm": item["launch_power_dbm"], **item["study"].to_dict()}
+              "compression": {name: {"launch_power_dbm": item.launch_power_dbm, **item.study.to_dict()}
                               for name, item in compression.items()},
               "stages": log, "n_symbols_evaluated": n_eval, "wall_time_s": wall}
-    write_json(out / "results.json", _jsonable(result))
+    write_json(out / "results.json", jsonable(result))
     write_report(out, config, source, table, compression, n_eval, wall, log)
     print(f"\n{markdown_table(table)}\n", flush=True)
     print(f"done in {wall:.0f} s: {out / 'report.md'}, q_vs_power.png, q_vs_rmps.png, results.json, methods.csv, "
           f"q_vs_power.csv, pareto.csv", flush=True)
     return result
-
-
-def _jsonable(value):
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _jsonable(dataclasses.asdict(value))
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 __all__ = ["StudyConfig", "load_study", "run_study", "markdown_table", "plot_q_vs_rmps", "write_report"]

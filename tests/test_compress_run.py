@@ -15,7 +15,7 @@ import channel
 import channel.link
 from channel import ConfigError
 from eqnn import compress as compression
-from eqnn import compress_run, train
+from eqnn import compress_run
 from eqnn.cli import main
 from eqnn.complexity import cdc_complexity, dbp_complexity, model_complexity
 from eqnn.compress_run import (
@@ -27,7 +27,9 @@ from eqnn.compress_run import (
 from eqnn.data import DataConfig, make_datasets
 from eqnn.models import BiLSTMConfig, MLPConfig, build_model
 from eqnn.search import Categorical, Integer, Real
+from eqnn.studies import compression as compression_study
 from eqnn.train import Equalizer, TrainingConfig, evaluate, load_equalizer, save_equalizer, train_model
+from eqnn.training import fitting
 
 DATA = DataConfig(taps=2, guard_symbols=4)
 
@@ -237,7 +239,7 @@ def test_resume_recomputes_nothing(study, trained, monkeypatch):
     calls = []
     original = compression.compress
     monkeypatch.setattr(compression, "compress", lambda *a, **k: calls.append(a[1]) or original(*a, **k))
-    monkeypatch.setattr(compress_run, "evaluate", lambda *a, **k: pytest.fail("re-measured a model"))
+    monkeypatch.setattr(compression_study, "evaluate", lambda *a, **k: pytest.fail("re-measured a model"))
     (folder / "compression.json").unlink()
     best_dir = folder / "best"
     shutil.rmtree(best_dir)
@@ -351,7 +353,7 @@ def test_cli_rejects_bad_input_before_training(tmp_path, monkeypatch, capsys, ch
         text = text.replace(old, new)
     path = tmp_path / "bad.toml"
     path.write_text(text)
-    monkeypatch.setattr(train, "train_model", lambda *a, **k: pytest.fail("trained despite bad input"))
+    monkeypatch.setattr(fitting, "train_model", lambda *a, **k: pytest.fail("trained despite bad input"))
     monkeypatch.setattr(channel.link, "propagate_link", lambda *a, **k: pytest.fail("simulated despite bad input"))
     assert main(["compress", str(path), "--out", str(tmp_path / "o"), *args]) == 2
     err = capsys.readouterr().err

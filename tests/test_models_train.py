@@ -38,6 +38,7 @@ from eqnn.train import (
     save_equalizer,
     train_model,
 )
+from eqnn.training import fitting
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 TAPS = 3
@@ -284,7 +285,7 @@ def test_run_training_writes_results_and_resumes(tmp_path, monkeypatch, capsys):
     def no_training(*a, **k):
         raise AssertionError("retrained although a matching model was saved")
 
-    monkeypatch.setattr(train, "train_model", no_training)
+    monkeypatch.setattr(fitting, "train_model", no_training)
     monkeypatch.setattr(channel.link, "propagate_link", no_training)
     again = run_training(path, out, cache_dir=cache, progress=False)
     assert again["rows"] == result["rows"]

@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -245,6 +246,23 @@ def test_killed_run_resumes_with_the_same_numbers(first_run, study_file, tmp_pat
         a, b = _search(out), _search(first_run[0])
         assert [p for p, _ in a] == [p for p, _ in b] and len(a) == 3
         assert [q for _, q in a] == pytest.approx([q for _, q in b], abs=0.1)
+
+
+def test_a_compression_folder_of_other_inputs_is_refused_not_deleted(first_run, study_file, tmp_path):
+    """The one resume rule of eqnn compress and eqnn run: a folder holding another search is refused, naming it."""
+    if not HAS_COMPRESSION:
+        pytest.skip("no compression")
+    out = tmp_path / "copy"
+    shutil.copytree(first_run[0], out)
+    changed = tmp_path / "changed.toml"
+    changed.write_text(study_file.read_text().replace("fine_tune_windows = 2048", "fine_tune_windows = 1024"))
+    folder = out / "compress" / "MLP"
+    before = (folder / "evaluations.jsonl").read_bytes()
+    with pytest.raises(ConfigError, match=rf"{re.escape(str(folder))} holds a compression study of other inputs "
+                                          rf"\(config, fine_tune_data differ\).*"
+                                          rf"delete {re.escape(str(folder))} to start over"):
+        run_study(changed, out, progress=False)
+    assert (folder / "evaluations.jsonl").read_bytes() == before
 
 
 @pytest.mark.parametrize("edit, message", [

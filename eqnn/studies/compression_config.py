@@ -1,0 +1,293 @@
+"""The ``[compression]`` table: :class:`CompressionSearchConfig`, the search space, objective and fine-tuning of a
+compression study (``eqnn compress``, stage 3 of ``eqnn run``).
+
+A range ``[low, high]`` is a search dimension, a single value is fixed; every key is optional and unknown keys are
+errors. The format reference is generated from the class into ``docs/config_reference.md``
+(``python -m eqnn.docs``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from channel import ConfigError
+from channel.config import read_toml, unknown_keys_error
+from channel.validation import (
+    check_bool,
+    check_choice,
+    check_choices,
+    check_int,
+    check_number,
+    check_span,
+    interval_text,
+)
+
+from .. import compress as compression
+from .. import search as searching
+from ..data import WindowSet
+from ..limits import SEARCH_SCOPES
+
+__all__ = ["CompressionSearchConfig", "load_compression_config", "OBJECTIVES", "SCOPES", "MAX_CLUSTERS"]
+
+OBJECTIVES = ("constrained", "weighted")
+# the scopes and bit-width limits are to be defined once in the compression package (eqnn.compression); until
+# then they are repeated here
+SCOPES = SEARCH_SCOPES  # "per_layer": one search dimension per prunable layer, a search-level scope
+MAX_CLUSTERS = 65536
+
+
+def _key(name: str) -> str:
+    return f"compression.{name}"
+
+
+def _number(name: str, value: Any, low: float, high: float, low_open: bool = False) -> float:
+    """:func:`check_number`, worded as this table's errors always were ("allowed a number in [low, high]")."""
+    try:
+        return check_number(_key(name), value, low, high, low_open=low_open)
+    except ConfigError:
+        raise ConfigError(f"{_key(name)} = {value!r}: allowed a number in "
+                          f"{interval_text(low, high, low_open)}") from None
+
+
+def _choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    """:func:`check_choice`, worded as this table's errors always were ("allowed 'a', 'b'")."""
+    try:
+        return check_choice(_key(name), value, choices)
+    except ConfigError:
+        raise ConfigError(f"{_key(name)} = {value!r}: allowed {', '.join(map(repr, choices))}") from None
+
+
+def _optional_span(name: str, value: Any, low: int, high: int):
+    if value is None or value is False:
+        return None
+    return check_span(_key(name), value, low, high, integer=True)
+
+
+def _is_range(value) -> bool:
+    return isinstance(value, tuple)
+
+
+@dataclass(frozen=True)
+class CompressionSearchConfig:
+    """The ``[compression]`` table: search space, objective and fine-tuning of a compression study.
+
+    A range ``[low, high]`` is a search dimension, a single value is fixed; a list of choices is a categorical
+    dimension.
+
+    Attributes:
+        n_calls: evaluations in the study (``--calls`` overrides), [1, 10000].
+        n_initial_points: random points before the Gaussian process, [1, 10000].
+        objective: "constrained" (minimize RMpS subject to Q >= Q_uncompressed - max_q_loss_db) or "weighted"
+            (weight * log10(RMpS / RMpS_uncompressed) - (1 - weight) * dQ / 1 dB).
+        max_q_loss_db: Q budget below the uncompressed model on the same symbols, [0, 10] dB.
+        weight: weight of the weighted objective, [0, 1] (1 = RMpS only).
+        sparsity: pruned fraction, each in [0, 1) (structured pruning: the fraction of units removed).
+        sparsity_scope: "layer" (one fraction for every layer), "global" (one magnitude threshold over all layers;
+            magnitude pruning) or "per_layer" (one search dimension per prunable layer).
+        pruning_methods: "magnitude", "structured" (eqnn.compress.PRUNING_METHODS); several = a categorical.
+        schedule: "constant" | "polynomial" pruning schedule, or a list of both (categorical).
+        clusters: clusters per tensor, >= 2; false = no clustering.
+        cluster_init: "linear" | "kmeans++" | "density" | "random", or a list (categorical).
+        weight_bits: bits of the quantized kernels, 2..16; false = no quantization.
+        activation_bits: bits of the activations, 2..16 (simulated in QAT, recorded in PTQ); false = float.
+        quantize_mode: "ptq" | "qat", or ["ptq", "qat"] (categorical).
+        per_channel: PTQ with one scale per output channel.
+        fine_tune_epochs: epochs of fine-tuning per step, [0, 1000]; 0 = one-shot (no training).
+        fine_tune_batch_size: fine-tuning mini-batch size, [1, 1048576].
+        fine_tune_learning_rate: Adam learning rate of the fine-tuning, (0, 1].
+        fine_tune_windows: at most this many training windows (a seeded subsample); 0 = all.
+        seed: seed of the search, the subsample and the fine-tuning, >= 0.
+    """
+
+    n_calls: int = 40
+    n_initial_points: int = 10
+    objective: str = "constrained"
+    max_q_loss_db: float = 0.1
+    weight: float = 0.5
+    sparsity: Union[float, tuple[float, float]] = (0.0, 0.95)
+    sparsity_scope: str = "layer"
+    pruning_methods: tuple[str, ...] = ("magnitude", "structured")
+    schedule: tuple[str, ...] = ("polynomial",)
+    clusters: Union[int, tuple[int, int], None] = (4, 64)
+    cluster_init: tuple[str, ...] = ("linear",)
+    weight_bits: Union[int, tuple[int, int], None] = (3, 12)
+    activation_bits: Union[int, tuple[int, int], None] = None
+    quantize_mode: tuple[str, ...] = ("ptq",)
+    per_channel: bool = False
+    fine_tune_epochs: int = 2
+    fine_tune_batch_size: int = 512
+    fine_tune_learning_rate: float = 1e-4
+    fine_tune_windows: Optional[int] = 32768
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        def put(name, value):
+            object.__setattr__(self, name, value)
+
+        check_int(_key("n_calls"), self.n_calls, 1, 10_000)
+        check_int(_key("n_initial_points"), self.n_initial_points, 1, 10_000)
+        _choice("objective", self.objective, OBJECTIVES)
+        put("max_q_loss_db", _number("max_q_loss_db", self.max_q_loss_db, 0.0, 10.0))
+        put("weight", _number("weight", self.weight, 0.0, 1.0))
+        put("sparsity", check_span(_key("sparsity"), self.sparsity, 0.0, 1.0, high_open=True))
+        _choice("sparsity_scope", self.sparsity_scope, SCOPES)
+        put("pruning_methods", check_choices(_key("pruning_methods"), self.pruning_methods,
+                                             list(compression.PRUNING_METHODS)))
+        put("schedule", check_choices(_key("schedule"), self.schedule, compression.SCHEDULES))
+        put("clusters", _optional_span("clusters", self.clusters, 2, MAX_CLUSTERS))
+        put("cluster_init", check_choices(_key("cluster_init"), self.cluster_init,
+                                          list(compression.CLUSTER_INITS)))
+        put("weight_bits", _optional_span("weight_bits", self.weight_bits, compression.MIN_BITS,
+                                          compression.MAX_BITS))
+        put("activation_bits", _optional_span("activation_bits", self.activation_bits, compression.MIN_BITS,
+                                              compression.MAX_BITS))
+        put("quantize_mode", check_choices(_key("quantize_mode"), self.quantize_mode, compression.QUANTIZE_MODES))
+        check_bool(_key("per_channel"), self.per_channel)
+        check_int(_key("fine_tune_epochs"), self.fine_tune_epochs, 0, 1000)
+        check_int(_key("fine_tune_batch_size"), self.fine_tune_batch_size, 1, 2**20)
+        put("fine_tune_learning_rate", _number("fine_tune_learning_rate", self.fine_tune_learning_rate, 0.0, 1.0,
+                                               low_open=True))
+        if self.fine_tune_windows in (None, False, 0):
+            put("fine_tune_windows", None)
+        else:
+            check_int(_key("fine_tune_windows"), self.fine_tune_windows, 1, 2**31)
+        check_int(_key("seed"), self.seed, 0, 2**32 - 1)
+        self._check_combinations()
+        if not (self.prunes and self.sparsity_scope == "per_layer" and _is_range(self.sparsity)):
+            self.search_space()  # raises if empty (per-layer sparsity ranges are dimensions of any model)
+
+    def _check_combinations(self) -> None:
+        if self.activation_bits is not None and self.weight_bits is None:
+            raise ConfigError(f"{_key('activation_bits')} = {self.activation_bits!r} needs {_key('weight_bits')} "
+                              "(activations are quantized in the quantization step)")
+        if self.weight_bits is not None and "qat" in self.quantize_mode and self.fine_tune_epochs == 0:
+            raise ConfigError(f"{_key('quantize_mode')} 'qat' needs {_key('fine_tune_epochs')} >= 1 "
+                              "(quantization-aware training)")
+        if self.per_channel and "qat" in self.quantize_mode:
+            raise ConfigError(f"{_key('per_channel')} = true needs {_key('quantize_mode')} = 'ptq' only")
+        if self.sparsity_scope == "global" and not any(compression.PRUNING_METHODS[m].supports_global_scope
+                                                        for m in self.pruning_methods):
+            raise ConfigError(f"{_key('sparsity_scope')} = 'global' applies to magnitude pruning: add 'magnitude' "
+                              f"to {_key('pruning_methods')} or use 'layer' / 'per_layer'")
+        if self.sparsity == 0.0 and self.clusters is None and self.weight_bits is None:
+            raise ConfigError("compression: nothing to compress: sparsity is 0, clusters and weight_bits are false")
+
+    @property
+    def prunes(self) -> bool:
+        return self.sparsity != 0.0
+
+    def with_calls(self, n_calls: Optional[int]) -> "CompressionSearchConfig":
+        """A copy with ``n_calls`` replaced (None: unchanged); validated like the TOML value."""
+        return self if n_calls is None else dataclasses.replace(self, n_calls=n_calls)
+
+    @staticmethod
+    def prunable_layers(model, methods: Sequence[str]) -> list[str]:
+        """Layers of ``model`` that any of ``methods`` can prune, in model order."""
+        names = set()
+        for m in methods:
+            names |= set(compression.PRUNING_METHODS[m].prunable(model))
+        return [layer.name for layer in model.layers if layer.name in names]
+
+    def search_space(self, model=None) -> list:
+        """The :mod:`eqnn.search` dimensions (fixed values are not dimensions; knobs of a step that does not run
+        neither). ``model`` is needed with ``sparsity_scope = "per_layer"`` (one dimension per prunable layer)
+        and checks that every pruning method can prune it. Raises :class:`ConfigError` if the space is empty."""
+        dims: list = []
+        if self.prunes:
+            if model is not None:
+                for m in self.pruning_methods:
+                    if not compression.PRUNING_METHODS[m].prunable(model):
+                        raise ConfigError(f"{_key('pruning_methods')}: method {m!r} finds no layer to prune in "
+                                          f"model {model.name!r}")
+            if _is_range(self.sparsity):
+                if self.sparsity_scope == "per_layer":
+                    if model is None:
+                        raise ConfigError(f"{_key('sparsity_scope')} = 'per_layer': the dimensions depend on the "
+                                          "model; call search_space(model)")
+                    dims += [searching.Real(f"sparsity:{name}", *self.sparsity)
+                             for name in self.prunable_layers(model, self.pruning_methods)]
+                else:
+                    dims.append(searching.Real("sparsity", *self.sparsity))
+            if len(self.pruning_methods) > 1:
+                dims.append(searching.Categorical("pruning_method", self.pruning_methods))
+            if len(self.schedule) > 1 and self.fine_tune_epochs > 0:
+                dims.append(searching.Categorical("schedule", self.schedule))
+        if self.clusters is not None:
+            if _is_range(self.clusters):
+                dims.append(searching.Integer("clusters", *self.clusters))
+            if len(self.cluster_init) > 1:
+                dims.append(searching.Categorical("cluster_init", self.cluster_init))
+        if self.weight_bits is not None:
+            for name in ("weight_bits", "activation_bits"):
+                if _is_range(getattr(self, name)):
+                    dims.append(searching.Integer(name, *getattr(self, name)))
+            if len(self.quantize_mode) > 1:
+                dims.append(searching.Categorical("quantize_mode", self.quantize_mode))
+        if not dims:
+            raise ConfigError("compression: the search space is empty (every knob is fixed): give a range [low, high] "
+                              "for sparsity, clusters, weight_bits or activation_bits, or several pruning_methods, "
+                              "schedule, cluster_init or quantize_mode values")
+        return dims
+
+    def compression_config(self, params: Mapping[str, Any], model=None) -> compression.CompressionConfig:
+        """The pipeline of one evaluation: ``params`` (a point of :meth:`search_space`) over the fixed values."""
+        def pick(name, fixed):
+            return params.get(name, fixed)
+
+        method = pick("pruning_method", self.pruning_methods[0])
+        sparsity, per_layer, scope = 0.0, None, "layer"
+        if self.prunes:
+            if self.sparsity_scope == "per_layer" and _is_range(self.sparsity):
+                prunable = compression.PRUNING_METHODS[method].prunable(model)
+                per_layer = {name: float(params[f"sparsity:{name}"]) for name in prunable}
+            else:
+                sparsity = float(pick("sparsity", self.sparsity))
+                scope = ("global" if self.sparsity_scope == "global"
+                         and compression.PRUNING_METHODS[method].supports_global_scope else "layer")
+        clusters = pick("clusters", self.clusters)
+        weight_bits = pick("weight_bits", self.weight_bits)
+        return compression.CompressionConfig(
+            prune_method=method, sparsity=sparsity, per_layer=per_layer, scope=scope,
+            schedule=pick("schedule", self.schedule[0]), n_clusters=clusters,
+            cluster_init=pick("cluster_init", self.cluster_init[0]), weight_bits=weight_bits,
+            activation_bits=pick("activation_bits", self.activation_bits) if weight_bits is not None else None,
+            quantize_mode=pick("quantize_mode", self.quantize_mode[0]), per_channel=self.per_channel)
+
+    def fine_tune(self, windows: WindowSet) -> Optional[compression.FineTune]:
+        """The fine-tuning data: at most ``fine_tune_windows`` windows (seeded subsample, in order); None if
+        ``fine_tune_epochs`` is 0."""
+        if self.fine_tune_epochs == 0:
+            return None
+        n = len(windows)
+        if self.fine_tune_windows is None or self.fine_tune_windows >= n:
+            index = np.arange(n)
+        else:
+            index = np.sort(np.random.default_rng(self.seed).choice(n, self.fine_tune_windows, replace=False))
+        return compression.FineTune(x=windows.x[index], y=windows.y[index], epochs=self.fine_tune_epochs,
+                                    batch_size=self.fine_tune_batch_size,
+                                    learning_rate=self.fine_tune_learning_rate, seed=self.seed)
+
+    def to_dict(self) -> dict:
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+                for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, table: Any, section: str = "compression") -> "CompressionSearchConfig":
+        unknown_keys_error(table, cls, section)
+        try:
+            return cls(**table)
+        except ConfigError as exc:
+            if section == "compression":
+                raise
+            raise ConfigError(str(exc).replace("compression.", f"{section}.")) from exc
+
+
+def load_compression_config(path: Union[str, Path]) -> CompressionSearchConfig:
+    """The ``[compression]`` table of a TOML file (other tables are ignored)."""
+    data = read_toml(path, "compression config")
+    return CompressionSearchConfig.from_dict(data.get("compression", {}))

@@ -1,0 +1,262 @@
+"""The training TOML (``eqnn train``) as typed, validated configs: :class:`TrainRunConfig` and its tables.
+
+Every key is optional unless noted and unknown keys are errors; an error names the dotted key, the value and what
+is allowed (:mod:`channel.validation`). The format reference is generated from these classes into
+``docs/config_reference.md`` (``python -m eqnn.docs``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import channel
+from channel import ConfigError, LinkConfig
+from channel.config import read_toml, scenario_from_table, unknown_keys_error
+from channel.validation import check_bool, check_choice, check_int, check_number
+
+from ..data import DataConfig, resolve_guard, resolve_taps, window_centres
+from ..models import ModelConfig, model_config_from_dict, model_config_to_dict
+from ..models import check_input as check_model_input
+
+__all__ = ["MODES", "SeedsConfig", "TrainRunConfig", "TrainingConfig", "load_train_config"]
+
+MODES = ("per_power", "combined")
+
+
+def _from_table(cls: type, data: Any, section: str):
+    unknown_keys_error(data, cls, section)
+    return cls(**data)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How a model is fitted.
+
+    Attributes:
+        epochs: maximum number of epochs, [1, 100000].
+        batch_size: mini-batch size, [1, 1048576].
+        learning_rate: Adam learning rate, (0, 1].
+        validation_split: fraction of the training windows (the last ones of each block, contiguous)
+            held out for early stopping, [0, 0.5]; 0: early stopping watches the training loss.
+        patience: epochs without improvement of the validation loss before stopping, [0, 100000].
+        min_delta: minimum decrease of the validation loss that counts as improvement, [0, 1].
+        seed: seed of weight initialization and shuffling (``keras.utils.set_random_seed``), >= 0.
+        predict_batch_size: batch size of inference, [1, 1048576].
+        shuffle: shuffle the training windows every epoch.
+        lr_patience: if > 0, multiply the learning rate by ``lr_factor`` after this many epochs without
+            improvement of the monitored loss (ReduceLROnPlateau), [0, 100000]; 0 = constant rate.
+        lr_factor: learning-rate reduction factor, (0, 1).
+        min_learning_rate: lower bound of the reduced learning rate, [0, learning_rate].
+    """
+
+    epochs: int = 200
+    batch_size: int = 1000
+    learning_rate: float = 1e-3
+    validation_split: float = 0.1
+    patience: int = 15
+    min_delta: float = 0.0
+    seed: int = 0
+    predict_batch_size: int = 8192
+    shuffle: bool = True
+    lr_patience: int = 0
+    lr_factor: float = 0.5
+    min_learning_rate: float = 1e-5
+
+    def __post_init__(self) -> None:
+        check_int("training.epochs", self.epochs, 1, 100_000)
+        check_int("training.batch_size", self.batch_size, 1, 2**20)
+        object.__setattr__(self, "learning_rate",
+                           check_number("training.learning_rate", self.learning_rate, 0, 1, low_open=True))
+        object.__setattr__(self, "validation_split",
+                           check_number("training.validation_split", self.validation_split, 0, 0.5))
+        check_int("training.patience", self.patience, 0, 100_000)
+        object.__setattr__(self, "min_delta", check_number("training.min_delta", self.min_delta, 0, 1))
+        check_int("training.seed", self.seed, 0, 2**32 - 1)
+        check_int("training.predict_batch_size", self.predict_batch_size, 1, 2**20)
+        check_bool("training.shuffle", self.shuffle)
+        check_int("training.lr_patience", self.lr_patience, 0, 100_000)
+        object.__setattr__(self, "lr_factor", check_number("training.lr_factor", self.lr_factor, 0, 1,
+                                                           low_open=True, high_open=True))
+        object.__setattr__(self, "min_learning_rate", check_number(
+            "training.min_learning_rate", self.min_learning_rate, 0, self.learning_rate))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class SeedsConfig:
+    """Transmitter seeds (symbols and noise) of the training and the test transmissions; they must differ.
+
+    Attributes:
+        train: seed of the training transmissions, >= 0.
+        test: seed of the test transmissions, >= 0, not ``train``.
+    """
+
+    train: int = 101
+    test: int = 202
+
+    def __post_init__(self) -> None:
+        check_int("seeds.train", self.train, 0, 2**63 - 1)
+        check_int("seeds.test", self.test, 0, 2**63 - 1)
+        if self.train == self.test:
+            raise ConfigError(f"seeds.train = seeds.test = {self.train}: training and test transmissions must use "
+                              "different seeds (independent symbols and noise)")
+
+
+@dataclass(frozen=True)
+class TrainRunConfig:
+    """A training study (``eqnn train``): a link, launch powers, data, models and training settings.
+
+    Attributes:
+        scenario: the link (``[scenario]``: the sections of a link TOML, optionally ``base = "<link TOML>"``
+            relative to this file, whose values the other keys override).
+        powers_dbm: launch powers (dBm), each in [-30, 30], distinct; required.
+        mode: "per_power" (one model per launch power) or "combined" (one model trained on the concatenated
+            data of all powers, evaluated at each).
+        seeds: transmitter seeds of the training and the test transmissions (``[seeds]``).
+        data: model inputs (``[data]``: :class:`eqnn.data.DataConfig`).
+        training: how each model is fitted (``[training]``: :class:`TrainingConfig`).
+        models: one ``[[models]]`` table per model (``type`` = mlp | lstm | bilstm | cnn_bilstm, ``name`` and the
+            architecture of :mod:`eqnn.models`); or ``[models.<type>]`` tables.
+        dbp: compute DBP on the test transmissions (the ``[scenario.receiver]`` variants).
+        cache_dir: simulation cache folder (relative to the working directory); "" = the run's own
+            ``<out>/cache`` (for ``eqnn train``, ``eqnn compress`` and ``eqnn run`` alike); ``--no-cache`` runs
+            without a cache.
+        name: label of the study (default output folders are named after it).
+        train_symbols: symbols per polarization of each training transmission (default:
+            ``scenario.transmitter.n_symbols``).
+        test_symbols: symbols per polarization of each test transmission (default:
+            ``scenario.transmitter.n_symbols``).
+    """
+
+    scenario: LinkConfig = field(default_factory=channel.reference_config)
+    powers_dbm: tuple[float, ...] = (0.0,)
+    mode: str = "per_power"
+    seeds: SeedsConfig = field(default_factory=SeedsConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    models: tuple[ModelConfig, ...] = ()
+    dbp: bool = True
+    cache_dir: Optional[str] = "results/cache"
+    name: str = "train"
+    train_symbols: Optional[int] = None
+    test_symbols: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.scenario, LinkConfig):
+            raise ConfigError(f"scenario: expected a channel.LinkConfig, got {type(self.scenario).__name__}")
+        powers = self.powers_dbm
+        if isinstance(powers, (int, float)) and not isinstance(powers, bool):
+            powers = (powers,)
+        if not isinstance(powers, (list, tuple)) or not powers:
+            raise ConfigError(f"powers_dbm = {self.powers_dbm!r}: must be a non-empty list of launch powers (dBm)")
+        checked = []
+        for p in powers:
+            checked.append(check_number("powers_dbm[]", p, -30, 30))
+        if len(set(checked)) != len(checked):
+            raise ConfigError(f"powers_dbm = {list(powers)}: values must be distinct")
+        object.__setattr__(self, "powers_dbm", tuple(checked))
+        check_choice("mode", self.mode, MODES)
+        for name, cls in (("seeds", SeedsConfig), ("data", DataConfig), ("training", TrainingConfig)):
+            if not isinstance(getattr(self, name), cls):
+                raise ConfigError(f"{name}: expected a {cls.__name__}, got {type(getattr(self, name)).__name__}")
+        models = tuple(self.models)
+        if not models:
+            raise ConfigError("models: at least one [[models]] table is required")
+        for m in models:
+            model_config_to_dict(m)  # type check
+        names = [m.name for m in models]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"models[].name = {names}: names must be distinct")
+        reserved = {"CDC"} | {f"DBP-{k}" for k in self.scenario.receiver.dbp_steps_per_span}
+        if set(names) & reserved:
+            raise ConfigError(f"models[].name {sorted(set(names) & reserved)}: reserved for the reference methods")
+        object.__setattr__(self, "models", models)
+        check_bool("dbp", self.dbp)
+        if self.cache_dir is not None and not isinstance(self.cache_dir, str):
+            raise ConfigError(f"cache_dir = {self.cache_dir!r}: must be a path string")
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"name = {self.name!r}: must be a non-empty string")
+        for key in ("train_symbols", "test_symbols"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError(f"{key} = {value!r}: must be an integer (symbols per polarization)")
+        taps = resolve_taps(self.data, self.scenario)
+        guard = resolve_guard(self.data, self.scenario)
+        for which in ("train", "test"):
+            try:
+                link = self._link(which, self.powers_dbm[0])  # validates seed and block length
+            except ConfigError as exc:
+                raise ConfigError(f"{which}_symbols / seeds.{which}: {exc}") from exc
+            try:
+                window_centres(link.transmitter.n_symbols, taps, guard)
+            except ConfigError as exc:
+                raise ConfigError(f"{which} data: {exc}") from exc
+        for m in models:
+            check_model_input(m, 2 * taps + 1)
+
+    def _link(self, which: str, power_dbm: float) -> LinkConfig:
+        n = self.train_symbols if which == "train" else self.test_symbols
+        link = self.scenario if n is None else self.scenario.replace(transmitter={"n_symbols": n})
+        seed = self.seeds.train if which == "train" else self.seeds.test
+        return link.with_seed(seed).with_launch_power(power_dbm)
+
+    def train_link(self, power_dbm: float) -> LinkConfig:
+        """The link of the training transmission at ``power_dbm`` (seed and block length applied)."""
+        return self._link("train", power_dbm)
+
+    def test_link(self, power_dbm: float) -> LinkConfig:
+        """The link of the test transmission at ``power_dbm``."""
+        return self._link("test", power_dbm)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "powers_dbm": list(self.powers_dbm), "mode": self.mode, "dbp": self.dbp,
+                "cache_dir": self.cache_dir, "train_symbols": self.train_symbols, "test_symbols": self.test_symbols,
+                "seeds": dataclasses.asdict(self.seeds),
+                "scenario": self.scenario.to_dict(), "data": self.data.to_dict(),
+                "training": self.training.to_dict(), "models": [model_config_to_dict(m) for m in self.models]}
+
+    @classmethod
+    def from_dict(cls, data: dict, base_dir: Union[str, Path, None] = None) -> "TrainRunConfig":
+        """Build from a parsed TOML table; ``base_dir`` resolves a relative ``scenario.base``."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"training configuration must be a table, got {type(data).__name__}")
+        allowed = {"name", "powers_dbm", "mode", "dbp", "cache_dir", "train_symbols", "test_symbols", "seeds",
+                   "scenario", "data", "training", "models"}
+        unknown = set(data) - allowed
+        if unknown:
+            raise ConfigError(f"unknown top-level key(s) {sorted(unknown)}: allowed {', '.join(sorted(allowed))}")
+        if "powers_dbm" not in data:
+            raise ConfigError("powers_dbm is required: a list of launch powers in dBm, e.g. powers_dbm = [0.0, 1.0]")
+        kwargs: dict[str, Any] = {"powers_dbm": data["powers_dbm"]}
+        for key in ("name", "mode", "dbp", "train_symbols", "test_symbols"):
+            if key in data:
+                kwargs[key] = data[key]
+        if "cache_dir" in data:
+            kwargs["cache_dir"] = data["cache_dir"] or None
+        kwargs["scenario"] = _scenario_from_table(data.get("scenario", {}), base_dir)
+        kwargs["seeds"] = _from_table(SeedsConfig, data.get("seeds", {}), "seeds")
+        kwargs["data"] = DataConfig.from_dict(data.get("data", {}))
+        kwargs["training"] = _from_table(TrainingConfig, data.get("training", {}), "training")
+        models = data.get("models", [])
+        if isinstance(models, dict):  # [models.mlp] style: the table key is the type unless given
+            models = [{"type": k, **v} if isinstance(v, dict) and "type" not in v else v for k, v in models.items()]
+        if not isinstance(models, list):
+            raise ConfigError("models must be an array of tables ([[models]]) or a table of tables ([models.<type>])")
+        kwargs["models"] = tuple(model_config_from_dict(m, f"models[{i}]") for i, m in enumerate(models))
+        return cls(**kwargs)
+
+
+def _scenario_from_table(table: Any, base_dir: Union[str, Path, None]) -> LinkConfig:
+    """The link of ``[scenario]``: :func:`channel.config.scenario_from_table` (shared with ``channel.load_config``)."""
+    return scenario_from_table(table, base_dir)
+
+
+def load_train_config(path: Union[str, Path]) -> TrainRunConfig:
+    """Read a training TOML (format: :class:`TrainRunConfig`). Errors are :class:`channel.ConfigError`."""
+    path = Path(path)
+    return TrainRunConfig.from_dict(read_toml(path, "training config"), base_dir=path.parent)

@@ -1,0 +1,189 @@
+"""The trained equalizer record and its folder on disk.
+
+- :class:`Equalizer`: a trained model with everything needed to use it (model config, resolved data config,
+  normalization, the bit widths of a quantized model, training info).
+- :func:`save_equalizer` / :func:`load_equalizer`: a folder with ``equalizer.json`` (configs, normalization, bit
+  widths, info, weight checksums) and the weights in TF checkpoint format; the round trip is exact and nothing is
+  unpickled.
+- :func:`predict_symbols`: run a model on windows with a large batch and de-normalize.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import tf_keras as keras
+
+import channel
+from channel import Transmission
+
+from ..complexity import model_complexity
+from ..data import DataConfig, Normalization, WindowSet, make_windows
+from ..models import ModelConfig, build_model, check_keras_model, model_config_from_dict, model_config_to_dict
+from ..report import jsonable
+
+__all__ = ["EQUALIZER_FORMAT", "EQUALIZER_VERSION", "Equalizer", "load_equalizer", "predict_symbols",
+           "save_equalizer"]
+
+EQUALIZER_FORMAT = "eqnn-equalizer"
+EQUALIZER_VERSION = 3  # 3: weight_bits / activation_bits recorded; version 2 folders load with both None
+READABLE_VERSIONS = (2, 3)
+WEIGHTS_PREFIX = "weights"
+
+
+@dataclass
+class Equalizer:
+    """A trained NN equalizer and what is needed to apply it.
+
+    Attributes:
+        model: the ``tf_keras`` model.
+        model_config: its architecture config.
+        data_config: the data config with taps and guard resolved to numbers.
+        normalization: feature/target normalization fitted on the training data.
+        info: training summary (history, epochs, times, launch powers and seeds trained on, ...).
+        weight_bits: bits of the quantized weights of a compressed model, 2..16; None = float weights.
+        activation_bits: bits of its quantized activations; None = float activations.
+    """
+
+    model: keras.Model
+    model_config: ModelConfig
+    data_config: DataConfig
+    normalization: Normalization
+    info: dict = field(default_factory=dict)
+    weight_bits: Optional[int] = None
+    activation_bits: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        check_keras_model(self.model, "Equalizer.model")
+        if self.data_config.taps == "auto" or self.data_config.guard_symbols == "auto":
+            raise ValueError("Equalizer.data_config must have taps and guard_symbols resolved (DataConfig.resolved)")
+        for name in ("weight_bits", "activation_bits"):
+            bits = getattr(self, name)
+            if bits is not None:
+                if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 64:
+                    raise ValueError(f"Equalizer.{name} = {bits!r}: must be None (float) or a number of bits")
+                setattr(self, name, int(bits))
+
+    def complexity(self):
+        """:func:`eqnn.complexity.model_complexity` of the model at its own bit widths (RMpS, BoP, NABS)."""
+        return model_complexity(self.model, self.weight_bits, self.activation_bits)
+
+    @property
+    def name(self) -> str:
+        return self.model_config.name
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        return (2 * int(self.data_config.taps) + 1, 4)
+
+    def windows(self, transmission: Transmission) -> WindowSet:
+        return make_windows(transmission, self.data_config, self.normalization)
+
+    def predict(self, windows: WindowSet, batch_size: int = 8192) -> np.ndarray:
+        """Equalized symbols, complex (n_pol, n_windows), de-normalized (not gain-normalized)."""
+        return predict_symbols(self.model, windows, batch_size)
+
+    def save(self, path: Union[str, Path]) -> Path:
+        return save_equalizer(self, path)
+
+    @classmethod
+    def load(cls, path: Union[str, Path]) -> "Equalizer":
+        return load_equalizer(path)
+
+
+def predict_symbols(model: keras.Model, windows: WindowSet, batch_size: int = 8192) -> np.ndarray:
+    """Run ``model`` on ``windows`` with a large batch and de-normalize: complex (n_pol, n_windows)."""
+    check_keras_model(model)
+    expected = tuple(model.input_shape[1:])
+    if expected != windows.input_shape:
+        raise ValueError(f"model expects windows of shape {expected}, got {windows.input_shape} "
+                         f"(taps = {windows.taps}): use the data config the model was trained with")
+    # Eager calls on large chunks: as fast as model.predict for big batches, without tracing a
+    # predict function per model (seconds for RNNs), and the same numbers for every data size.
+    out = np.concatenate([model(windows.x[i:i + batch_size], training=False).numpy()
+                          for i in range(0, len(windows), batch_size)]) if len(windows) else \
+        np.zeros((0, int(model.output_shape[-1])), np.float32)
+    if out.shape[1] != windows.n_outputs:
+        raise ValueError(f"model has {out.shape[1]} outputs, the data {windows.n_outputs}")
+    return windows.outputs_to_symbols(out)
+
+
+
+def _file_digests(folder: Path) -> dict[str, str]:
+    out = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.name.startswith(WEIGHTS_PREFIX):
+            out[p.name] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def save_equalizer(equalizer: Equalizer, path: Union[str, Path]) -> Path:
+    """Save to folder ``path``: ``equalizer.json`` (configs, normalization, info, weight checksums) and
+    the weights in TF checkpoint format (``weights.index``, ``weights.data-*``).
+
+    Written into a temporary sibling folder and renamed into place, so ``path`` is never half-written.
+    """
+    check_keras_model(equalizer.model, "Equalizer.model")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        equalizer.model.save_weights(str(tmp / WEIGHTS_PREFIX), save_format="tf")
+        ckpt = tmp / "checkpoint"  # the bookkeeping file of tf.train.Checkpoint; the prefix is enough
+        if ckpt.exists():
+            ckpt.unlink()
+        meta = {"format": EQUALIZER_FORMAT, "version": EQUALIZER_VERSION,
+                "model": model_config_to_dict(equalizer.model_config), "data": equalizer.data_config.to_dict(),
+                "normalization": equalizer.normalization.to_dict(), "input_shape": list(equalizer.input_shape),
+                "n_outputs": equalizer.data_config.n_outputs, "weights": WEIGHTS_PREFIX,
+                "weights_sha256": _file_digests(tmp), "weight_bits": equalizer.weight_bits,
+                "activation_bits": equalizer.activation_bits, "info": jsonable(equalizer.info, nan="none")}
+        (tmp / "equalizer.json").write_text(json.dumps(meta, indent=1, allow_nan=False) + "\n")
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+            os.replace(path, old / "x")
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def load_equalizer(path: Union[str, Path]) -> Equalizer:
+    """Load a folder written by :func:`save_equalizer`: rebuild the model from its JSON config and
+    restore the weights (checksums verified; nothing is unpickled)."""
+    path = Path(path)
+    meta_path = path / "equalizer.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{path}: no equalizer.json (not a saved equalizer)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise channel.CorruptFileError(f"{meta_path}: not valid JSON: {exc}") from exc
+    if meta.get("format") != EQUALIZER_FORMAT or meta.get("version") not in READABLE_VERSIONS:
+        raise channel.CorruptFileError(f"{meta_path}: format {meta.get('format')!r} version {meta.get('version')!r}, "
+                                       f"expected {EQUALIZER_FORMAT!r} version "
+                                       f"{' or '.join(map(str, READABLE_VERSIONS))}")
+    digests = _file_digests(path)
+    if digests != meta["weights_sha256"]:
+        raise channel.CorruptFileError(f"{path}: weight files missing or altered (checksum mismatch)")
+    model_config = model_config_from_dict(meta["model"])
+    data_config = DataConfig.from_dict(meta["data"])
+    model = build_model(model_config, tuple(meta["input_shape"]), int(meta["n_outputs"]))
+    status = model.load_weights(str(path / meta["weights"]))
+    status.expect_partial()  # the optimizer's slots are in the checkpoint too; only the model is restored
+    status.assert_existing_objects_matched()
+    return Equalizer(model=model, model_config=model_config, data_config=data_config,
+                     normalization=Normalization.from_dict(meta["normalization"]), info=meta.get("info", {}),
+                     weight_bits=meta.get("weight_bits"), activation_bits=meta.get("activation_bits"))
