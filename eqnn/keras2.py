@@ -54,3 +54,14 @@ def select_keras2() -> None:
             "accepts only tf_keras models (TensorFlow Model Optimization supports Keras 2 only): build yours with "
             f"`import tf_keras as keras`, or import eqnn (or set {ENV}=1) before TensorFlow.",
             KerasVersionWarning, stacklevel=3)
+
+
+def not_tf_keras_message(model: object, what: str = "model") -> str:
+    """The one wording of "``model`` is not a ``tf_keras.Model``" (with the Keras 3 hint where it applies), used
+    by every public function that takes a model (models, complexity, compression)."""
+    kind = f"{type(model).__module__}.{type(model).__qualname__}"
+    hint = ""
+    if type(model).__module__.startswith("keras"):
+        hint = (" It looks like a Keras 3 (tf.keras / keras) model: build it with `import tf_keras as keras` "
+                "(TensorFlow Model Optimization supports only Keras 2).")
+    return f"{what} must be a tf_keras.Model, got {kind}.{hint}"

@@ -7,17 +7,12 @@ untouched inputs, plain reloadable models), not accuracy.
 """
 
 import json
-import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
+import pytest
+import tf_keras
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-tf_keras = pytest.importorskip("tf_keras")
-pytest.importorskip("tensorflow_model_optimization")
-
-from eqnn import compress as C  # noqa: E402
+from eqnn import compress as C
 
 keras = tf_keras
 L = keras.layers

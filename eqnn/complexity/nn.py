@@ -31,10 +31,8 @@ def _keras():
 def _check_model(model) -> None:
     keras = _keras()
     if not isinstance(model, keras.Model):
-        origin = type(model).__module__
-        hint = (" (this is a Keras 3 model: build equalizers with `import tf_keras as keras`)"
-                if origin.startswith("keras") else "")
-        raise ComplexityError(f"model: expected a tf_keras.Model, got {type(model).__name__} from {origin}{hint}")
+        from ..keras2 import not_tf_keras_message
+        raise ComplexityError(not_tf_keras_message(model))
     if not model.built:
         raise ComplexityError("model: the model is not built; give it an input shape, e.g. keras.Input((2N+1, 4))")
 

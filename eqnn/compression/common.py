@@ -21,6 +21,7 @@ from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wra
 
 from channel.validation import check_choice, check_int, check_number
 
+from ..keras2 import not_tf_keras_message
 from ..layers import layer_kind
 from ..limits import FLOAT_BITS, MAX_BITS, MIN_BITS, SCOPES
 
@@ -37,11 +38,7 @@ TFMOT_WRAPPERS = (pruning_wrapper.PruneLowMagnitude, cluster_wrapper.ClusterWeig
 
 def _check_model(model: Any) -> None:
     if not isinstance(model, keras.Model):
-        kind = f"{type(model).__module__}.{type(model).__qualname__}"
-        hint = ""
-        if type(model).__module__.startswith("keras"):
-            hint = " (this looks like a Keras 3 model: build models with `import tf_keras as keras`)"
-        raise TypeError(f"expected a tf_keras (Keras 2) Model, got {kind}{hint}")
+        raise TypeError(not_tf_keras_message(model))
     if not (isinstance(model, keras.Sequential) or getattr(model, "_is_graph_network", False)):
         raise TypeError(f"model {model.name!r} is a subclassed tf_keras Model: only Sequential and functional "
                         "models can be compressed")

@@ -14,6 +14,8 @@ import tf_keras as keras
 
 from channel.validation import ConfigError, check_choice
 
+from ..keras2 import not_tf_keras_message
+
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "elu", "selu", "gelu", "swish", "leaky_relu", "linear")
 MAX_UNITS = 4096
 
@@ -33,12 +35,7 @@ def check_keras_model(model: Any, what: str = "model") -> keras.Model:
     """Return ``model`` if it is a ``tf_keras.Model``; else raise a TypeError explaining why it must be."""
     if isinstance(model, keras.Model):
         return model
-    kind = f"{type(model).__module__}.{type(model).__qualname__}"
-    hint = ""
-    if type(model).__module__.startswith("keras"):
-        hint = (" It looks like a Keras 3 (tf.keras / keras) model: build it with `import tf_keras as keras` "
-                "(TensorFlow Model Optimization supports only Keras 2).")
-    raise TypeError(f"{what} must be a tf_keras.Model, got {kind}.{hint}")
+    raise TypeError(not_tf_keras_message(model, what))
 
 
 def model_input(input_shape: tuple[int, int]) -> keras.layers.Input:
