@@ -5,12 +5,11 @@ import math
 
 import numpy as np
 import pytest
+import tf_keras as keras
 
 import eqnn  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from channel.config import reference_config
 from eqnn import complexity as cx
-
-import tf_keras as keras  # noqa: E402
 
 T, F = 5, 4  # window 2N+1 = 5 symbols, 4 features
 
