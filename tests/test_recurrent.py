@@ -146,6 +146,8 @@ def test_structured_pruning_of_flatten_models_rebuilds_from_the_resized_config(c
     x = np.random.default_rng(6).normal(size=(8, T, F)).astype(np.float32)
     np.testing.assert_allclose(rebuilt(x).numpy(), pruned(x).numpy(), rtol=1e-6, atol=1e-6)
     assert _agree(rebuilt).multiplications_per_window < model_complexity(model).multiplications_per_window
+    incoming = C.prune(model, 0.5, method="structured", options={"criterion": "incoming"})  # own weights, biases
+    assert [w.shape for w in incoming.get_weights()] == [w.shape for w in pruned.get_weights()]
 
 
 @pytest.mark.parametrize("config", [GRUConfig(units=4), BiGRUConfig(units=4), BiLSTMConfig(units=4)], ids=_id)
