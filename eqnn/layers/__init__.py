@@ -7,7 +7,8 @@ through, and one module per built-in type family that registers itself:
 - :mod:`.conv1d`: Conv1D.
 - :mod:`.free`: activations, reshaping, dropout / noise, BatchNormalization (no multiplicative weights).
 
-A new layer type (e.g. GRU) is one module that builds a :class:`LayerType` and calls :func:`register_layer_type`.
+A new layer type (e.g. SimpleRNN: a :class:`.recurrent.RecurrentCell` and :func:`.recurrent.register_recurrent_cell`,
+as :mod:`.gru` does) is one module that builds a :class:`LayerType` and calls :func:`register_layer_type`.
 """
 
 # isort: skip_file

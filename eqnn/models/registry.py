@@ -1,12 +1,12 @@
 """The registry of model families: config class, builder, layer roles, resize after pruning, input check.
 
 A family is everything the rest of the toolkit needs to know about one architecture; nothing outside its module
-names its layers. Adding one (e.g. a GRU) is a new module that calls :func:`register_model_family`::
+names its layers. Adding one (e.g. a transformer) is a new module that calls :func:`register_model_family`::
 
-    register_model_family(ModelFamily(config=GRUConfig, build=build_gru, roles=gru_roles,
-                                      resized_config=gru_resized, check_input=None))
+    register_model_family(ModelFamily(config=TransformerConfig, build=build_transformer, roles=transformer_roles,
+                                      resized_config=transformer_resized, check_input=None))
 
-with ``GRUConfig`` a frozen dataclass whose ``ClassVar`` ``type`` is the TOML ``type = ...`` name.
+with ``TransformerConfig`` a frozen dataclass whose ``ClassVar`` ``type`` is the TOML ``type = ...`` name.
 """
 
 from __future__ import annotations
