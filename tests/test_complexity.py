@@ -337,10 +337,14 @@ def test_unsupported_layers():
                                    keras.layers.Flatten(), keras.layers.Dense(2)])
     with pytest.raises(cx.ComplexityError, match="Conv1DTranspose is not supported"):
         cx.model_complexity(transposed)
-    bigru = keras.Sequential([keras.Input((T, F)), keras.layers.Bidirectional(keras.layers.GRU(2)),
+    birnn = keras.Sequential([keras.Input((T, F)), keras.layers.Bidirectional(keras.layers.SimpleRNN(2)),
                               keras.layers.Dense(2)])
-    with pytest.raises(cx.ComplexityError, match="LSTM only"):
-        cx.model_complexity(bigru)
+    with pytest.raises(cx.ComplexityError, match=r"Bidirectional is not supported.*Bidirectional\(GRU\)"):
+        cx.model_complexity(birnn)
+    gru_before = keras.Sequential([keras.Input((T, F)), keras.layers.GRU(2, reset_after=False),
+                                   keras.layers.Dense(2)])
+    with pytest.raises(cx.ComplexityError, match="reset_after=False is not supported"):
+        cx.model_complexity(gru_before)
     unbuilt = keras.Sequential([keras.layers.Dense(2)])
     with pytest.raises(cx.ComplexityError, match="not built"):
         cx.model_complexity(unbuilt)

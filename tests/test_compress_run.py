@@ -345,7 +345,7 @@ def test_cli_compresses_a_toml_study_and_a_saved_equalizer(tmp_path, monkeypatch
     ([], ["--calls", "0"], r"compression.n_calls = 0"),
     ([], ["--power", "7"], r"--power 7: allowed one of powers_dbm \[0.0, 2.0\]"),
     ([], ["--model", "LSTM"], r"--model 'LSTM': allowed MLP"),
-    ([("type = \"mlp\"", "type = \"gru\"")], [], r"models\[0\].type = 'gru'"),
+    ([("type = \"mlp\"", "type = \"transformer\"")], [], r"models\[0\].type = 'transformer'"),
 ])
 def test_cli_rejects_bad_input_before_training(tmp_path, monkeypatch, capsys, changes, args, match):
     text = TINY_STUDY

@@ -179,7 +179,7 @@ def test_registered_layer_type_is_magnitude_and_structurally_prunable(registered
 
 def test_unregistering_restores_the_registries(registered):
     assert "toy_scale" in models.MODEL_TYPES and "toy_first_entries" in C.PRUNING_METHODS
-    assert list(models.MODEL_TYPES)[:4] == ["mlp", "lstm", "bilstm", "cnn_bilstm"]
+    assert list(models.MODEL_TYPES)[:6] == ["mlp", "lstm", "bilstm", "gru", "bigru", "cnn_bilstm"]
     assert list(C.PRUNING_METHODS)[:2] == ["magnitude", "structured"]
 
 

@@ -1,6 +1,7 @@
 """eqnn.models and eqnn.train: builders, training, reproducibility, exact save/load, evaluation against
 CDC/DBP on the same symbols, the training study and its TOML, clear errors. Tiny links and models."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -18,8 +19,10 @@ from eqnn import models, train
 from eqnn.complexity import cdc_complexity, dbp_complexity, model_complexity
 from eqnn.data import DataConfig, fit_normalization, make_datasets, make_windows
 from eqnn.models import (
+    BiGRUConfig,
     BiLSTMConfig,
     CNNBiLSTMConfig,
+    GRUConfig,
     LSTMConfig,
     MLPConfig,
     build_model,
@@ -73,31 +76,55 @@ def linear():
     return tr, te, *make_datasets(tr, te, PLAIN)
 
 
-ALL_CONFIGS = [MLPConfig(units=(16, 8)), LSTMConfig(units=8), BiLSTMConfig(units=8),
+ALL_CONFIGS = [MLPConfig(units=(16, 8)), LSTMConfig(units=8), BiLSTMConfig(units=8, readout="final"),
+               GRUConfig(units=8, readout="final"), BiGRUConfig(units=8),
                CNNBiLSTMConfig(filters=8, kernel_size=3, units=8)]
+# every recurrent family with the other readout too
+BUILD_CONFIGS = ALL_CONFIGS + [dataclasses.replace(c, readout={"flatten": "final", "final": "flatten"}[c.readout])
+                               for c in ALL_CONFIGS[1:]]
 
 
-EXPECTED_PARAMETERS = {  # Dense: (in + 1) out; LSTM: 4 (units (in + units) + units) per direction
-    "mlp": (28 * 16 + 16) + (16 * 8 + 8) + (8 * 2 + 2),
-    "lstm": 4 * (8 * (4 + 8) + 8) + (8 * 2 + 2),
-    "bilstm": 2 * 4 * (8 * (4 + 8) + 8) + (16 * 2 + 2),
-    "cnn_bilstm": (3 * 4 * 8 + 8) + 2 * 4 * (8 * (8 + 8) + 8) + (16 * 2 + 2),
-}
+def expected_parameters(config) -> int:
+    """Dense: (in + 1) out; per direction LSTM 4 (units (in + units) + units), GRU 3 (units (in + units) + 2 units)
+    (reset_after: an input and a recurrent bias); the output Dense reads T x features (flatten) or the features."""
+    if config.type == "mlp":
+        return (28 * 16 + 16) + (16 * 8 + 8) + (8 * 2 + 2)
+    conv, n_in, steps = ((3 * 4 * 8 + 8), 8, 5) if config.type == "cnn_bilstm" else (0, 4, 7)
+    gates, bias_rows = (4, 1) if config.cell == "lstm" else (3, 2)
+    directions = 2 if config.bidirectional else 1
+    u = config.units
+    rnn = directions * gates * (u * (n_in + u) + bias_rows * u)
+    features = directions * u * (steps if config.readout == "flatten" else 1)
+    return conv + rnn + features * 2 + 2
 
 
-@pytest.mark.parametrize("config", ALL_CONFIGS, ids=lambda c: c.type)
+def test_expected_parameters_by_hand():
+    assert expected_parameters(LSTMConfig(units=8, readout="final")) == 4 * (8 * (4 + 8) + 8) + (8 * 2 + 2)
+    assert expected_parameters(BiLSTMConfig(units=8)) == 2 * 4 * (8 * (4 + 8) + 8) + (7 * 16 * 2 + 2)
+    assert expected_parameters(BiGRUConfig(units=8)) == 2 * 3 * (8 * (4 + 8) + 16) + (7 * 16 * 2 + 2)
+
+
+@pytest.mark.parametrize("config", BUILD_CONFIGS, ids=lambda c: c.type + ("" if c.type == "mlp" else "-" + c.readout))
 def test_builders_build_tf_keras_models(config):
     model = build_model(config, (2 * TAPS + 1, 4), 2)
     assert isinstance(model, keras.Model)
     assert model.input_shape == (None, 7, 4) and model.output_shape == (None, 2)
     assert model.get_layer("output").get_config()["activation"] == "linear"
-    assert model.count_params() == models.count_parameters(model) == EXPECTED_PARAMETERS[config.type]
+    assert model.count_params() == models.count_parameters(model) == expected_parameters(config)
     assert model_config_from_dict(model_config_to_dict(config)) == config
     if config.type == "mlp":
         assert [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)] == [16, 8, 2]
         assert build_model(model_config_to_dict(config), (7, 4), 4).output_shape == (None, 4)
-    if "bilstm" in config.type:
-        assert isinstance(model.get_layer("bilstm"), keras.layers.Bidirectional)
+    if config.type != "mlp":
+        layer = model.get_layer(config.layer_name)
+        rnn = layer.forward_layer if config.bidirectional else layer
+        assert isinstance(layer, keras.layers.Bidirectional) == config.bidirectional
+        assert type(rnn) is {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[config.cell]
+        assert rnn.return_sequences == (config.readout == "flatten")
+        assert [n for n in ("flatten",) if n in {lay.name for lay in model.layers}] == (
+            ["flatten"] if config.readout == "flatten" else [])
+        if config.cell == "gru":  # the cuDNN-compatible form
+            assert rnn.reset_after and rnn.recurrent_dropout == 0 and not rnn.unroll and rnn.use_bias
     if config.type == "cnn_bilstm":
         assert model.get_layer("conv1d").output_shape == (None, 5, 8)
 
@@ -109,7 +136,10 @@ def test_builders_build_tf_keras_models(config):
     ({"type": "lstm", "units": 0}, r"models.lstm.units = 0 is out of range: allowed integers in \[1, 4096\]"),
     ({"type": "bilstm", "units": 8.5}, r"models.bilstm.units = 8.5: must be an integer"),
     ({"type": "cnn_bilstm", "kernel_size": 0}, r"models.cnn_bilstm.kernel_size = 0 is out of range"),
-    ({"type": "transformer"}, r"models.type = 'transformer': allowed values are 'mlp', 'lstm', 'bilstm', 'cnn_bilstm'"),
+    ({"type": "transformer"},
+     r"models.type = 'transformer': allowed values are 'mlp', 'lstm', 'bilstm', 'gru', 'bigru', 'cnn_bilstm'"),
+    ({"type": "bigru", "readout": "last"}, r"models.bigru.readout = 'last': allowed values are 'flatten', 'final'"),
+    ({"type": "cnn_bilstm", "readout": 1}, r"models.cnn_bilstm.readout = 1"),
     ({"type": "lstm", "unit": 8}, r"unknown key\(s\) \['unit'\] in \[models\] of type 'lstm'"),
     ({"type": "lstm", "name": "a/b"}, r"models.lstm.name = 'a/b'"),
 ])
@@ -154,7 +184,7 @@ def trained_rnns(noisy, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("kind", ["lstm", "bilstm", "cnn_bilstm"])
+@pytest.mark.parametrize("kind", ["lstm", "bilstm", "gru", "bigru", "cnn_bilstm"])
 def test_recurrent_models_train_and_save_load_exactly(trained_rnns, noisy, kind):
     _, te, _, test_set = noisy
     eq, loaded = trained_rnns[kind]
@@ -175,13 +205,25 @@ def test_save_load_rejects_tampering(trained_rnns, tmp_path):
     save_equalizer(eq, folder)  # overwriting an existing folder works
     assert sorted(p.name for p in tmp_path.iterdir()) == ["eq"]  # no temporary leftovers
     meta = json.loads((folder / "equalizer.json").read_text())
-    assert meta["model"] == {"type": "lstm", "name": "LSTM", "units": 8}
+    assert meta["model"] == {"type": "lstm", "name": "LSTM", "units": 8, "readout": "flatten"}
     data_file = next(folder.glob("weights.data-*"))
     raw = bytearray(data_file.read_bytes())
     raw[-1] ^= 0xFF
     data_file.write_bytes(bytes(raw))
     with pytest.raises(channel.CorruptFileError, match="checksum mismatch"):
         load_equalizer(folder)
+
+
+def test_records_saved_before_readout_load_with_the_final_state(trained_rnns, tmp_path):
+    # equalizer.json written before `readout` existed has no such key: those recurrent models read the final state
+    eq, _ = trained_rnns["bilstm"]
+    assert eq.model_config.readout == "final"
+    folder = save_equalizer(eq, tmp_path / "old")
+    meta = json.loads((folder / "equalizer.json").read_text())
+    del meta["model"]["readout"]
+    (folder / "equalizer.json").write_text(json.dumps(meta))
+    assert load_equalizer(folder).model_config == eq.model_config
+    assert model_config_from_dict(meta["model"]).readout == "flatten"  # a TOML without the key: the new default
 
 
 def test_training_is_reproducible(noisy):
@@ -323,7 +365,7 @@ def test_run_training_combined_mode(tmp_path):
      r"train_symbols / seeds.train: transmitter.n_symbols = 10 is out of range"),
     ((('name = "tiny"', 'name = "tiny"\ntest_symbols = 64'), ("taps = 2", "taps = 40")),
      r"test data: a block of 64 symbols leaves no window"),
-    (('type = "mlp"', 'type = "gru"'), r"models\[0\].type = 'gru'"),
+    (('type = "mlp"', 'type = "transformer"'), r"models\[0\].type = 'transformer'"),
     (("units = [8]", "units = [8]\n[[models]]\ntype = \"mlp\"\nname = \"MLP\""), r"models\[\].name .*must be distinct"),
     (("units = [8]", "units = [8]\n[[models]]\ntype = \"cnn_bilstm\"\nkernel_size = 9"),
      r"models.cnn_bilstm.kernel_size = 9 .*exceeds the window length 2 \* taps \+ 1 = 5"),
@@ -391,4 +433,4 @@ def test_families_answer_for_their_layers():
         assert set(roles) == {layer.name for layer in model.layers if layer.weights}
         assert roles["output"] == "output" and "output" not in models.prunable_layers(config)
         assert models.resized_config(config, model) == config
-    assert list(models.MODEL_TYPES) == ["mlp", "lstm", "bilstm", "cnn_bilstm"]
+    assert list(models.MODEL_TYPES) == ["mlp", "lstm", "bilstm", "gru", "bigru", "cnn_bilstm"]

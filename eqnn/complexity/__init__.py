@@ -59,7 +59,15 @@ Layers:
   RMpS ``= T (4 n_h n_i + 4 n_h^2 + 3 n_h)`` = ``T n_h (4 n_i + 4 n_h + 3)`` (the LSTM formula of Freire et
   al. 2021 and 2023 with ``n_s = T``). The 3 n_h gate products multiply two variables (BoP ``b_a^2`` each, NABS
   ``2 b_a - 1`` each); the cell update adds two ``b_a x b_a`` products (BoP ``2 b_a + 1`` each).
-- **Bidirectional(LSTM)**: the forward and the backward LSTM, each over the whole window (twice the LSTM), plus
+- **GRU** (``reset_after=True``, tf_keras's default; gate order z, r, h; bias ``(2, 3 n_h)``: input bias ``b^x`` and
+  recurrent bias ``b^h``): per step the products of ``x_t`` with ``W`` and of ``h_{t-1}`` with ``U`` (per input,
+  one per distinct non-zero weight of its row over all three gates); the z and r columns each sum their products of
+  both and the folded constant ``b^x + b^h``; the candidate sums ``x_t W_h + b^x_h`` and ``h_{t-1} U_h + b^h_h``
+  separately, then ``r * (h_{t-1} U_h + b^h_h)`` (``n_h`` variable products) is added (``n_h`` additions);
+  ``h_t = z h_{t-1} + (1 - z) hh``: ``n_h`` additions for ``1 - z``, 2 ``n_h`` products, ``n_h`` additions.
+  Unpruned: RMpS ``= T n_h (3 n_i + 3 n_h + 3)`` (Liu et al., Opt. Express 30(18), 2022). All ``T`` steps are
+  counted as for the LSTM. ``reset_after=False`` raises :class:`ComplexityError`.
+- **Bidirectional(LSTM / GRU)**: the forward and the backward RNN, each over the whole window (twice the RNN), plus
   the merge: "concat" is free, "sum" adds ``n_h`` per output position, "mul" multiplies ``n_h`` per position,
   "ave" adds and multiplies by the constant 0.5 (1 CSD digit) ``n_h`` per position.
 - **Conv1D** (``kernel_size`` K, ``C_in`` channels, ``F`` filters, stride s, dilation d, padding valid / same /
@@ -69,7 +77,7 @@ Layers:
   the same). Products are shared per input element ``x[p, c]`` (of the padded input) over the distinct non-zero
   values ``W[k, c, f]`` of the taps ``k`` that reach it; unpruned: RMpS ``= L_out K C_in F``. Each output
   ``(o, f)`` sums ``nnz(W[:, :, f]) + [b_f != 0]`` terms.
-- **Activation functions** (of Dense, Conv1D, LSTM and ``Activation`` layers): ReLU and linear cost nothing.
+- **Activation functions** (of Dense, Conv1D, LSTM, GRU and ``Activation`` layers): ReLU and linear cost nothing.
   Leaky ReLU (the ``LeakyReLU`` layer, slope ``alpha``, or the ``"leaky_relu"`` function, slope 0.2) costs one
   multiplication by the constant ``alpha`` per element, for every element (a data-independent count: any element
   may be negative); in BoP ``b_w b_a``, in NABS ``2 k - 1`` with ``k`` the CSD digits of
@@ -135,7 +143,8 @@ Layout
 :class:`~.counting.Counter` of the reference), :mod:`.nn` (:func:`model_complexity`,
 :func:`count_multiplications_reference`), :mod:`.dsp` (CDC, DBP), :mod:`.results`. Each layer type's formulas and
 reference inference live in its module of :mod:`eqnn.layers` (Dense in ``dense``, LSTM and Bidirectional(LSTM) in
-``recurrent``, Conv1D in ``conv1d``, activations and arithmetic-free layers in ``free``); a new type registers both
+``recurrent``, GRU and Bidirectional(GRU) in ``gru``, Conv1D in ``conv1d``, activations and arithmetic-free
+layers in ``free``); a new type registers both
 there (:func:`eqnn.layers.register_layer_type`).
 """
 

@@ -167,8 +167,8 @@ class Tally:
         self.const_products(count, np.full(count, constant_digits(alpha, self.bw)))
 
 
-def matvec(tally: Tally, W: np.ndarray, csd: np.ndarray, bias: Optional[np.ndarray], times: int) -> None:
-    """Count ``times`` products ``y = x W + b`` with per-input sharing of distinct non-zero weights."""
+def count_products(tally: Tally, W: np.ndarray, csd: np.ndarray, times: int) -> None:
+    """Count ``times`` products of each input ``x_i`` with the distinct non-zero weights of row ``i`` of ``W``."""
     mults, nabs_digits = 0, []
     for i in range(W.shape[0]):
         row = W[i]
@@ -178,12 +178,22 @@ def matvec(tally: Tally, W: np.ndarray, csd: np.ndarray, bias: Optional[np.ndarr
         nabs_digits.append(csd[i][nz][first])
     digits = np.concatenate(nabs_digits) if nabs_digits else np.zeros(0, np.int64)
     tally.const_products(mults, digits, times)
+
+
+def count_sums(tally: Tally, W: np.ndarray, bias: Optional[np.ndarray], times: int) -> None:
+    """Count ``times`` the sums of each column of ``x W + b``: ``nnz(W[:, j]) + [b_j != 0]`` terms each."""
     terms = np.count_nonzero(W, axis=0)
     if bias is not None:
         terms = terms + (bias != 0)
     for t in terms:
         if t > 1:
             tally.adds(times * int(t - 1), tally.bw + tally.ba + ceil_log2(int(t)))
+
+
+def matvec(tally: Tally, W: np.ndarray, csd: np.ndarray, bias: Optional[np.ndarray], times: int) -> None:
+    """Count ``times`` products ``y = x W + b`` with per-input sharing of distinct non-zero weights."""
+    count_products(tally, W, csd, times)
+    count_sums(tally, W, bias, times)
 
 
 def kernel_stats(*kernels: np.ndarray) -> tuple[int, int, int]:
@@ -252,8 +262,8 @@ def ref_sum(counter: Counter, terms: Sequence[float]) -> float:
     return acc
 
 
-def ref_matvec(counter: Counter, x: np.ndarray, W: np.ndarray, bias: Optional[np.ndarray]) -> np.ndarray:
-    """``x W + b``: per input one product per distinct non-zero weight (a table), then per output its sum."""
+def ref_products(counter: Counter, x: np.ndarray, W: np.ndarray) -> list[dict]:
+    """Per input ``x_i``, a table ``{w: x_i w}`` of its products with the distinct non-zero weights of row ``i``."""
     tables = []
     for i in range(W.shape[0]):
         table: dict[float, float] = {}
@@ -262,6 +272,11 @@ def ref_matvec(counter: Counter, x: np.ndarray, W: np.ndarray, bias: Optional[np
             if w != 0 and w not in table:
                 table[w] = counter.mul(float(x[i]), w)
         tables.append(table)
+    return tables
+
+
+def ref_sums(counter: Counter, tables: Sequence[dict], W: np.ndarray, bias: Optional[np.ndarray]) -> np.ndarray:
+    """Per column ``j`` of ``W`` (rows: the inputs of ``tables``), the sum of the looked-up products and ``b_j``."""
     out = np.zeros(W.shape[1])
     for j in range(W.shape[1]):
         terms = [tables[i][float(W[i, j])] for i in range(W.shape[0]) if W[i, j] != 0]
@@ -270,6 +285,10 @@ def ref_matvec(counter: Counter, x: np.ndarray, W: np.ndarray, bias: Optional[np
         out[j] = ref_sum(counter, terms)
     return out
 
+
+def ref_matvec(counter: Counter, x: np.ndarray, W: np.ndarray, bias: Optional[np.ndarray]) -> np.ndarray:
+    """``x W + b``: per input one product per distinct non-zero weight (a table), then per output its sum."""
+    return ref_sums(counter, ref_products(counter, x, W), W, bias)
 
 
 # ----------------------------------------------------------------------------------------------- layer geometry

@@ -88,8 +88,8 @@ def model_complexity(model, weight_bits: Optional[int] = None, activation_bits: 
     """RMpS, BoP and NABS of a tf_keras equalizer, per layer and in total, from its actual weights.
 
     Args:
-        model: a built tf_keras model of Dense, LSTM, Bidirectional(LSTM), Conv1D, Activation and arithmetic-free
-            layers (TFMOT wrappers stripped), with a fixed input window ``(2N+1, 4)``.
+        model: a built tf_keras model of Dense, LSTM, GRU, Bidirectional(LSTM / GRU), Conv1D, Activation and
+            arithmetic-free layers (TFMOT wrappers stripped), with a fixed input window ``(2N+1, 4)``.
         weight_bits: b_w, integer in [2, 32], or None (unquantized float, counted as 32).
         activation_bits: b_a, integer in [2, 32], or None (unquantized float, counted as 32).
         activation_multiplications: real multiplications per evaluation of a non-ReLU, non-linear activation

@@ -6,7 +6,8 @@ saves and loads like any other model, and downstream code (complexity counting) 
 input model is never modified: TFMOT wraps the original layer objects, so every function works on a clone
 (``clone_model`` + ``set_weights``) or on freshly built layers.
 
-What works on which layer (all measured by ``tests/test_compress.py``):
+What works on which layer (all measured by ``tests/test_compress.py``; GRU and Bidirectional(GRU) as their LSTM
+columns, with 3 gate columns per unit instead of 4, by ``tests/test_recurrent.py``):
 
 ==================  =========================  ==========================  ====================================
 technique           Dense / Conv1D             LSTM                        Bidirectional(LSTM)
@@ -23,10 +24,11 @@ quantize "qat"      TFMOT + KBitQuantizeConfig TFMOT + KBitQuantizeConfig  TFMOT
 
 QAT uses the one k-bit :class:`KBitQuantizeConfig` for every layer type, Dense included: TFMOT's built-in schemes
 (8-bit ``quantize_model``, the experimental n-bit scheme) reject LSTM, Bidirectional and Conv1D here, and one config
-gives every layer the same grid. Other layers with kernels (e.g. SeparableConv1D, GRU) are quantized post-training
+gives every layer the same grid. Other layers with kernels (e.g. SeparableConv1D, SimpleRNN) are quantized post-training
 after the QAT fine-tuning and listed under ``ptq_fallback`` in the model's info. Structured pruning needs a chain
-model of Dense, Conv1D, LSTM, Bidirectional(LSTM), Flatten, BatchNormalization and weightless per-feature layers
-(Dropout, Activation, ...); it returns a Sequential model. The last layer with weights (the model outputs) is
+model of Dense, Conv1D, LSTM, GRU, their Bidirectional forms, Flatten, BatchNormalization and weightless per-feature
+layers (Dropout, Activation, ...); it returns a Sequential model. Through a Flatten, removing a unit removes the
+inputs of the next layer that read it at every time step. The last layer with weights (the model outputs) is
 never pruned structurally.
 
 Conventions

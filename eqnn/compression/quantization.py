@@ -76,12 +76,12 @@ def _qat_supported(layer: keras.layers.Layer) -> bool:
 
 
 class KBitQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
-    """k-bit TFMOT ``QuantizeConfig`` for Dense, Conv1D, LSTM and Bidirectional(LSTM).
+    """k-bit TFMOT ``QuantizeConfig`` for Dense, Conv1D, LSTM, GRU and their Bidirectional forms.
 
     Weights: ``LastValueQuantizer(num_bits=k, symmetric=True, narrow_range=False, per_axis=False)`` on the kernels
     (RNNs: ``cell.kernel`` and ``cell.recurrent_kernel`` of each cell; Bidirectional: the forward and backward
     cells), and on the biases with ``quantize_bias``. Activations (``activation_bits``):
-    ``MovingAverageQuantizer`` on the layer output and, for LSTM cells, on the cell's ``activation`` and
+    ``MovingAverageQuantizer`` on the layer output and, for RNN cells, on the cell's ``activation`` and
     ``recurrent_activation``.
     """
 
@@ -139,8 +139,8 @@ class KBitQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
         for cell in self._cells(layer):
             cell.activation = next(it)
             cell.recurrent_activation = next(it)
-        # tf_keras LSTM decides at construction to run its fused kernel, which hard-codes tanh / sigmoid and would
-        # bypass the quantize-aware gate activations: force the per-step cell loop.
+        # tf_keras LSTM / GRU decide at construction to run their fused kernel, which hard-codes tanh / sigmoid and
+        # would bypass the quantize-aware gate activations: force the per-step cell loop.
         for rnn in recurrent_layers(layer):
             if hasattr(rnn, "_could_use_gpu_kernel"):
                 rnn._could_use_gpu_kernel = False
@@ -242,7 +242,7 @@ def _qat(model: keras.Model, bits: int, activation_bits: int | None, quantize_bi
     info = {"qat_layers": supported, "ptq_fallback": fallback, "history": history, "scales": scales,
             "activation_ranges": ranges if activation_bits is not None else {},
             "activation_quantization": ("simulated during QAT on the outputs of " + ", ".join(supported)
-                                        + " and on LSTM gate activations; the returned model computes float "
+                                        + " and on RNN gate activations; the returned model computes float "
                                         "activations") if activation_bits is not None else None}
     return out, info
 

@@ -2,11 +2,13 @@
 through, and one module per built-in type family that registers itself:
 
 - :mod:`.dense`: Dense.
-- :mod:`.recurrent`: LSTM, Bidirectional(LSTM).
+- :mod:`.recurrent`: LSTM, Bidirectional(LSTM), and the machinery of every recurrent cell.
+- :mod:`.gru`: GRU, Bidirectional(GRU) (``reset_after=True``).
 - :mod:`.conv1d`: Conv1D.
 - :mod:`.free`: activations, reshaping, dropout / noise, BatchNormalization (no multiplicative weights).
 
-A new layer type (e.g. GRU) is one module that builds a :class:`LayerType` and calls :func:`register_layer_type`.
+A new layer type (e.g. SimpleRNN: a :class:`.recurrent.RecurrentCell` and :func:`.recurrent.register_recurrent_cell`,
+as :mod:`.gru` does) is one module that builds a :class:`LayerType` and calls :func:`register_layer_type`.
 """
 
 # isort: skip_file
@@ -22,7 +24,7 @@ from .registry import (
     structure_of,
     unregister_layer_type,
 )
-from . import dense, recurrent, conv1d, free  # noqa: F401  (registration)
+from . import dense, recurrent, gru, conv1d, free  # noqa: F401  (registration)
 
 __all__ = ["LAYER_TYPES", "STRUCTURES", "LayerType", "find_layer_type", "layer_kind", "recurrent_layers",
            "register_layer_type", "structure_of", "unregister_layer_type"]

@@ -1,17 +1,26 @@
-"""LSTM and Bidirectional(LSTM).
+"""Recurrent layers: one implementation for every registered cell (LSTM here, GRU in :mod:`.gru`) and its
+Bidirectional wrapper.
+
+A :class:`RecurrentCell` states one RNN layer class: its number of gates (the blocks of ``units`` columns of its
+kernel, recurrent kernel and bias), the formulas of ``steps`` time steps (``tally``) and its counting reference
+(``states``: the hidden states of one window). :func:`register_recurrent_cell` registers the layer type of the
+RNN layer and of ``Bidirectional`` around it, with the same complexity, structured-pruning, QAT and TFMOT hooks.
 
 LSTM (``n_i`` inputs, ``n_h`` units, keras gate order i, f, c, o): per time step ``z = [x_t, h_{t-1}] [W; U] + b``
 (``4 n_h`` outputs), ``c_t = f c_{t-1} + i g``, ``h_t = o tanh(c_t)``. Cost per window of ``T`` steps, unpruned:
-``T n_h (4 n_i + 4 n_h + 3)`` real multiplications (see :mod:`eqnn.complexity`). Bidirectional(LSTM): the forward
-and the backward LSTM over the whole window plus the merge ("concat" free; "sum", "mul", "ave" ``n_h`` operations
-per output position).
+``T n_h (4 n_i + 4 n_h + 3)`` real multiplications (see :mod:`eqnn.complexity`). An RNN is counted over all ``T``
+steps whether it returns the sequence or only its final state. Bidirectional: the forward and the backward RNN
+over the whole window plus the merge ("concat" free; "sum", "mul", "ave" ``n_h`` operations per output position).
 
-Structured pruning removes LSTM units: unit ``u`` owns the columns ``g n_h + u`` (g = 0..3) of ``W``, ``U``, ``b``
-and the row ``u`` of ``U``. In a Bidirectional each direction keeps its own units ("concat") or the forward and
-backward unit ``j`` are kept together (the other merges pair them).
+Structured pruning removes units: unit ``u`` owns the columns ``g n_h + u`` (g = 0 .. gates - 1) of ``W``, ``U``
+and ``b`` (every row of a 2-D bias) and the row ``u`` of ``U``. In a Bidirectional each direction keeps its own
+units ("concat") or the forward and backward unit ``j`` are kept together (the other merges pair them).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 import tf_keras as keras
@@ -29,7 +38,30 @@ from .registry import LayerType, register_layer_type
 MERGE_MODES = ("concat", "sum", "mul", "ave")
 
 
-# ----------------------------------------------------------------------------------------------- complexity
+@dataclass(frozen=True)
+class RecurrentCell:
+    """One RNN layer class for :func:`register_recurrent_cell`.
+
+    Attributes:
+        name: the layer type name ("LSTM"); the Bidirectional type is named "Bidirectional(<name>)".
+        layer_class: the tf_keras RNN layer class (subclasses are costed too; structured pruning and QAT take the
+            class itself only).
+        gates: blocks of ``units`` columns in the kernel, recurrent kernel and bias (LSTM 4, GRU 3).
+        tally: ``tally(tally, rnn, steps) -> kernels``: the formulas of ``steps`` time steps.
+        states: ``states(counter, rnn, x) -> (T, units)``: the hidden states over the window ``x`` in processing
+            order (reversed input if ``go_backwards``), every operation counted.
+        check: ``check(rnn)``: raise :class:`ComplexityError` for a variant the formulas do not cover.
+    """
+
+    name: str
+    layer_class: type
+    gates: int
+    tally: Callable
+    states: Callable
+    check: Optional[Callable] = None
+
+
+# ----------------------------------------------------------------------------------------------- LSTM
 
 def lstm_tally(tally, lstm, steps: int) -> tuple:
     """Count ``steps`` LSTM steps on ``tally``; returns (kernel, recurrent kernel)."""
@@ -69,28 +101,47 @@ def lstm_reference(counter, lstm, x: np.ndarray) -> np.ndarray:
     return np.array(outputs)
 
 
-def _lstm_layer_tally(tally, layer) -> tuple:
-    return lstm_tally(tally, layer, int(_input_shape(layer)[1]))
+# ----------------------------------------------------------------------------------------------- any cell
+
+_CELLS: dict[type, RecurrentCell] = {}
 
 
-def _lstm_layer_reference(counter, layer, x):
-    seq = lstm_reference(counter, layer, x)
+def cell_of(rnn) -> RecurrentCell:
+    """The registered :class:`RecurrentCell` of an RNN layer (most recently registered class first)."""
+    for cls, cell in reversed(list(_CELLS.items())):
+        if isinstance(rnn, cls):
+            return cell
+    raise ComplexityError(f"layer {rnn.name!r}: {type(rnn).__name__} is not a registered recurrent cell "
+                          f"({', '.join(c.name for c in _CELLS.values())})")
+
+
+def _rnn_check(layer) -> None:
+    cell = cell_of(layer)
+    if cell.check is not None:
+        cell.check(layer)
+
+
+def _rnn_tally(tally, layer) -> tuple:
+    return tuple(cell_of(layer).tally(tally, layer, int(_input_shape(layer)[1])))
+
+
+def _rnn_reference(counter, layer, x):
+    seq = cell_of(layer).states(counter, layer, x)
     return seq if layer.return_sequences else seq[-1]
 
 
 def _bidirectional_check(layer) -> None:
-    if not isinstance(layer.forward_layer, keras.layers.LSTM) or \
-            not isinstance(layer.backward_layer, keras.layers.LSTM):
-        raise ComplexityError(f"layer {layer.name!r}: Bidirectional is supported around LSTM only, got "
-                              f"{type(layer.forward_layer).__name__}")
     if layer.merge_mode not in MERGE_MODES:
         raise ComplexityError(f"layer {layer.name!r}: merge_mode = {layer.merge_mode!r}; allowed "
                               f"{', '.join(map(repr, MERGE_MODES))}")
+    _rnn_check(layer.forward_layer)
+    _rnn_check(layer.backward_layer)
 
 
 def _bidirectional_tally(tally, layer) -> tuple:
     steps = int(_input_shape(layer)[1])
-    kernels = lstm_tally(tally, layer.forward_layer, steps) + lstm_tally(tally, layer.backward_layer, steps)
+    kernels = tuple(cell_of(layer.forward_layer).tally(tally, layer.forward_layer, steps)) + \
+        tuple(cell_of(layer.backward_layer).tally(tally, layer.backward_layer, steps))
     positions = steps if layer.return_sequences else 1
     n = positions * int(layer.forward_layer.units)
     if layer.merge_mode == "sum":
@@ -104,8 +155,8 @@ def _bidirectional_tally(tally, layer) -> tuple:
 
 
 def _bidirectional_reference(counter, layer, x):
-    fwd = lstm_reference(counter, layer.forward_layer, x)
-    bwd = lstm_reference(counter, layer.backward_layer, x)
+    fwd = cell_of(layer.forward_layer).states(counter, layer.forward_layer, x)
+    bwd = cell_of(layer.backward_layer).states(counter, layer.backward_layer, x)
     if layer.return_sequences:
         a, b = fwd, bwd[::-1]
     else:
@@ -124,35 +175,36 @@ def _bidirectional_reference(counter, layer, x):
 
 # ----------------------------------------------------------------------------------------------- structured pruning
 
-def _lstm_cols(units: int, keep: np.ndarray) -> np.ndarray:
-    return np.concatenate([g * units + keep for g in range(4)])
+def _unit_cols(units: int, gates: int, keep: np.ndarray) -> np.ndarray:
+    return np.concatenate([g * units + keep for g in range(gates)])
 
 
-def lstm_in_norms(layer, weights: list) -> np.ndarray:
-    """Squared L2 norm of each kernel row ``(n_in, 4 n_h)``: the weights reading each input feature."""
+def rnn_in_norms(layer, weights: list) -> np.ndarray:
+    """Squared L2 norm of each kernel row ``(n_in, gates n_h)``: the weights reading each input feature."""
     return np.sum(weights[0] ** 2, axis=1)
 
 
-def lstm_out_norms(layer, weights: list) -> np.ndarray:
-    """Per unit: squared L2 norm of its 4 gate columns of the kernel, recurrent kernel and bias."""
-    u = layer.units
+def rnn_out_norms(layer, weights: list) -> np.ndarray:
+    """Per unit: squared L2 norm of its gate columns of the kernel, recurrent kernel and bias (every bias row)."""
+    u, gates = int(layer.units), cell_of(layer).gates
     total = np.sum(weights[0] ** 2, axis=0) + np.sum(weights[1] ** 2, axis=0)
     if len(weights) > 2:
-        total = total + weights[2] ** 2
-    return total.reshape(4, u).sum(axis=0)
+        bias = weights[2]
+        total = total + np.sum(bias.reshape(-1, bias.shape[-1]) ** 2, axis=0)
+    return total.reshape(gates, u).sum(axis=0)
 
 
-def lstm_slice_in(layer, weights: list, keep: np.ndarray) -> list:
+def rnn_slice_in(layer, weights: list, keep: np.ndarray) -> list:
     return [weights[0][keep]] + weights[1:]
 
 
-def lstm_slice_out(layer, weights: list, keep: np.ndarray) -> list:
-    cols = _lstm_cols(layer.units, keep)
+def rnn_slice_out(layer, weights: list, keep: np.ndarray) -> list:
+    cols = _unit_cols(int(layer.units), cell_of(layer).gates, keep)
     out = [weights[0][:, cols], weights[1][keep][:, cols]]
-    return out + ([weights[2][cols]] if len(weights) > 2 else [])
+    return out + ([weights[2][..., cols]] if len(weights) > 2 else [])
 
 
-def _lstm_resize(layer, n_keep: int) -> dict:
+def _rnn_resize(layer, n_keep: int) -> dict:
     config = layer.get_config()
     config["units"] = n_keep
     return config
@@ -165,22 +217,22 @@ def _halves(weights: list) -> tuple[list, list]:
 
 def _bi_in_norms(layer, weights: list) -> np.ndarray:
     f, b = _halves(weights)
-    return lstm_in_norms(layer.forward_layer, f) + lstm_in_norms(layer.backward_layer, b)
+    return rnn_in_norms(layer.forward_layer, f) + rnn_in_norms(layer.backward_layer, b)
 
 
 def _bi_out_norms(layer, weights: list) -> np.ndarray:
     f, b = _halves(weights)
-    return np.concatenate([lstm_out_norms(layer.forward_layer, f), lstm_out_norms(layer.backward_layer, b)])
+    return np.concatenate([rnn_out_norms(layer.forward_layer, f), rnn_out_norms(layer.backward_layer, b)])
 
 
 def _bi_slice_in(layer, weights: list, keep: np.ndarray) -> list:
     f, b = _halves(weights)
-    return lstm_slice_in(layer.forward_layer, f, keep) + lstm_slice_in(layer.backward_layer, b, keep)
+    return rnn_slice_in(layer.forward_layer, f, keep) + rnn_slice_in(layer.backward_layer, b, keep)
 
 
 def _bi_slice_out(layer, weights: list, keep: tuple) -> list:
     f, b = _halves(weights)
-    return lstm_slice_out(layer.forward_layer, f, keep[0]) + lstm_slice_out(layer.backward_layer, b, keep[1])
+    return rnn_slice_out(layer.forward_layer, f, keep[0]) + rnn_slice_out(layer.backward_layer, b, keep[1])
 
 
 def _bi_resize(layer, n_keep: int) -> dict:
@@ -201,12 +253,10 @@ def _bi_choose_keep(layer, scores: np.ndarray, n_keep: int, top) -> tuple:
 
 
 def _bi_kept_features(layer, keep: tuple) -> np.ndarray:
+    """The output features of the kept units at one time step ("concat": forward ``j``, backward ``units + j``);
+    a following ``Flatten`` repeats them at every step."""
     units = layer.forward_layer.units
     return np.concatenate([keep[0], units + keep[1]]) if layer.merge_mode == "concat" else keep[0]
-
-
-def _is_lstm_pair(layer) -> bool:
-    return type(layer.forward_layer) is keras.layers.LSTM and type(layer.backward_layer) is keras.layers.LSTM
 
 
 def _bi_kernels(layer) -> list:
@@ -218,19 +268,41 @@ def _bi_kernels(layer) -> list:
     return weights
 
 
-LSTM = register_layer_type(LayerType(
-    name="LSTM", matches=lambda layer: isinstance(layer, keras.layers.LSTM), tally=_lstm_layer_tally,
-    reference=_lstm_layer_reference, structure="units", structured=lambda layer: type(layer) is keras.layers.LSTM,
-    units=lambda layer: layer.units, resize=_lstm_resize, in_norms=lstm_in_norms, out_norms=lstm_out_norms,
-    slice_in=lstm_slice_in, slice_out=lstm_slice_out, qat=lambda layer: type(layer) is keras.layers.LSTM,
-    recurrent=lambda layer: [layer]))
+# ----------------------------------------------------------------------------------------------- registration
 
-BIDIRECTIONAL_LSTM = register_layer_type(LayerType(
-    name="Bidirectional(LSTM)", matches=lambda layer: isinstance(layer, keras.layers.Bidirectional),
-    check=_bidirectional_check, tally=_bidirectional_tally, reference=_bidirectional_reference, structure="units",
-    structured=_is_lstm_pair, units=lambda layer: layer.forward_layer.units, resize=_bi_resize,
-    in_norms=_bi_in_norms, out_norms=_bi_out_norms, slice_in=_bi_slice_in, slice_out=_bi_slice_out,
-    choose_keep=_bi_choose_keep, kept_features=_bi_kept_features, qat=_is_lstm_pair,
-    recurrent=lambda layer: [layer.forward_layer, layer.backward_layer],
-    prune_parts=lambda layer: [layer.forward_layer, layer.backward_layer], prunable_weights=_bi_kernels,
-    kind=lambda layer: f"Bidirectional({type(layer.forward_layer).__name__})"))
+def register_recurrent_cell(cell: RecurrentCell) -> tuple[LayerType, LayerType]:
+    """Register the layer types ``cell.name`` (the RNN layer) and ``Bidirectional(<cell.name>)``."""
+    if not isinstance(cell, RecurrentCell):
+        raise TypeError("register_recurrent_cell takes a RecurrentCell")
+    _CELLS.pop(cell.layer_class, None)
+    _CELLS[cell.layer_class] = cell
+
+    def exact(layer) -> bool:
+        return type(layer) is cell.layer_class
+
+    def exact_pair(layer) -> bool:
+        return exact(layer.forward_layer) and exact(layer.backward_layer)
+
+    def bidirectional(layer) -> bool:
+        return isinstance(layer, keras.layers.Bidirectional) and isinstance(layer.forward_layer, cell.layer_class)
+
+    single = register_layer_type(LayerType(
+        name=cell.name, matches=lambda layer: isinstance(layer, cell.layer_class), check=_rnn_check,
+        tally=_rnn_tally, reference=_rnn_reference, structure="units", structured=exact,
+        units=lambda layer: layer.units, resize=_rnn_resize, in_norms=rnn_in_norms, out_norms=rnn_out_norms,
+        slice_in=rnn_slice_in, slice_out=rnn_slice_out, qat=exact, recurrent=lambda layer: [layer]))
+    pair = register_layer_type(LayerType(
+        name=f"Bidirectional({cell.name})", matches=bidirectional, check=_bidirectional_check,
+        tally=_bidirectional_tally, reference=_bidirectional_reference, structure="units", structured=exact_pair,
+        units=lambda layer: layer.forward_layer.units, resize=_bi_resize, in_norms=_bi_in_norms,
+        out_norms=_bi_out_norms, slice_in=_bi_slice_in, slice_out=_bi_slice_out, choose_keep=_bi_choose_keep,
+        kept_features=_bi_kept_features, qat=exact_pair,
+        recurrent=lambda layer: [layer.forward_layer, layer.backward_layer],
+        prune_parts=lambda layer: [layer.forward_layer, layer.backward_layer], prunable_weights=_bi_kernels,
+        kind=lambda layer: f"Bidirectional({type(layer.forward_layer).__name__})"))
+    return single, pair
+
+
+LSTM_CELL = RecurrentCell(name="LSTM", layer_class=keras.layers.LSTM, gates=4, tally=lstm_tally,
+                          states=lstm_reference)
+LSTM, BIDIRECTIONAL_LSTM = register_recurrent_cell(LSTM_CELL)

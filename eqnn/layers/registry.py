@@ -27,7 +27,7 @@ A :class:`LayerType` says, for the layers it ``matches``:
   reports.
 
 Lookup (:func:`find_layer_type`) tries the most recently registered type first, so a new module can refine a
-built-in type. Adding a layer type (e.g. GRU) is one module calling :func:`register_layer_type`; remove it with
+built-in type. Adding a layer type (e.g. SimpleRNN) is one module calling :func:`register_layer_type`; remove it with
 :func:`unregister_layer_type`. This module imports neither TensorFlow nor Keras.
 """
 

@@ -9,11 +9,11 @@ Families (names used in TOML ``type = ...``), each registered by its module thro
 :func:`register_model_family` (:mod:`eqnn.models.registry`):
 
 - ``mlp`` (:mod:`.mlp`): Flatten -> Dense(units[0], activation) -> ... -> Dense(n_outputs).
-- ``lstm`` (:mod:`.recurrent`): LSTM(units) many-to-one (last hidden state) -> Dense(n_outputs).
-- ``bilstm`` (:mod:`.recurrent`): Bidirectional(LSTM(units)) many-to-one (final states of both directions,
-  concatenated) -> Dense(n_outputs).
+- ``lstm``, ``bilstm``, ``gru``, ``bigru`` (:mod:`.recurrent`): LSTM(units), Bidirectional(LSTM(units)),
+  GRU(units), Bidirectional(GRU(units)), then the ``readout``: "flatten" (every time step, flattened ->
+  Dense(n_outputs); the default, the published form) or "final" (the final state(s) -> Dense(n_outputs)).
 - ``cnn_bilstm`` (:mod:`.cnn`): Conv1D(filters, kernel_size, activation, "valid") -> Bidirectional(LSTM(units))
-  many-to-one -> Dense(n_outputs).
+  -> the same readout.
 
 Layer names belong to their family module; the rest of the toolkit asks the family
 (:func:`layer_roles`, :func:`resized_config`, :func:`check_input`) instead of naming layers.
@@ -26,7 +26,17 @@ from typing import Union
 
 # the families register in import order, the order of MODEL_TYPES (listed in error messages)
 from .mlp import MLPConfig, build_mlp
-from .recurrent import BiLSTMConfig, LSTMConfig, build_bilstm, build_lstm
+from .recurrent import (
+    READOUTS,
+    BiGRUConfig,
+    BiLSTMConfig,
+    GRUConfig,
+    LSTMConfig,
+    RecurrentConfig,
+    build_bilstm,
+    build_lstm,
+    build_recurrent,
+)
 from .cnn import CNNBiLSTMConfig, build_cnn_bilstm
 from .common import ACTIVATIONS, MAX_UNITS, check_keras_model, count_parameters
 from .registry import (
@@ -46,10 +56,11 @@ from .registry import (
     unregister_model_family,
 )
 
-ModelConfig = Union[MLPConfig, LSTMConfig, BiLSTMConfig, CNNBiLSTMConfig]
+ModelConfig = Union[MLPConfig, LSTMConfig, BiLSTMConfig, GRUConfig, BiGRUConfig, CNNBiLSTMConfig]
 
-__all__ = ["ACTIVATIONS", "BiLSTMConfig", "CNNBiLSTMConfig", "FAMILIES", "LSTMConfig", "MAX_UNITS", "MLPConfig",
-           "MODEL_TYPES", "ModelConfig", "ModelFamily", "ROLES", "build_bilstm", "build_cnn_bilstm", "build_lstm",
-           "build_mlp", "build_model", "check_input", "check_keras_model", "count_parameters", "family_of",
-           "layer_roles", "model_config_from_dict", "model_config_to_dict", "prunable_layers",
-           "register_model_family", "resized_config", "unregister_model_family"]
+__all__ = ["ACTIVATIONS", "BiGRUConfig", "BiLSTMConfig", "CNNBiLSTMConfig", "FAMILIES", "GRUConfig", "LSTMConfig",
+           "MAX_UNITS", "MLPConfig", "MODEL_TYPES", "ModelConfig", "ModelFamily", "READOUTS", "ROLES",
+           "RecurrentConfig", "build_bilstm", "build_cnn_bilstm", "build_lstm", "build_mlp", "build_recurrent",
+           "build_model", "check_input", "check_keras_model", "count_parameters", "family_of", "layer_roles",
+           "model_config_from_dict", "model_config_to_dict", "prunable_layers", "register_model_family",
+           "resized_config", "unregister_model_family"]

@@ -1,12 +1,12 @@
 """The registry of model families: config class, builder, layer roles, resize after pruning, input check.
 
 A family is everything the rest of the toolkit needs to know about one architecture; nothing outside its module
-names its layers. Adding one (e.g. a GRU) is a new module that calls :func:`register_model_family`::
+names its layers. Adding one (e.g. a transformer) is a new module that calls :func:`register_model_family`::
 
-    register_model_family(ModelFamily(config=GRUConfig, build=build_gru, roles=gru_roles,
-                                      resized_config=gru_resized, check_input=None))
+    register_model_family(ModelFamily(config=TransformerConfig, build=build_transformer, roles=transformer_roles,
+                                      resized_config=transformer_resized, check_input=None))
 
-with ``GRUConfig`` a frozen dataclass whose ``ClassVar`` ``type`` is the TOML ``type = ...`` name.
+with ``TransformerConfig`` a frozen dataclass whose ``ClassVar`` ``type`` is the TOML ``type = ...`` name.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ class ModelFamily:
             structurally pruned model built from ``config``).
         check_input: ``check_input(config, window_length)``: raise :class:`ConfigError` if the family cannot take
             windows of ``window_length`` time slots (None: any length).
+        saved_defaults: ``{field: value}`` for fields added after models of this family were first saved: a saved
+            record (``model_config_from_dict(..., saved=True)``) that lacks the field was built with that value.
     """
 
     config: type
@@ -45,6 +47,7 @@ class ModelFamily:
     resized_config: Callable[[Any, Any], Any]
     check_input: Optional[Callable[[Any, int], None]] = None
     prunable: Optional[Callable[[Any], list]] = None
+    saved_defaults: dict = dataclasses.field(default_factory=dict)
 
     @property
     def type(self) -> str:
@@ -90,8 +93,12 @@ def model_config_to_dict(config: Any) -> dict:
     return d
 
 
-def model_config_from_dict(data: dict, section: str = "models") -> Any:
-    """Build a model config from ``{"type": <a registered type name>, ...fields}``."""
+def model_config_from_dict(data: dict, section: str = "models", *, saved: bool = False) -> Any:
+    """Build a model config from ``{"type": <a registered type name>, ...fields}``.
+
+    ``saved=True``: ``data`` was written with a saved model (e.g. ``equalizer.json``); fields it lacks take the
+    family's ``saved_defaults`` (the values such models were built with), not the config defaults.
+    """
     if not isinstance(data, dict):
         raise ConfigError(f"[{section}] must be a table, got {data!r}")
     kind = data.get("type")
@@ -100,6 +107,8 @@ def model_config_from_dict(data: dict, section: str = "models") -> Any:
     cls = MODEL_TYPES[kind]
     names = {f.name for f in dataclasses.fields(cls)}
     values = {k: v for k, v in data.items() if k != "type"}
+    if saved:
+        values = {**FAMILIES[kind].saved_defaults, **values}
     unknown = set(values) - names
     if unknown:
         raise ConfigError(f"unknown key(s) {sorted(unknown)} in [{section}] of type {kind!r}: "

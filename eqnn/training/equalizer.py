@@ -178,7 +178,7 @@ def load_equalizer(path: Union[str, Path]) -> Equalizer:
     digests = _file_digests(path)
     if digests != meta["weights_sha256"]:
         raise channel.CorruptFileError(f"{path}: weight files missing or altered (checksum mismatch)")
-    model_config = model_config_from_dict(meta["model"])
+    model_config = model_config_from_dict(meta["model"], saved=True)  # older records: former defaults
     data_config = DataConfig.from_dict(meta["data"])
     model = build_model(model_config, tuple(meta["input_shape"]), int(meta["n_outputs"]))
     status = model.load_weights(str(path / meta["weights"]))

@@ -1,5 +1,5 @@
-"""Structured pruning ("structured"): whole units removed (Dense neurons, Conv1D filters, LSTM units), so the model
-gets smaller.
+"""Structured pruning ("structured"): whole units removed (Dense neurons, Conv1D filters, LSTM / GRU units), so the
+model gets smaller.
 
 Needs a single-input, single-output chain. Each layer is handled by its :class:`eqnn.layers.LayerType` (its
 ``structure``): "units" layers lose units (``out_norms`` / the next weighted layer's ``in_norms`` rank them,
@@ -142,8 +142,8 @@ def _check_structured_model(model: keras.Model) -> None:
     layers = _chain_layers(model)
     for layer in layers:
         if structure_of(layer) == "none":
-            raise ValueError(f"structured pruning supports chains of Dense, Conv1D, LSTM, Bidirectional(LSTM), "
-                             f"Flatten, BatchNormalization, Dropout/Activation layers; layer {layer.name!r} is "
+            raise ValueError(f"structured pruning supports chains of Dense, Conv1D, LSTM, GRU, Bidirectional(LSTM / "
+                             f"GRU), Flatten, BatchNormalization, Dropout/Activation layers; layer {layer.name!r} is "
                              f"{layer_kind(layer)}")
 
 
