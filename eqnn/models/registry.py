@@ -37,6 +37,8 @@ class ModelFamily:
             structurally pruned model built from ``config``).
         check_input: ``check_input(config, window_length)``: raise :class:`ConfigError` if the family cannot take
             windows of ``window_length`` time slots (None: any length).
+        blocks: for a sequence (many-to-many) family, ``blocks(config) -> BlockGeometry`` (training block length,
+            inference block, overlap); None: the family takes windows (many-to-one).
     """
 
     config: type
@@ -45,10 +47,25 @@ class ModelFamily:
     resized_config: Callable[[Any, Any], Any]
     check_input: Optional[Callable[[Any, int], None]] = None
     prunable: Optional[Callable[[Any], list]] = None
+    blocks: Optional[Callable[[Any], "BlockGeometry"]] = None
 
     @property
     def type(self) -> str:
         return self.config.type
+
+
+@dataclass(frozen=True)
+class BlockGeometry:
+    """The blocks of a sequence family (:mod:`eqnn.data_blocks`): training ``block_length`` L, ``inference_block``
+    B and ``overlap`` O (symbols discarded on each side of an inference block); a block delivers ``B - 2 O``."""
+
+    block_length: int
+    inference_block: int
+    overlap: int
+
+    @property
+    def delivered(self) -> int:
+        return self.inference_block - 2 * self.overlap
 
 
 FAMILIES: dict[str, ModelFamily] = {}
@@ -146,3 +163,9 @@ def prunable_layers(config: Any) -> list:
     if family.prunable is not None:
         return list(family.prunable(config))
     return [name for name, role in family.roles(config).items() if role != "output"]
+
+
+def block_geometry(config: Any) -> Optional[BlockGeometry]:
+    """The :class:`BlockGeometry` of a sequence (many-to-many) model config; None for a windowed family."""
+    family = family_of(config) if not isinstance(config, dict) else family_of(model_config_from_dict(config))
+    return None if family.blocks is None else family.blocks(config)
