@@ -283,13 +283,13 @@ def test_eqnn_train_with_a_sequence_model(tmp_path):
     eq = load_equalizer(out / "models" / "SeqCNN@+0p00dBm")
     assert eq.blocks == models.BlockGeometry(64, 128, 1) and eq.input_shape == (64, 4)
     # 1016 stream symbols -> 15 blocks of 64, 10 % (1 block) held out
-    summary = next(m for m in result["models"] if m["name"] == "SeqCNN")
+    summary = next(m for m in result["models"] if m["model"] == "SeqCNN")
     assert summary["n_train_windows"] + summary["n_validation_windows"] == 15
     # RMpS: one inference block of 128 (Conv1D 3x4x4 + Dense 4x2 per symbol) per 126 delivered symbols
     assert rows["SeqCNN"]["rmps"] == pytest.approx(eq.complexity().rmps) == pytest.approx(128 * (48 + 8) / 126)
     # the reloaded model predicts exactly what the trained one did, on the same symbols as the MLP
     test_tr = channel.simulate(load_train_config_link(path).with_launch_power(0.0).with_seed(6), cache_dir=cache,
-                               progress=False)
+                               progress=False, dbp=False)
     y, centres = eq.predict_transmission(test_tr)
     mlp = load_equalizer(out / "models" / "MLP@+0p00dBm")
     assert np.array_equal(centres, mlp.predict_transmission(test_tr)[1])
