@@ -21,7 +21,6 @@ from eqnn.models.sequence import gru_supported
 from eqnn.training import TrainingConfig, fit, load_equalizer, run_training
 from eqnn.training.equalizer import complexity_arguments, predict_blocks
 
-
 # ----------------------------------------------------------------------------------------------- blocks
 
 

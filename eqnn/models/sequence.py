@@ -90,7 +90,8 @@ def gru_supported(bidirectional: bool) -> bool:
 
 @dataclass(frozen=True)
 class SequenceConfig:
-    """A many-to-many equalizer over blocks of symbols (module docstring).
+    """A many-to-many equalizer: trained on blocks of ``block_length`` symbols with a target per symbol, applied in
+    blocks of ``inference_block`` symbols overlapping by ``overlap`` on each side (:mod:`eqnn.models.sequence`).
 
     Attributes:
         name: label.
