@@ -305,6 +305,33 @@ def test_eqnn_train_with_a_sequence_model(tmp_path):
                                                                     if r["method"] != "SeqCNN"]
 
 
+def test_eqnn_compress_takes_a_sequence_model(tmp_path):
+    from eqnn.studies.compress_cli import compress_saved_equalizer
+    from eqnn.studies.compression_config import CompressionSearchConfig
+
+    path = tmp_path / "study.toml"
+    path.write_text('name = "tiny"\npowers_dbm = [0.0]\ndbp = false\n'
+                    + TINY_TRAINING.split("[[models]]")[0] + SEQUENCE_MODEL)
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    run_training(path, out, cache_dir=cache, progress=False)
+    eq = load_equalizer(out / "models" / "SeqCNN@+0p00dBm")
+    config = CompressionSearchConfig(n_calls=2, n_initial_points=2, sparsity=(0.2, 0.6), pruning_methods=("magnitude",),
+                                     clusters=None, weight_bits=(4, 8), fine_tune_epochs=1, fine_tune_batch_size=4,
+                                     fine_tune_windows=640)
+    assert len(config.fine_tune(eq.training_set([channel.simulate(
+        channel.LinkConfig.from_dict(eq.info["train_links"][0]), cache_dir=cache, progress=False, dbp=False)]))
+        .x) == 10  # at most 640 targets: 10 blocks of 64
+    study = compress_saved_equalizer(out / "models" / "SeqCNN@+0p00dBm", config, tmp_path / "c", cache_dir=cache,
+                                     dbp=False, progress=False)
+    assert study.uncompressed["rmps"] == pytest.approx(eq.complexity().rmps)
+    assert study.best is not None and not any(e.metrics.get("failed") for e in study.search.evaluations)
+    best = load_equalizer(study.best["model_folder"])
+    assert best.blocks == eq.blocks
+    assert study.best["rmps"] == pytest.approx(model_complexity(
+        best.model, best.weight_bits, best.activation_bits, **complexity_arguments(best.model_config, 2)).rmps)
+    assert study.best["rmps"] < study.uncompressed["rmps"]
+
+
 def load_train_config_link(path):
     from eqnn.training import load_train_config
     return load_train_config(path).scenario
