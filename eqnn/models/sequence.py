@@ -18,6 +18,11 @@ then ``"output"``: ``Dense(n_outputs)`` applied at every time step (a Dense on a
 matrix-vector products). Layers are named ``"<cell>_1" ... "<cell>_k"`` and ``"output"``. The cells ``gru`` and
 ``bigru`` need a GRU layer type in :mod:`eqnn.layers` (complexity and compression dispatch through it).
 
+Training (:func:`eqnn.data_blocks.make_blocks`, through the same :func:`eqnn.training.fit`): consecutive blocks of L
+symbols of the training stream, a target per symbol (residual and normalization as for windows), MSE over every
+position, ``training.batch_size`` blocks per mini-batch, early stopping on the last ``validation_split`` of the blocks
+of each transmission.
+
 Inference in overlapping blocks. A stream is cut into blocks of B symbols overlapping their neighbours by O
 (``overlap``) on each side; each block delivers its ``B - 2 O`` central outputs (:func:`eqnn.data_blocks.block_plan`).
 For ``cnn`` an output depends on the inputs within the receptive reach ``R = sum_l d_l ceil((K - 1) / 2)`` on each
