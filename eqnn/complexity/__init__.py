@@ -30,6 +30,11 @@ override it with the argument of that name, e.g. 1 to get the cost per window). 
 separately, so its per-sample cost of one polarization is already per symbol of that polarization; DBP processes
 both polarizations together, so its cost per time slot is divided by 2. The three are thus on one scale.
 
+Sequence (many-to-many) equalizers (:mod:`eqnn.models.sequence`) are costed on one inference block of ``B``
+symbols (``model_complexity(..., time_steps=B)``: the model, built over a variable time axis, is copied onto a fixed
+``(B, 4)`` input with the same weights), overlap included, and divided by the symbols the block delivers:
+``symbols_per_window = (B - 2 O) * (real outputs per step) / 2``.
+
 Neural-network layers (cost of one window, i.e. one inference)
 ===============================================================
 A *matrix-vector product* ``y_j = sum_i x_i W_ij + b_j`` (``W`` of shape ``(n_in, n_out)``) is counted on the

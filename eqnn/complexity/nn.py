@@ -82,9 +82,29 @@ def _symbols_per_window(model, symbols_per_window) -> int:
     return n_out // 2
 
 
+def with_time_steps(model, time_steps: int):
+    """``model`` itself if its input has ``time_steps`` time slots, else a copy over a fixed input of
+    ``(time_steps, features)`` holding the same weights (for a model built over a variable time axis, e.g. a
+    sequence equalizer costed on one inference block)."""
+    keras = _keras()
+    steps = check_count("time_steps", time_steps, 1)
+    shape = model.input_shape
+    if isinstance(shape, list) or len(shape) != 3:
+        raise ComplexityError(f"time_steps: the model input {shape} is not (time, features)")
+    if shape[1] == steps:
+        return model
+    if shape[1] is not None:
+        raise ComplexityError(f"time_steps = {steps}: the model input has a fixed time axis of {shape[1]}")
+    name = model.layers[0].name if type(model.layers[0]).__name__ == "InputLayer" else None
+    fixed = keras.models.clone_model(model, input_tensors=keras.Input(shape=(steps,) + tuple(shape[2:]),
+                                                                      dtype=model.inputs[0].dtype, name=name))
+    fixed.set_weights(model.get_weights())
+    return fixed
+
+
 def model_complexity(model, weight_bits: Optional[int] = None, activation_bits: Optional[int] = None,
                      activation_multiplications: int = 0,
-                     symbols_per_window: Optional[int] = None) -> ModelComplexity:
+                     symbols_per_window: Optional[int] = None, time_steps: Optional[int] = None) -> ModelComplexity:
     """RMpS, BoP and NABS of a tf_keras equalizer, per layer and in total, from its actual weights.
 
     Args:
@@ -95,12 +115,16 @@ def model_complexity(model, weight_bits: Optional[int] = None, activation_bits: 
         activation_multiplications: real multiplications per evaluation of a non-ReLU, non-linear activation
             (sigmoid, tanh, ...), integer >= 0; default 0 (look-up table).
         symbols_per_window: recovered single-polarization symbols per inference; default real outputs / 2.
+        time_steps: cost one inference over this many time slots (a model built over a variable time axis, e.g. a
+            sequence equalizer on one inference block; see :func:`with_time_steps`); None: the model's input.
 
     Returns: :class:`ModelComplexity`; every formula is in the module docstring.
 
     Raises: :class:`ComplexityError` for a non-tf_keras model, an unsupported layer or a bad argument.
     """
     _check_model(model)
+    if time_steps is not None:
+        model = with_time_steps(model, time_steps)
     bw = check_bits("weight_bits", weight_bits)
     ba = check_bits("activation_bits", activation_bits)
     act_mult = check_count("activation_multiplications", activation_multiplications, 0)
@@ -158,7 +182,8 @@ def count_multiplications_reference(model, window, activation_multiplications: i
 
     Args:
         model: as for :func:`model_complexity`, with layers forming a chain.
-        window: one input window, shape ``model.input_shape[1:]`` (or with a leading batch axis of 1).
+        window: one input window, shape ``model.input_shape[1:]`` (or with a leading batch axis of 1); a variable
+            (None) axis of the model takes the window's length (e.g. one inference block of a sequence model).
         activation_multiplications: cost of one non-free activation evaluation, integer >= 0.
 
     Returns: :class:`ReferenceCount` (output and counts of this one window).
@@ -169,9 +194,9 @@ def count_multiplications_reference(model, window, activation_multiplications: i
     types = [_check_supported(layer) for layer in layers]
     expected = tuple(model.input_shape[1:])
     x = np.asarray(window, dtype=np.float64)
-    if x.shape == (1,) + expected:
+    if x.ndim == len(expected) + 1 and x.shape[0] == 1:
         x = x[0]
-    if x.shape != expected:
+    if len(x.shape) != len(expected) or any(e is not None and e != d for d, e in zip(x.shape, expected)):
         raise ComplexityError(f"window: shape {x.shape} does not match the model input {expected}")
     counter = Counter()
     for layer, layer_type in zip(layers, types):

@@ -14,6 +14,9 @@ Families (names used in TOML ``type = ...``), each registered by its module thro
   Dense(n_outputs); the default, the published form) or "final" (the final state(s) -> Dense(n_outputs)).
 - ``cnn_bilstm`` (:mod:`.cnn`): Conv1D(filters, kernel_size, activation, "valid") -> Bidirectional(LSTM(units))
   -> the same readout.
+- ``sequence`` (:mod:`.sequence`): many-to-many over blocks of symbols ``(T, 4) -> (T, n_outputs)``: stacked
+  LSTM / biLSTM / GRU / biGRU (return_sequences) or dilated "same" Conv1D layers, then a per-time-step
+  Dense(n_outputs); inference in overlapping blocks (:mod:`eqnn.data_blocks`).
 
 Layer names belong to their family module; the rest of the toolkit asks the family
 (:func:`layer_roles`, :func:`resized_config`, :func:`check_input`) instead of naming layers.
@@ -38,12 +41,15 @@ from .recurrent import (
     build_recurrent,
 )
 from .cnn import CNNBiLSTMConfig, build_cnn_bilstm
+from .sequence import SequenceConfig, build_sequence
 from .common import ACTIVATIONS, MAX_UNITS, check_keras_model, count_parameters
 from .registry import (
     FAMILIES,
     MODEL_TYPES,
     ROLES,
+    BlockGeometry,
     ModelFamily,
+    block_geometry,
     build_model,
     check_input,
     family_of,
@@ -56,11 +62,12 @@ from .registry import (
     unregister_model_family,
 )
 
-ModelConfig = Union[MLPConfig, LSTMConfig, BiLSTMConfig, GRUConfig, BiGRUConfig, CNNBiLSTMConfig]
+ModelConfig = Union[MLPConfig, LSTMConfig, BiLSTMConfig, GRUConfig, BiGRUConfig, CNNBiLSTMConfig, SequenceConfig]
 
-__all__ = ["ACTIVATIONS", "BiGRUConfig", "BiLSTMConfig", "CNNBiLSTMConfig", "FAMILIES", "GRUConfig", "LSTMConfig",
-           "MAX_UNITS", "MLPConfig", "MODEL_TYPES", "ModelConfig", "ModelFamily", "READOUTS", "ROLES",
-           "RecurrentConfig", "build_bilstm", "build_cnn_bilstm", "build_lstm", "build_mlp", "build_recurrent",
-           "build_model", "check_input", "check_keras_model", "count_parameters", "family_of", "layer_roles",
+__all__ = ["ACTIVATIONS", "BiGRUConfig", "BiLSTMConfig", "BlockGeometry", "CNNBiLSTMConfig", "FAMILIES", "GRUConfig",
+           "LSTMConfig", "MAX_UNITS", "MLPConfig", "MODEL_TYPES", "ModelConfig", "ModelFamily", "READOUTS", "ROLES",
+           "RecurrentConfig", "SequenceConfig", "block_geometry", "build_bilstm", "build_cnn_bilstm", "build_lstm",
+           "build_mlp", "build_recurrent", "build_model", "build_sequence", "check_input", "check_keras_model",
+           "count_parameters", "family_of", "layer_roles",
            "model_config_from_dict", "model_config_to_dict", "prunable_layers", "register_model_family",
            "resized_config", "unregister_model_family"]

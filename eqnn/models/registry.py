@@ -39,6 +39,8 @@ class ModelFamily:
             windows of ``window_length`` time slots (None: any length).
         saved_defaults: ``{field: value}`` for fields added after models of this family were first saved: a saved
             record (``model_config_from_dict(..., saved=True)``) that lacks the field was built with that value.
+        blocks: for a sequence (many-to-many) family, ``blocks(config) -> BlockGeometry`` (training block length,
+            inference block, overlap); None: the family takes windows (many-to-one).
     """
 
     config: type
@@ -48,10 +50,25 @@ class ModelFamily:
     check_input: Optional[Callable[[Any, int], None]] = None
     prunable: Optional[Callable[[Any], list]] = None
     saved_defaults: dict = dataclasses.field(default_factory=dict)
+    blocks: Optional[Callable[[Any], "BlockGeometry"]] = None
 
     @property
     def type(self) -> str:
         return self.config.type
+
+
+@dataclass(frozen=True)
+class BlockGeometry:
+    """The blocks of a sequence family (:mod:`eqnn.data_blocks`): training ``block_length`` L, ``inference_block``
+    B and ``overlap`` O (symbols discarded on each side of an inference block); a block delivers ``B - 2 O``."""
+
+    block_length: int
+    inference_block: int
+    overlap: int
+
+    @property
+    def delivered(self) -> int:
+        return self.inference_block - 2 * self.overlap
 
 
 FAMILIES: dict[str, ModelFamily] = {}
@@ -155,3 +172,9 @@ def prunable_layers(config: Any) -> list:
     if family.prunable is not None:
         return list(family.prunable(config))
     return [name for name, role in family.roles(config).items() if role != "output"]
+
+
+def block_geometry(config: Any) -> Optional[BlockGeometry]:
+    """The :class:`BlockGeometry` of a sequence (many-to-many) model config; None for a windowed family."""
+    family = family_of(config) if not isinstance(config, dict) else family_of(model_config_from_dict(config))
+    return None if family.blocks is None else family.blocks(config)

@@ -20,7 +20,6 @@ import channel
 from channel import ConfigError, LinkConfig, Transmission
 from channel.config import read_toml
 
-from ..data import make_windows
 from ..records import same_power
 from ..references import reference_points
 from ..report import write_csv, write_json
@@ -89,7 +88,7 @@ def compress_saved_equalizer(source: Union[str, Path, Equalizer], config: Compre
     config.search_space(equalizer.model)  # model-dependent checks before any simulation
     train_trs = [_simulate(link, cache_dir, False, progress) for link in train_links]
     test_tr = _simulate(test_link, cache_dir, dbp, progress)
-    windows = make_windows(train_trs, equalizer.data_config, equalizer.normalization)
+    windows = equalizer.training_set(train_trs)  # windows, or blocks of a sequence model
     return compress_equalizer(equalizer, windows, test_tr, config, out,
                               references=reference_points(test_tr, equalizer), progress=progress, executor=executor)
 

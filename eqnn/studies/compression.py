@@ -39,6 +39,7 @@ that steers the optimizer away, not a measurement); failed points are never the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -58,12 +59,14 @@ from channel import ConfigError, Transmission
 from .. import compress as compression
 from .. import search as searching
 from ..complexity import model_complexity
-from ..data import WindowSet, make_windows
+from ..data import WindowSet
+from ..data_blocks import BlockSet
 from ..models import build_model, check_keras_model, model_config_to_dict
 from ..records import TrainingResult
 from ..references import dsp_costs, reference_points
 from ..report import write_json
 from ..training import Equalizer, evaluate, load_equalizer, save_equalizer
+from ..training.equalizer import complexity_arguments
 from .compression_config import CompressionSearchConfig
 
 __all__ = ["CompressionStudy", "FAILED_Q_PENALTY_DB", "PIPELINE_VERSION", "POINT_FAILURES", "compress_equalizer",
@@ -88,8 +91,10 @@ def _q_metrics(equalizer: Equalizer, transmission: Transmission) -> dict:
             "snr_db": m.snr_db, "ber": m.ber, "bit_errors": m.bit_errors}
 
 
-def _cost_metrics(model, weight_bits: Optional[int], activation_bits: Optional[int]) -> dict:
-    c = model_complexity(model, weight_bits, activation_bits)
+def _cost_metrics(model, weight_bits: Optional[int], activation_bits: Optional[int], **arguments) -> dict:
+    """RMpS, BoP, NABS, additions of ``model``; ``arguments``: :func:`eqnn.training.equalizer.complexity_arguments`
+    (one inference block of a sequence model)."""
+    c = model_complexity(model, weight_bits, activation_bits, **arguments)
     return {"rmps": c.rmps, "bop": c.bop, "nabs": c.nabs, "additions": c.additions,
             "weight_bits": weight_bits, "activation_bits": activation_bits}
 
@@ -170,8 +175,10 @@ def _evaluate_point(context: _PointContext, params: dict) -> dict:
 
     cc = c.config.compression_config(params, model)
     key = params_key(params)
+    cost = functools.partial(_cost_metrics, **complexity_arguments(c.equalizer.model_config,
+                                                                    c.equalizer.data_config.n_outputs))
     try:
-        result = compression.compress(model, cc, c.fine_tune, evaluate=measure_q, complexity=_cost_metrics)
+        result = compression.compress(model, cc, c.fine_tune, evaluate=measure_q, complexity=cost)
     except POINT_FAILURES as exc:  # recorded, so that a resumed study does not retry it forever
         message = f"{type(exc).__name__}: {exc}"[:500]
         if c.progress:
@@ -233,8 +240,13 @@ def _check_inputs(equalizer, train_windows, test_transmission, config) -> None:
     check_keras_model(equalizer.model, "equalizer.model")
     if not isinstance(config, CompressionSearchConfig):
         raise TypeError(f"config must be a CompressionSearchConfig, got {type(config).__name__}")
-    if not isinstance(train_windows, WindowSet):
-        raise TypeError(f"train_windows must be an eqnn.data.WindowSet, got {type(train_windows).__name__}")
+    if not isinstance(train_windows, (WindowSet, BlockSet)):
+        raise TypeError(f"train_windows must be an eqnn.data.WindowSet (or an eqnn.data_blocks.BlockSet for a "
+                        f"sequence model), got {type(train_windows).__name__}")
+    if isinstance(train_windows, BlockSet) != (equalizer.blocks is not None):
+        raise TypeError(f"train_windows: a {type(train_windows).__name__} does not fit the "
+                        f"{'sequence' if equalizer.blocks is not None else 'windowed'} model {equalizer.name!r} "
+                        "(make it with equalizer.training_set)")
     if train_windows.input_shape != equalizer.input_shape or train_windows.n_outputs != \
             equalizer.data_config.n_outputs:
         raise ValueError(f"train_windows {train_windows.input_shape} -> {train_windows.n_outputs} outputs do not fit "
@@ -349,7 +361,8 @@ def compress_equalizer(equalizer: Equalizer, train_windows: WindowSet, test_tran
         same = {m: v.q_db_best for m, v in ev.metrics.items() if m != equalizer.name}
         stats = compression.weight_stats(model)["total"]
         return {**_q_metrics(equalizer, test_transmission),
-                **_cost_metrics(model, equalizer.weight_bits, equalizer.activation_bits),
+                **_cost_metrics(model, equalizer.weight_bits, equalizer.activation_bits,
+                                **complexity_arguments(equalizer.model_config, equalizer.data_config.n_outputs)),
                 **_size_metrics(stats), "n_symbols": ev.n_symbols, "references_same_symbols": same}
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -399,6 +412,6 @@ def compress_trained(training: TrainingResult, name: str, power_dbm: float, conf
                  for q in train_powers]
     test_tr = channel.simulate(train.test_link(power_dbm), cache_dir=cache_dir, dbp=dbp and train.dbp,
                                progress=progress)
-    windows = make_windows(train_trs, equalizer.data_config, equalizer.normalization)
+    windows = equalizer.training_set(train_trs)  # windows, or blocks of a sequence model
     return compress_equalizer(equalizer, windows, test_tr, config, folder,
                               references=reference_points(test_tr, equalizer), progress=progress, executor=executor)

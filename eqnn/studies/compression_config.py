@@ -100,7 +100,8 @@ class CompressionSearchConfig:
         fine_tune_epochs: epochs of fine-tuning per step, [0, 1000]; 0 = one-shot (no training).
         fine_tune_batch_size: fine-tuning mini-batch size, [1, 1048576].
         fine_tune_learning_rate: Adam learning rate of the fine-tuning, (0, 1].
-        fine_tune_windows: at most this many training windows (a seeded subsample); 0 = all.
+        fine_tune_windows: at most this many training windows (a seeded subsample); 0 = all. For a sequence model
+            at most this many training targets: ``fine_tune_windows // block_length`` blocks (at least 1).
         seed: seed of the search, the subsample and the fine-tuning, >= 0.
     """
 
@@ -264,10 +265,13 @@ class CompressionSearchConfig:
         if self.fine_tune_epochs == 0:
             return None
         n = len(windows)
-        if self.fine_tune_windows is None or self.fine_tune_windows >= n:
+        # a window has one target, a training block of a sequence model (eqnn.data_blocks.BlockSet) L of them
+        limit = None if self.fine_tune_windows is None else \
+            max(1, self.fine_tune_windows // int(getattr(windows, "targets_per_item", 1)))
+        if limit is None or limit >= n:
             index = np.arange(n)
         else:
-            index = np.sort(np.random.default_rng(self.seed).choice(n, self.fine_tune_windows, replace=False))
+            index = np.sort(np.random.default_rng(self.seed).choice(n, limit, replace=False))
         return compression.FineTune(x=windows.x[index], y=windows.y[index], epochs=self.fine_tune_epochs,
                                     batch_size=self.fine_tune_batch_size,
                                     learning_rate=self.fine_tune_learning_rate, seed=self.seed)

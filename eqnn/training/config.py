@@ -120,8 +120,8 @@ class TrainRunConfig:
         seeds: transmitter seeds of the training and the test transmissions (``[seeds]``).
         data: model inputs (``[data]``: :class:`eqnn.data.DataConfig`).
         training: how each model is fitted (``[training]``: :class:`TrainingConfig`).
-        models: one ``[[models]]`` table per model (``type`` = mlp | lstm | bilstm | cnn_bilstm, ``name`` and the
-            architecture of :mod:`eqnn.models`); or ``[models.<type>]`` tables.
+        models: one ``[[models]]`` table per model (``type`` = mlp | lstm | bilstm | cnn_bilstm | sequence,
+            ``name`` and the architecture of :mod:`eqnn.models`); or ``[models.<type>]`` tables.
         dbp: compute DBP on the test transmissions (the ``[scenario.receiver]`` variants).
         cache_dir: simulation cache folder (relative to the working directory); "" = the run's own
             ``<out>/cache`` (for ``eqnn train``, ``eqnn compress`` and ``eqnn run`` alike); ``--no-cache`` runs

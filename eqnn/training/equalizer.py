@@ -6,6 +6,15 @@
   widths, info, weight checksums) and the weights in TF checkpoint format; the round trip is exact and nothing is
   unpickled.
 - :func:`predict_symbols`: run a model on windows with a large batch and de-normalize.
+- :func:`predict_stream`: run a sequence (many-to-many) model over a transmission in overlapping blocks.
+- :func:`training_set`: the training data of a model config: windows, or blocks for a sequence family.
+
+Dispatch on the input kind. A windowed family (many-to-one) sees windows (:func:`eqnn.data.make_windows`); a
+sequence family (``ModelFamily.blocks``, :mod:`eqnn.models.sequence`) trains on blocks
+(:func:`eqnn.data_blocks.make_blocks`) and infers in overlapping blocks (:func:`eqnn.data_blocks.block_plan`);
+:meth:`Equalizer.predict_transmission` returns the equalized symbols at the window centres of the data config in
+both cases, so every method is evaluated on the same symbols. :meth:`Equalizer.complexity` costs a sequence model
+on one inference block, divided by the symbols it delivers.
 """
 
 from __future__ import annotations
@@ -26,12 +35,21 @@ import channel
 from channel import Transmission
 
 from ..complexity import model_complexity
-from ..data import DataConfig, Normalization, WindowSet, make_windows
-from ..models import ModelConfig, build_model, check_keras_model, model_config_from_dict, model_config_to_dict
+from ..data import DataConfig, Normalization, WindowSet, make_windows, targets_to_complex, window_centres
+from ..data_blocks import BlockSet, block_plan, cut, make_blocks, stitch, stream_features
+from ..models import (
+    BlockGeometry,
+    ModelConfig,
+    build_model,
+    check_keras_model,
+    family_of,
+    model_config_from_dict,
+    model_config_to_dict,
+)
 from ..report import jsonable
 
-__all__ = ["EQUALIZER_FORMAT", "EQUALIZER_VERSION", "Equalizer", "load_equalizer", "predict_symbols",
-           "save_equalizer"]
+__all__ = ["EQUALIZER_FORMAT", "EQUALIZER_VERSION", "Equalizer", "blocks_of", "complexity_arguments",
+           "load_equalizer", "predict_blocks", "predict_stream", "predict_symbols", "save_equalizer", "training_set"]
 
 EQUALIZER_FORMAT = "eqnn-equalizer"
 EQUALIZER_VERSION = 3  # 3: weight_bits / activation_bits recorded; version 2 folders load with both None
@@ -73,19 +91,44 @@ class Equalizer:
                 setattr(self, name, int(bits))
 
     def complexity(self):
-        """:func:`eqnn.complexity.model_complexity` of the model at its own bit widths (RMpS, BoP, NABS)."""
-        return model_complexity(self.model, self.weight_bits, self.activation_bits)
+        """:func:`eqnn.complexity.model_complexity` of the model at its own bit widths (RMpS, BoP, NABS); a sequence
+        model per delivered symbol of one inference block (:func:`complexity_arguments`)."""
+        return model_complexity(self.model, self.weight_bits, self.activation_bits,
+                                **complexity_arguments(self.model_config, self.data_config.n_outputs))
 
     @property
     def name(self) -> str:
         return self.model_config.name
 
     @property
+    def blocks(self) -> Optional[BlockGeometry]:
+        """The block geometry of a sequence (many-to-many) model; None for a windowed one."""
+        return blocks_of(self.model_config)
+
+    @property
     def input_shape(self) -> tuple[int, int]:
+        """Windows ``(2N + 1, 4)``; a sequence model: its training blocks ``(L, 4)``."""
+        geometry = self.blocks
+        if geometry is not None:
+            return (int(geometry.block_length), 4)
         return (2 * int(self.data_config.taps) + 1, 4)
 
     def windows(self, transmission: Transmission) -> WindowSet:
         return make_windows(transmission, self.data_config, self.normalization)
+
+    def training_set(self, transmissions) -> Union[WindowSet, BlockSet]:
+        """The fine-tuning/training data of this equalizer from ``transmissions``: windows or blocks."""
+        return training_set(self.model_config, transmissions, self.data_config, self.normalization)
+
+    def predict_transmission(self, transmission: Transmission, batch_size: int = 8192
+                             ) -> tuple[np.ndarray, np.ndarray]:
+        """(equalized symbols complex (n_pol, n_centres), centres int64): at the window centres of the data config
+        for windowed and sequence models alike (the same symbols, for a fair comparison)."""
+        if self.blocks is None:
+            windows = self.windows(transmission)
+            return self.predict(windows, batch_size), windows.centres
+        return predict_stream(self.model, transmission, self.data_config, self.normalization, self.blocks,
+                              batch_size)
 
     def predict(self, windows: WindowSet, batch_size: int = 8192) -> np.ndarray:
         """Equalized symbols, complex (n_pol, n_windows), de-normalized (not gain-normalized)."""
@@ -115,6 +158,70 @@ def predict_symbols(model: keras.Model, windows: WindowSet, batch_size: int = 81
         raise ValueError(f"model has {out.shape[1]} outputs, the data {windows.n_outputs}")
     return windows.outputs_to_symbols(out)
 
+
+
+def blocks_of(model_config) -> Optional[BlockGeometry]:
+    """The :class:`eqnn.models.BlockGeometry` of a sequence model config; None for a windowed family (or a bare
+    model's label)."""
+    try:
+        family = family_of(model_config)
+    except TypeError:
+        return None
+    return None if family.blocks is None else family.blocks(model_config)
+
+
+def complexity_arguments(model_config, n_outputs: int) -> dict:
+    """Extra arguments of :func:`eqnn.complexity.model_complexity` for a model of ``model_config``: none for a
+    windowed family; for a sequence family one inference block (``time_steps = B``) delivering
+    ``symbols_per_window = (B - 2 O) n_outputs / 2`` symbols."""
+    geometry = blocks_of(model_config)
+    if geometry is None:
+        return {}
+    return {"time_steps": int(geometry.inference_block),
+            "symbols_per_window": int(geometry.delivered) * max(int(n_outputs) // 2, 1)}
+
+
+def training_set(model_config, transmissions, data_config: DataConfig, normalization: Normalization
+                 ) -> Union[WindowSet, BlockSet]:
+    """The training data of ``model_config``: windows, or blocks of its ``block_length`` for a sequence family."""
+    geometry = blocks_of(model_config)
+    if geometry is None:
+        return make_windows(transmissions, data_config, normalization)
+    return make_blocks(transmissions, data_config, normalization, geometry.block_length)
+
+
+def predict_blocks(model: keras.Model, stream: np.ndarray, geometry: BlockGeometry, batch_size: int = 8192
+                   ) -> np.ndarray:
+    """Outputs ``(S, n_outputs)`` of a sequence model over ``stream`` ``(S, features)``: cut into blocks of
+    ``geometry.inference_block`` overlapping by ``geometry.overlap`` on each side, run in batches of about
+    ``batch_size`` symbols, the delivered outputs stitched (:func:`eqnn.data_blocks.block_plan`)."""
+    plan = block_plan(stream.shape[0], geometry.inference_block, geometry.overlap)
+    blocks = cut(np.asarray(stream, dtype=np.float32), plan)
+    per_batch = max(1, int(batch_size) // plan.block)
+    out = np.concatenate([model(blocks[i:i + per_batch], training=False).numpy()
+                          for i in range(0, len(blocks), per_batch)])
+    return stitch(out, plan)
+
+
+def predict_stream(model: keras.Model, transmission: Transmission, data_config: DataConfig,
+                   normalization: Normalization, geometry: BlockGeometry, batch_size: int = 8192
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Run a sequence model over the stream ``[guard, n - guard)`` of ``transmission`` in blocks of
+    ``geometry.inference_block`` overlapping by ``geometry.overlap`` (:func:`eqnn.data_blocks.block_plan`), stitch
+    the delivered outputs, and return (equalized symbols complex (n_pol, n_centres), centres) at the window
+    centres of ``data_config`` (taps and guard resolved)."""
+    check_keras_model(model)
+    taps, guard = int(data_config.taps), int(data_config.guard_symbols)
+    n = transmission.rx_cdc.shape[-1]
+    centres = window_centres(n, taps, guard)
+    out = predict_blocks(model, stream_features(transmission, guard, normalization), geometry, batch_size)
+    if out.shape[-1] != data_config.n_outputs:
+        raise ValueError(f"model has {out.shape[-1]} outputs, the data {data_config.n_outputs}")
+    outputs = out[centres - guard]
+    pols = list(data_config.polarizations)
+    offset = transmission.rx_cdc[pols][:, centres] if data_config.residual else 0
+    symbols = targets_to_complex(normalization.invert_y(outputs)) + offset
+    return symbols, centres
 
 
 def _file_digests(folder: Path) -> dict[str, str]:

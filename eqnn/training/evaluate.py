@@ -106,17 +106,16 @@ def evaluate(model: Union[Equalizer, keras.Model, Sequence[Equalizer]], transmis
     pols = list(items[0].data_config.polarizations)
     metrics: dict[str, Metrics] = {}
     gains: dict[str, list] = {}
-    windows = None
+    centres = None
     for eq in items:
-        windows = eq.windows(transmission)  # the same centres for every item (same taps/guard)
-        tx_sym = transmission.tx_symbols[pols][:, windows.centres]
-        y = eq.predict(windows, batch_size)
+        # windows or overlapping blocks (a sequence model): the same centres for every item (same taps/guard)
+        y, centres = eq.predict_transmission(transmission, batch_size)
+        tx_sym = transmission.tx_symbols[pols][:, centres]
         if gain_normalize:
             g = complex_gain(y, tx_sym)
             gains[eq.name] = [[float(v.real), float(v.imag)] for v in g]
             y = normalize(y, tx_sym)
-        metrics[eq.name] = evaluate_symbols(y, windows.tx_indices, transmission.modulation)
-    centres = windows.centres
+        metrics[eq.name] = evaluate_symbols(y, transmission.tx_indices[pols][:, centres], transmission.modulation)
     tx_idx = transmission.tx_indices[pols][:, centres]
     if references:
         metrics["CDC"] = evaluate_symbols(transmission.rx_cdc[pols][:, centres], tx_idx, transmission.modulation)

@@ -20,7 +20,7 @@ from typing import Any, Optional, Sequence, Union
 import channel
 from channel import LinkConfig, Transmission
 
-from ..data import check_independent, fit_normalization, make_windows, resolve_guard, resolve_taps
+from ..data import check_independent, fit_normalization, resolve_guard, resolve_taps
 from ..execution import InProcess
 from ..models import model_config_to_dict
 from ..records import QRow, TrainedModel, TrainingResult, best_per_method
@@ -28,7 +28,7 @@ from ..references import dsp_complexity
 from ..report import format_q_table, jsonable, plot_q_vs_power, write_csv, write_json
 from . import fitting
 from .config import TrainRunConfig, load_train_config
-from .equalizer import Equalizer, load_equalizer, save_equalizer
+from .equalizer import Equalizer, blocks_of, load_equalizer, save_equalizer, training_set
 from .evaluate import Evaluation, evaluate
 
 __all__ = ["cache_folder", "format_table", "run_training", "train_stage"]
@@ -86,7 +86,8 @@ def _train_models(config: TrainRunConfig, train_trs: list[Transmission], test_tr
     """Train (or reuse, when ``resume`` and the saved fingerprint matches) every model on ``train_trs`` and save it
     in ``out/models/<name>@<tag>``; returns the equalizers and their records. ``verbose``: one line per model."""
     check_independent(train_trs, test_trs)
-    train_set = make_windows(train_trs, config.data, fit_normalization(train_trs, config.data))
+    normalization = fit_normalization(train_trs, config.data)
+    sets: dict = {}  # windows (one set for every windowed model) or blocks per block length (sequence models)
     equalizers, records = [], []
     for mc in config.models:
         folder = out / "models" / f"{mc.name}@{tag}"
@@ -104,9 +105,14 @@ def _train_models(config: TrainRunConfig, train_trs: list[Transmission], test_tr
                 if verbose:
                     print(f"  {mc.name} @ {tag}: cannot reuse {folder} ({exc}); retraining", flush=True)
         if eq is None:
+            geometry = blocks_of(mc)
+            kind = None if geometry is None else geometry.block_length
+            if kind not in sets:
+                sets[kind] = training_set(mc, train_trs, config.data, normalization)
+            train_set = sets[kind]
             if verbose:
-                print(f"  training {mc.name} @ {tag} on {len(train_set)} windows of {train_set.input_shape}",
-                      flush=True)
+                print(f"  training {mc.name} @ {tag} on {len(train_set)} {'windows' if kind is None else 'blocks'} "
+                      f"of {train_set.input_shape}", flush=True)
             eq = fitting.train_model(mc, train_set, config.training, config.data, progress=progress,
                                      label=f"{mc.name}@{tag}")
             eq.info["fingerprint"] = key
