@@ -26,7 +26,7 @@ Usage::
     python benchmarks/training_speed.py --threads 1,2         # also per thread count (one process each)
     python benchmarks/training_speed.py --converge            # + time to converge (a few minutes on 2 cores)
     python benchmarks/training_speed.py --parts converge --recipes baseline,cosine,wd0.1,bs256,data2x
-    python benchmarks/training_speed.py --quick               # smoke run, < 1 min
+    python benchmarks/training_speed.py --quick               # smoke run (tiny sizes; XLA for the MLP only)
 
 Writes ``benchmarks/results/training_speed.json`` (``--out``).
 """
@@ -334,7 +334,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--parts", default="speed", help="speed, converge or speed,converge")
     p.add_argument("--converge", action="store_true", help="also run the converge part")
-    p.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, < 1 min")
+    p.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, XLA for the MLP only")
     p.add_argument("--models", default="", help="families to run (default: all registered)")
     p.add_argument("--batch-sizes", default="1000,4096")
     p.add_argument("--jit", default="off,on", help="off, on or off,on")

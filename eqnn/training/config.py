@@ -61,8 +61,9 @@ class TrainingConfig:
             Any schedule.
         weight_decay: decoupled weight decay (AdamW) of the kernels (biases excluded): each step multiplies
             every kernel by ``1 - weight_decay * lr``; [0, 1). 0 = plain Adam (the previous behaviour).
-        jit_compile: compile the training and inference steps with XLA. Measured on the 2-core CPU
-            (``benchmarks/training_speed.py``, benchmarks/README.md section 8); default false (see there).
+        jit_compile: compile the training and inference steps with XLA. Default false: on the 2-core CPU
+            XLA trained every recurrent family 20-60x slower and the MLP about as fast (benchmarks/README.md
+            section 8, ``benchmarks/training_speed.py``); reproducible with a seed either way.
         steps_per_execution: training batches run per call into the compiled step (fewer Python round trips,
             which matters for small models), [1, 10000]. Callbacks still run once per epoch.
 
