@@ -21,9 +21,10 @@ from ..data import DataConfig, resolve_guard, resolve_taps, window_centres
 from ..models import ModelConfig, model_config_from_dict, model_config_to_dict
 from ..models import check_input as check_model_input
 
-__all__ = ["MODES", "SeedsConfig", "TrainRunConfig", "TrainingConfig", "load_train_config"]
+__all__ = ["LR_SCHEDULES", "MODES", "SeedsConfig", "TrainRunConfig", "TrainingConfig", "load_train_config"]
 
 MODES = ("per_power", "combined")
+LR_SCHEDULES = ("plateau", "cosine", "constant")
 
 
 def _from_table(cls: type, data: Any, section: str):
@@ -49,7 +50,27 @@ class TrainingConfig:
         lr_patience: if > 0, multiply the learning rate by ``lr_factor`` after this many epochs without
             improvement of the monitored loss (ReduceLROnPlateau), [0, 100000]; 0 = constant rate.
         lr_factor: learning-rate reduction factor, (0, 1).
-        min_learning_rate: lower bound of the reduced learning rate, [0, learning_rate].
+        min_learning_rate: lower bound of the reduced learning rate, [0, learning_rate]; the final rate of
+            the "cosine" schedule.
+        lr_schedule: the learning rate over the epochs: "plateau" (``learning_rate``, reduced on plateaus when
+            ``lr_patience`` > 0: the previous behaviour), "cosine" (cosine decay from ``learning_rate`` to
+            ``min_learning_rate`` over ``epochs``, set at the start of each epoch) or "constant".
+            ``lr_patience`` > 0 requires "plateau".
+        warmup_epochs: linear warm-up: epoch ``e`` < ``warmup_epochs`` (0-based) runs at
+            ``learning_rate * (e + 1) / (warmup_epochs + 1)``, then the schedule starts; [0, epochs - 1].
+            Any schedule.
+        weight_decay: decoupled weight decay (AdamW) of the kernels (biases excluded): each step multiplies
+            every kernel by ``1 - weight_decay * lr``; [0, 1). 0 = plain Adam (the previous behaviour).
+        jit_compile: compile the training and inference steps with XLA. Default false: on the 2-core CPU
+            XLA trained every recurrent family 20-60x slower and the MLP about as fast (benchmarks/README.md
+            section 8, ``benchmarks/training_speed.py``); reproducible with a seed either way.
+        steps_per_execution: training batches run per call into the compiled step (fewer Python round trips,
+            which matters for small models), [1, 10000]. Callbacks still run once per epoch.
+
+    Batch size and learning rate: a common rule scales the learning rate linearly with the batch size
+    (``learning_rate * batch_size / 1000`` from the tuned 1e-3 at 1000; Goyal et al., 2017), with a few
+    epochs of warm-up for large batches. It is not applied automatically; the training windows go through a
+    ``tf.data`` pipeline (seeded shuffle every epoch, batch, prefetch), so same seed -> same weights.
     """
 
     epochs: int = 200
@@ -64,6 +85,11 @@ class TrainingConfig:
     lr_patience: int = 0
     lr_factor: float = 0.5
     min_learning_rate: float = 1e-5
+    lr_schedule: str = "plateau"
+    warmup_epochs: int = 0
+    weight_decay: float = 0.0
+    jit_compile: bool = False
+    steps_per_execution: int = 1
 
     def __post_init__(self) -> None:
         check_int("training.epochs", self.epochs, 1, 100_000)
@@ -82,6 +108,16 @@ class TrainingConfig:
                                                            low_open=True, high_open=True))
         object.__setattr__(self, "min_learning_rate", check_number(
             "training.min_learning_rate", self.min_learning_rate, 0, self.learning_rate))
+        check_choice("training.lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        if self.lr_patience > 0 and self.lr_schedule != "plateau":
+            raise ConfigError(f"training.lr_patience = {self.lr_patience} with training.lr_schedule = "
+                              f"{self.lr_schedule!r}: reduction on plateaus needs lr_schedule = 'plateau' "
+                              "(or set lr_patience = 0)")
+        check_int("training.warmup_epochs", self.warmup_epochs, 0, self.epochs - 1)
+        object.__setattr__(self, "weight_decay", check_number("training.weight_decay", self.weight_decay, 0, 1,
+                                                              high_open=True))
+        check_bool("training.jit_compile", self.jit_compile)
+        check_int("training.steps_per_execution", self.steps_per_execution, 1, 10_000)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -1,6 +1,9 @@
 """Fitting an NN equalizer: seeded Adam/MSE training with early stopping on a held-out validation split.
 
-- :func:`fit`: compile and fit a ``tf_keras`` model on a :class:`eqnn.data.WindowSet` (best weights restored).
+- :func:`fit`: compile and fit a ``tf_keras`` model on a :class:`eqnn.data.WindowSet` (best weights restored),
+  or on any set with arrays ``.x`` (n, ...) and ``.y`` (n, ...) (e.g. blocks of a sequence model).
+- :func:`make_dataset`: the ``tf.data`` pipeline of :func:`fit` (seeded shuffle each epoch, batch, prefetch).
+- :func:`make_optimizer` / :func:`lr_at_epoch`: Adam or AdamW (``weight_decay``) and the learning-rate schedule.
 - :func:`train_model`: seed, build and fit one model config; returns an :class:`Equalizer`.
 - :func:`validation_mask`: which windows are held out (the end of every block).
 - :class:`EpochLog`: one printed line per epoch.
@@ -9,9 +12,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
+from typing import Sequence
 
 import numpy as np
+import tensorflow as tf
 import tf_keras as keras
 
 from channel import ConfigError
@@ -21,7 +27,8 @@ from ..models import ModelConfig, build_model, check_keras_model, count_paramete
 from .config import TrainingConfig
 from .equalizer import Equalizer
 
-__all__ = ["EpochLog", "fit", "train_model", "validation_mask"]
+__all__ = ["EpochLog", "LearningRateSchedule", "fit", "lr_at_epoch", "make_dataset", "make_optimizer",
+           "train_model", "validation_mask"]
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -45,12 +52,16 @@ class EpochLog(keras.callbacks.Callback):
 
 def validation_mask(train: WindowSet, fraction: float) -> np.ndarray:
     """Boolean mask of the validation windows: the last ``fraction`` of the windows of each block
-    (each transmission), contiguous, so that every launch power of a combined set is validated."""
-    mask = np.zeros(len(train), dtype=bool)
+    (each transmission), contiguous, so that every launch power of a combined set is validated.
+    A set without a ``block`` array (one entry per window) counts as one block."""
+    n = int(np.shape(train.x)[0])
+    mask = np.zeros(n, dtype=bool)
     if fraction <= 0:
         return mask
-    for b in np.unique(train.block):
-        idx = np.flatnonzero(train.block == b)
+    block = getattr(train, "block", None)
+    block = np.zeros(n, dtype=np.int64) if block is None or np.shape(block) != (n,) else np.asarray(block)
+    for b in np.unique(block):
+        idx = np.flatnonzero(block == b)
         n_val = int(idx.size * fraction)
         if n_val < 1:
             raise ConfigError(f"training.validation_split = {fraction} leaves no validation window out of the "
@@ -59,38 +70,109 @@ def validation_mask(train: WindowSet, fraction: float) -> np.ndarray:
     return mask
 
 
-def fit(model: keras.Model, train: WindowSet, config: TrainingConfig, progress: bool = True,
-        label: str = "") -> dict:
-    """Compile ``model`` (Adam, MSE) and fit it on ``train``; returns a summary with the history.
+def lr_at_epoch(config: TrainingConfig, epoch: int, current: float | None = None) -> float:
+    """The learning rate of ``epoch`` (0-based) under ``config.lr_schedule`` and ``warmup_epochs``.
 
-    Early stopping watches the validation loss (the last ``validation_split`` of the windows) and
-    restores the best epoch's weights. Call ``keras.utils.set_random_seed`` before building the
-    model for reproducibility (:func:`train_model` does).
+    "plateau" and "constant" keep ``current`` (the optimizer's rate, which ReduceLROnPlateau may have lowered;
+    ``learning_rate`` when None) after the warm-up; "cosine" decays from ``learning_rate`` to
+    ``min_learning_rate`` over the epochs after the warm-up.
+    """
+    base, warm = config.learning_rate, config.warmup_epochs
+    if epoch < warm:
+        return base * (epoch + 1) / (warm + 1)
+    if config.lr_schedule == "cosine":
+        span = max(1, config.epochs - warm - 1)
+        t = min(1.0, (epoch - warm) / span)
+        return config.min_learning_rate + (base - config.min_learning_rate) * 0.5 * (1 + math.cos(math.pi * t))
+    if epoch == warm and warm > 0:
+        return base
+    return base if current is None else current
+
+
+class LearningRateSchedule(keras.callbacks.Callback):
+    """Sets the optimizer's learning rate at the start of every epoch (:func:`lr_at_epoch`)."""
+
+    def __init__(self, config: TrainingConfig):
+        super().__init__()
+        self.config = config
+
+    def on_epoch_begin(self, epoch, logs=None):
+        current = float(keras.backend.get_value(self.model.optimizer.learning_rate))
+        keras.backend.set_value(self.model.optimizer.learning_rate, lr_at_epoch(self.config, epoch, current))
+
+
+def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
+    """Adam (``weight_decay`` = 0) or AdamW with decoupled decay of the kernels (biases excluded)."""
+    if config.weight_decay > 0:
+        optimizer = keras.optimizers.AdamW(learning_rate=config.learning_rate, weight_decay=config.weight_decay)
+        optimizer.exclude_from_weight_decay(var_names=["bias"])
+        return optimizer
+    return keras.optimizers.Adam(learning_rate=config.learning_rate)
+
+
+def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = False,
+                 seed: int = 0) -> tf.data.Dataset:
+    """``(x, y)`` as a ``tf.data.Dataset`` of batches: indices shuffled with ``seed`` (a new order every epoch,
+    the same sequence of orders for the same seed), batched, gathered from the arrays, prefetched.
+
+    Shuffling indices rather than elements keeps one copy of the arrays and a full (not windowed) shuffle.
+    """
+    n = int(np.shape(x)[0])
+    x_t = tf.convert_to_tensor(np.asarray(x, dtype=np.float32))
+    y_t = tf.convert_to_tensor(np.asarray(y, dtype=np.float32))
+    ds = tf.data.Dataset.range(n)
+    if shuffle:
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(lambda i: (tf.gather(x_t, i), tf.gather(y_t, i)),
+                                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    options = tf.data.Options()
+    options.deterministic = True
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def fit(model: keras.Model, train: WindowSet, config: TrainingConfig, progress: bool = True,
+        label: str = "", callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict:
+    """Compile ``model`` (Adam or AdamW, MSE) and fit it on ``train``; returns a summary with the history.
+
+    ``train`` is a :class:`WindowSet` or any object with arrays ``.x`` and ``.y`` of equal first dimension
+    (and optionally ``.block``, one entry per row, for the validation split). Batches come from
+    :func:`make_dataset`; ``config.jit_compile`` compiles the steps with XLA. Early stopping watches the
+    validation loss (the last ``validation_split`` of the windows of each block) and restores the best epoch's
+    weights. Call ``keras.utils.set_random_seed`` before building the model for reproducibility
+    (:func:`train_model` does). ``callbacks``: more Keras callbacks (after the built-in ones).
     """
     check_keras_model(model)
     if not isinstance(config, TrainingConfig):
         raise TypeError(f"config must be a TrainingConfig, got {type(config).__name__}")
+    if not hasattr(train, "x") or not hasattr(train, "y") or np.shape(train.x)[0] != np.shape(train.y)[0]:
+        raise TypeError("train must have arrays .x and .y with the same number of rows")
     held_out = validation_mask(train, config.validation_split)
     n_val = int(held_out.sum())
     if n_val:
         x_fit, y_fit = train.x[~held_out], train.y[~held_out]
-        validation = (train.x[held_out], train.y[held_out])
+        validation = make_dataset(train.x[held_out], train.y[held_out], max(config.batch_size,
+                                                                           config.predict_batch_size))
     else:
         x_fit, y_fit, validation = train.x, train.y, None
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate), loss="mse")
+    data = make_dataset(x_fit, y_fit, config.batch_size, shuffle=config.shuffle, seed=config.seed)
+    model.compile(optimizer=make_optimizer(config), loss="mse", jit_compile=config.jit_compile,
+                  steps_per_execution=config.steps_per_execution)
     monitor = "val_loss" if validation is not None else "loss"
     stopper = keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience, min_delta=config.min_delta,
                                             restore_best_weights=True)
-    callbacks = [stopper]
-    if config.lr_patience > 0:
+    extra, callbacks = list(callbacks), [stopper]
+    if config.lr_schedule != "plateau" or config.warmup_epochs > 0:
+        callbacks.append(LearningRateSchedule(config))
+    if config.lr_schedule == "plateau" and config.lr_patience > 0:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=config.lr_factor,
                                                            patience=config.lr_patience, min_delta=config.min_delta,
                                                            min_lr=config.min_learning_rate, verbose=0))
     if progress:
         callbacks.append(EpochLog(label or model.name, config.epochs))
+    callbacks += extra
     start = time.perf_counter()
-    history = model.fit(x_fit, y_fit, batch_size=config.batch_size, epochs=config.epochs,
-                        validation_data=validation, shuffle=config.shuffle, callbacks=callbacks, verbose=0)
+    history = model.fit(data, epochs=config.epochs, validation_data=validation, callbacks=callbacks, verbose=0)
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     losses = hist.get(monitor, [])
     best_epoch = int(np.argmin(losses)) + 1 if losses else 0
