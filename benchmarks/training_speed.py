@@ -148,7 +148,7 @@ def speed_part(args) -> list[dict]:
         except Exception as exc:  # noqa: BLE001 - a benchmark reports and goes on
             print(f"  skip {family.type}: cannot build at the reference size ({type(exc).__name__}: {exc})")
             continue
-        out_shape = tuple(probe.output_shape[1:])
+        out_shape = tuple(length if d is None else d for d in probe.output_shape[1:])  # variable time axis -> L
         symbols_per_sample = out_shape[0] if len(out_shape) == 2 else 1
         n = args.windows or SPEED_WINDOWS.get(family.type, RECURRENT_WINDOWS)
         rng = np.random.default_rng(0)
