@@ -9,7 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
-from tiny_configs import TINY_TRAINING
+from tiny_configs import TINY_DATA, TINY_TRAINING, train_tiny_mlp
 
 import channel
 import channel.link
@@ -24,31 +24,18 @@ from eqnn.compress_run import (
     compress_equalizer,
     reference_points,
 )
-from eqnn.data import DataConfig, make_datasets
 from eqnn.models import BiLSTMConfig, MLPConfig, build_model
 from eqnn.search import Categorical, Integer, Real
 from eqnn.studies import compression as compression_study
-from eqnn.train import Equalizer, TrainingConfig, evaluate, load_equalizer, save_equalizer, train_model
+from eqnn.train import Equalizer, evaluate, load_equalizer, save_equalizer
 from eqnn.training import fitting
 
-DATA = DataConfig(taps=2, guard_symbols=4)
-
-
-def tiny_link():
-    return channel.reference_config().replace(
-        transmitter={"modulation": "16QAM", "n_symbols": 1024, "seed": 1, "launch_power_dbm": 2.0},
-        link={"n_spans": 2, "span_length_km": 40.0}, propagation={"step_mode": "fixed", "steps_per_span": 4},
-        receiver={"dbp_steps_per_span": [1], "dbp_xi": 1.0}, name="tiny")
+DATA = TINY_DATA
 
 
 @pytest.fixture(scope="module")
 def trained():
-    link = tiny_link()
-    tr, te = channel.simulate(link.with_seed(11), dbp=False), channel.simulate(link.with_seed(12), dbp=True)
-    train_set, _ = make_datasets(tr, te, DATA)
-    eq = train_model(MLPConfig(units=(8,)), train_set, TrainingConfig(epochs=2, batch_size=128, seed=0), DATA,
-                     progress=False)
-    return eq, train_set, te
+    return train_tiny_mlp(epochs=2)
 
 
 # --------------------------------------------------------------------------------------------- config

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tiny_configs import TINY_TRAINING
+from tiny_configs import TINY_DATA, TINY_TRAINING, tiny_link, train_tiny_mlp
 
 import channel
 from channel import ConfigError
@@ -15,28 +15,15 @@ from eqnn import compress as compression
 from eqnn.cli import main
 from eqnn.complexity import model_complexity
 from eqnn.compress_run import CompressionSearchConfig, _as_equalizer, compress_equalizer
-from eqnn.data import DataConfig, make_datasets
 from eqnn.models import LSTMConfig, MLPConfig, build_model
-from eqnn.train import Equalizer, TrainingConfig, evaluate, load_equalizer, run_training, save_equalizer, train_model
+from eqnn.train import Equalizer, evaluate, load_equalizer, run_training, save_equalizer
 
-DATA = DataConfig(taps=2, guard_symbols=4)
-
-
-def tiny_link():
-    return channel.reference_config().replace(
-        transmitter={"modulation": "16QAM", "n_symbols": 1024, "seed": 1, "launch_power_dbm": 2.0},
-        link={"n_spans": 2, "span_length_km": 40.0}, propagation={"step_mode": "fixed", "steps_per_span": 4},
-        receiver={"dbp_steps_per_span": [1], "dbp_xi": 1.0}, name="tiny")
+DATA = TINY_DATA
 
 
 @pytest.fixture(scope="module")
 def trained():
-    link = tiny_link()
-    tr, te = channel.simulate(link.with_seed(11), dbp=False), channel.simulate(link.with_seed(12), dbp=True)
-    train_set, _ = make_datasets(tr, te, DATA)
-    eq = train_model(MLPConfig(units=(8,)), train_set, TrainingConfig(epochs=1, batch_size=128, seed=0), DATA,
-                     progress=False)
-    return eq, train_set, te
+    return train_tiny_mlp(epochs=1)
 
 
 # --------------------------------------------------------------------------------------------- bit widths

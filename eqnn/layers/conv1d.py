@@ -19,7 +19,7 @@ from ..complexity.counting import (
     quantize_to_integers,
     ref_sum,
 )
-from .registry import LayerType, register_layer_type
+from .registry import LayerType, register_layer_type, resize_config_key, slice_output_axis
 
 
 def conv_geometry(layer, length: int) -> tuple[int, int, int, int, int]:
@@ -129,21 +129,12 @@ def slice_in(layer, weights: list, keep: np.ndarray) -> list:
     return [weights[0][:, keep, :]] + weights[1:]
 
 
-def slice_out(layer, weights: list, keep: np.ndarray) -> list:
-    return [weights[0][..., keep]] + ([weights[1][keep]] if len(weights) > 1 else [])
-
-
-def resize(layer, n_keep: int) -> dict:
-    config = layer.get_config()
-    config["filters"] = n_keep
-    return config
-
-
 CONV1D = register_layer_type(LayerType(
     name="Conv1D",
     # subclasses that compute otherwise (Conv1DTranspose) are not Conv1D here
     matches=lambda layer: isinstance(layer, keras.layers.Conv1D) and type(layer).__name__ != "Conv1DTranspose",
     tally=tally, reference=reference, structure="units",
     structured=lambda layer: type(layer) is keras.layers.Conv1D and layer.groups == 1,
-    units=lambda layer: layer.filters, resize=resize, in_norms=in_norms, out_norms=out_norms, slice_in=slice_in,
-    slice_out=slice_out, qat=lambda layer: type(layer) is keras.layers.Conv1D))
+    units=lambda layer: layer.filters, resize=resize_config_key("filters"), in_norms=in_norms, out_norms=out_norms,
+    slice_in=slice_in,
+    slice_out=slice_output_axis, qat=lambda layer: type(layer) is keras.layers.Conv1D))

@@ -11,7 +11,7 @@ import numpy as np
 import tf_keras as keras
 
 from ..complexity.counting import csd_digit_count, input_shape, matvec, quantize_to_integers, ref_matvec
-from .registry import LayerType, register_layer_type
+from .registry import LayerType, register_layer_type, resize_config_key, slice_output_axis
 
 
 def tally(t, layer) -> tuple:
@@ -51,18 +51,9 @@ def slice_in(layer, weights: list, keep: np.ndarray) -> list:
     return [weights[0][keep]] + weights[1:]
 
 
-def slice_out(layer, weights: list, keep: np.ndarray) -> list:
-    return [weights[0][..., keep]] + ([weights[1][keep]] if len(weights) > 1 else [])
-
-
-def resize(layer, n_keep: int) -> dict:
-    config = layer.get_config()
-    config["units"] = n_keep
-    return config
-
-
 DENSE = register_layer_type(LayerType(
     name="Dense", matches=lambda layer: isinstance(layer, keras.layers.Dense), tally=tally, reference=reference,
     structure="units", structured=lambda layer: type(layer) is keras.layers.Dense, units=lambda layer: layer.units,
-    resize=resize, in_norms=in_norms, out_norms=out_norms, slice_in=slice_in, slice_out=slice_out,
+    resize=resize_config_key("units"), in_norms=in_norms, out_norms=out_norms, slice_in=slice_in,
+    slice_out=slice_output_axis,
     qat=lambda layer: type(layer) is keras.layers.Dense))

@@ -125,3 +125,17 @@ def structure_of(layer) -> str:
     if layer_type.structure == "units" and layer_type.structured is not None and not layer_type.structured(layer):
         return "none"
     return layer_type.structure
+
+
+def slice_output_axis(layer, weights: list, keep) -> list:
+    """``slice_out`` of a layer whose kernel's last axis and bias index its output units (Dense, Conv1D)."""
+    return [weights[0][..., keep]] + ([weights[1][keep]] if len(weights) > 1 else [])
+
+
+def resize_config_key(key: str):
+    """A ``resize`` hook that sets config ``key`` (``"units"``, ``"filters"``) to the number of kept units."""
+    def resize(layer, n_keep: int) -> dict:
+        config = layer.get_config()
+        config[key] = n_keep
+        return config
+    return resize
