@@ -26,6 +26,17 @@ Normalization. Each feature channel (and each target component, unless ``normali
 false) is standardized with a mean and standard deviation fitted on the training data only; the same
 :class:`Normalization` is applied to test data and inverted on the model's outputs.
 
+Augmentation (``augment``). The QAM link's statistics are invariant under two exact symmetries, each of which
+turns a training example into another equally likely one: a phase rotation of the whole field by a multiple of
+90 degrees (the square constellation maps onto itself; the Manakov equation, the ASE noise and CDC are
+phase-invariant), and the exchange of the two polarizations (both carry independent symbols through the same
+link; no PMD, no polarization-dependent loss). ``augment = ["phase_rotation", "polarization_swap"]`` applies a
+random one of the 4 (or 8) transformations to each training example at each epoch (:func:`eqnn.training.fit`),
+so a model sees up to 8x as many distinct examples from the same simulation. The normalization is then
+*isotropic* (zero mean, one standard deviation shared by the four feature channels and one by the target
+components), so that the transformations commute with it. A link that breaks a symmetry (PMD, IQ imbalance,
+polarization-dependent loss, measured data from such a link) must not use the corresponding augmentation.
+
 Default memory (``taps = "auto"``). Half the dispersive spread of the signal band over the whole
 link, in symbols::
 
@@ -51,10 +62,11 @@ import numpy as np
 
 from channel import ConfigError, LinkConfig, Transmission
 from channel.config import check_int, unknown_keys_error
-from channel.validation import check_bool
+from channel.validation import check_bool, check_choices
 
 FEATURES_PER_SYMBOL = 4
 MAX_TAPS = 1000
+AUGMENTATIONS = ("phase_rotation", "polarization_swap")
 
 
 class DataError(ConfigError):
@@ -77,6 +89,8 @@ class DataConfig:
         normalize_targets: standardize targets with training statistics (outputs are de-normalized).
         residual: the model predicts the correction to the received centre symbol (module docstring).
         auto_taps_min, auto_taps_max: clipping range of ``taps = "auto"``, integers in [0, 1000].
+        augment: symmetries applied at random to the training examples (module docstring): a list of
+            "phase_rotation" (multiples of 90 degrees) and "polarization_swap"; empty (default) for none.
     """
 
     taps: Union[int, str] = "auto"
@@ -86,8 +100,15 @@ class DataConfig:
     residual: bool = True
     auto_taps_min: int = 10
     auto_taps_max: int = 50
+    augment: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        augment = self.augment
+        if isinstance(augment, (list, tuple)) and len(augment) == 0:
+            augment = ()
+        else:
+            augment = check_choices("data.augment", augment, AUGMENTATIONS)
+        object.__setattr__(self, "augment", augment)
         if isinstance(self.taps, str):
             if self.taps != "auto":
                 raise ConfigError(f"data.taps = {self.taps!r}: allowed an integer in [0, {MAX_TAPS}] or 'auto'")
@@ -122,7 +143,12 @@ class DataConfig:
         return dataclasses.replace(self, taps=resolve_taps(self, link), guard_symbols=resolve_guard(self, link))
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if self.augment:
+            out["augment"] = list(self.augment)
+        else:  # omitted when off: the fingerprints of models trained before the option existed stay valid
+            del out["augment"]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict, section: str = "data") -> "DataConfig":
@@ -204,10 +230,21 @@ class Normalization:
             raise DataError(f"normalization std must be > 0, got x_std={self.x_std}, y_std={self.y_std}")
 
     @classmethod
-    def fit(cls, features: np.ndarray, targets: np.ndarray, normalize_targets: bool = True) -> "Normalization":
-        """Fit on per-symbol ``features`` (n, 4) and ``targets`` (n, n_out)."""
-        x_mean, x_std = features.mean(axis=0), features.std(axis=0)
-        if normalize_targets:
+    def fit(cls, features: np.ndarray, targets: np.ndarray, normalize_targets: bool = True,
+            isotropic: bool = False) -> "Normalization":
+        """Fit on per-symbol ``features`` (n, 4) and ``targets`` (n, n_out).
+
+        ``isotropic``: zero means and one root-mean-square shared by all feature channels (and one by all target
+        components), so that phase rotations and the polarization swap commute with the normalization."""
+        if isotropic:
+            def shared(v):
+                return np.zeros(v.shape[1]), np.full(v.shape[1], np.sqrt(np.mean(np.square(v))))
+            x_mean, x_std = shared(features)
+        else:
+            x_mean, x_std = features.mean(axis=0), features.std(axis=0)
+        if normalize_targets and isotropic:
+            y_mean, y_std = shared(targets)
+        elif normalize_targets:
             y_mean, y_std = targets.mean(axis=0), targets.std(axis=0)
         else:
             y_mean, y_std = np.zeros(targets.shape[1]), np.ones(targets.shape[1])
@@ -248,6 +285,9 @@ class WindowSet:
         modulation: the modulation format.
         offset: complex128 (n_pol, n_windows), added to the de-normalized model output to give the
             equalized symbol: the received centre symbols in residual mode, zeros otherwise.
+        augment: the data config's symmetries to apply in training (module docstring).
+        y_swap: float32 like ``y``: the normalized targets of the polarization-swapped windows (with
+            "polarization_swap"), else None.
     """
 
     x: np.ndarray
@@ -262,6 +302,8 @@ class WindowSet:
     seeds: list[int] = field(default_factory=list)
     modulation: str = ""
     offset: np.ndarray | None = None
+    augment: tuple[str, ...] = ()
+    y_swap: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.offset is None:
@@ -285,7 +327,8 @@ class WindowSet:
         """The windows selected by ``index`` (a slice or an index/boolean array), same metadata."""
         tx = self.tx_indices[:, index]
         return dataclasses.replace(self, x=self.x[index], y=self.y[index], centres=self.centres[index],
-                                   block=self.block[index], tx_indices=tx, offset=self.offset[:, index])
+                                   block=self.block[index], tx_indices=tx, offset=self.offset[:, index],
+                                   y_swap=None if self.y_swap is None else self.y_swap[index])
 
     def target_symbols(self) -> np.ndarray:
         """complex (n_pol, n_windows): the de-normalized targets (transmitted symbols)."""
@@ -329,13 +372,14 @@ def fit_normalization(transmissions: Union[Transmission, Sequence[Transmission]]
         centres = window_centres(n, taps, guard)  # raises if the block is too short
         feats.append(symbol_features(t.rx_cdc)[guard:n - guard])  # every symbol some window uses
         targs.append(_raw_targets(t, centres, config))
-    return Normalization.fit(np.concatenate(feats), np.concatenate(targs), config.normalize_targets)
+    return Normalization.fit(np.concatenate(feats), np.concatenate(targs), config.normalize_targets,
+                             isotropic=bool(config.augment))
 
 
-def _raw_targets(t: Transmission, centres: np.ndarray, config: DataConfig) -> np.ndarray:
+def _raw_targets(t: Transmission, centres: np.ndarray, config: DataConfig, swapped: bool = False) -> np.ndarray:
     """(n, n_outputs) targets before normalization: the transmitted symbols, minus the received ones in
-    residual mode."""
-    pols = list(config.polarizations)
+    residual mode. ``swapped``: the targets of the polarization-swapped example (polarization p -> 1 - p)."""
+    pols = [1 - p for p in config.polarizations] if swapped else list(config.polarizations)
     target = t.tx_symbols[pols][:, centres]
     if config.residual:
         target = target - t.rx_cdc[pols][:, centres]
@@ -350,7 +394,7 @@ def make_windows(transmissions: Union[Transmission, Sequence[Transmission]], con
     if len(normalization.x_mean) != FEATURES_PER_SYMBOL or len(normalization.y_mean) != config.n_outputs:
         raise DataError(f"normalization has {len(normalization.x_mean)} features / {len(normalization.y_mean)} "
                         f"outputs; the data config needs {FEATURES_PER_SYMBOL} / {config.n_outputs}")
-    xs, ys, cs, bs, tis, offsets = [], [], [], [], [], []
+    xs, ys, cs, bs, tis, offsets, swaps = [], [], [], [], [], [], []
     for b, t in enumerate(items):
         n = t.rx_cdc.shape[-1]
         centres = window_centres(n, taps, guard)
@@ -359,6 +403,8 @@ def make_windows(transmissions: Union[Transmission, Sequence[Transmission]], con
         view = np.lib.stride_tricks.sliding_window_view(feats, 2 * taps + 1, axis=0)  # (n-2N, 4, 2N+1)
         xs.append(np.ascontiguousarray(view[centres - taps].transpose(0, 2, 1)))
         ys.append(normalization.apply_y(_raw_targets(t, centres, config)).astype(np.float32))
+        if "polarization_swap" in config.augment:
+            swaps.append(normalization.apply_y(_raw_targets(t, centres, config, swapped=True)).astype(np.float32))
         offsets.append(t.rx_cdc[list(config.polarizations)][:, centres] if config.residual else
                        np.zeros((len(config.polarizations), centres.size), dtype=np.complex128))
         cs.append(centres)
@@ -369,7 +415,8 @@ def make_windows(transmissions: Union[Transmission, Sequence[Transmission]], con
                      normalization=normalization,
                      launch_powers_dbm=[t.config.transmitter.launch_power_dbm for t in items],
                      seeds=[t.config.transmitter.seed for t in items], modulation=items[0].modulation,
-                     offset=np.concatenate(offsets, axis=1).astype(np.complex128))
+                     offset=np.concatenate(offsets, axis=1).astype(np.complex128), augment=config.augment,
+                     y_swap=np.concatenate(swaps) if swaps else None)
 
 
 def check_independent(train: Union[Transmission, Sequence[Transmission]],

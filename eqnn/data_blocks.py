@@ -55,6 +55,7 @@ class BlockSet:
         block: int64 (n_blocks,) which transmission (of the list given) each block comes from.
         taps: N of the data config (the evaluated symbols).  guard: guard symbols per edge.
         normalization: what was applied.  launch_powers_dbm, seeds, modulation: of the transmissions.
+        augment, y_swap: as :class:`eqnn.data.WindowSet`'s (``y_swap`` shaped like ``y``).
     """
 
     x: np.ndarray
@@ -67,6 +68,8 @@ class BlockSet:
     launch_powers_dbm: list[float] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
     modulation: str = ""
+    augment: tuple[str, ...] = ()
+    y_swap: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -90,7 +93,7 @@ class BlockSet:
 
     def take(self, index: Union[slice, np.ndarray]) -> "BlockSet":
         return dataclasses.replace(self, x=self.x[index], y=self.y[index], starts=self.starts[index],
-                                   block=self.block[index])
+                                   block=self.block[index], y_swap=None if self.y_swap is None else self.y_swap[index])
 
 
 def stream_features(transmission: Transmission, guard: int, normalization: Normalization) -> np.ndarray:
@@ -112,7 +115,7 @@ def make_blocks(transmissions: Union[Transmission, Sequence[Transmission]], conf
         raise DataError(f"normalization has {len(normalization.x_mean)} features / {len(normalization.y_mean)} "
                         f"outputs; the data config needs {FEATURES_PER_SYMBOL} / {config.n_outputs}")
     L = int(block_length)
-    xs, ys, ss, bs = [], [], [], []
+    xs, ys, ss, bs, swaps = [], [], [], [], []
     for b, t in enumerate(items):
         n = t.rx_cdc.shape[-1]
         window_centres(n, taps, guard)  # the same length checks as windows
@@ -126,12 +129,16 @@ def make_blocks(transmissions: Union[Transmission, Sequence[Transmission]], conf
         targets = normalization.apply_y(_raw_targets(t, positions, config)).astype(np.float32)
         xs.append(feats[:n_blocks * L].reshape(n_blocks, L, FEATURES_PER_SYMBOL))
         ys.append(targets.reshape(n_blocks, L, config.n_outputs))
+        if "polarization_swap" in config.augment:
+            swapped = normalization.apply_y(_raw_targets(t, positions, config, swapped=True)).astype(np.float32)
+            swaps.append(swapped.reshape(n_blocks, L, config.n_outputs))
         ss.append(guard + L * np.arange(n_blocks, dtype=np.int64))
         bs.append(np.full(n_blocks, b, dtype=np.int64))
     return BlockSet(x=np.concatenate(xs), y=np.concatenate(ys), starts=np.concatenate(ss), block=np.concatenate(bs),
                     taps=taps, guard=guard, normalization=normalization,
                     launch_powers_dbm=[t.config.transmitter.launch_power_dbm for t in items],
-                    seeds=[t.config.transmitter.seed for t in items], modulation=items[0].modulation)
+                    seeds=[t.config.transmitter.seed for t in items], modulation=items[0].modulation,
+                    augment=config.augment, y_swap=np.concatenate(swaps) if swaps else None)
 
 
 @dataclass(frozen=True)

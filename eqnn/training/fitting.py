@@ -110,25 +110,81 @@ def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(learning_rate=config.learning_rate)
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = False,
-                 seed: int = 0) -> tf.data.Dataset:
+def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = False, seed: int = 0,
+                 augment: Sequence[str] = (), y_swap: np.ndarray | None = None) -> tf.data.Dataset:
     """``(x, y)`` as a ``tf.data.Dataset`` of batches: indices shuffled with ``seed`` (a new order every epoch,
     the same sequence of orders for the same seed), batched, gathered from the arrays, prefetched.
 
     Shuffling indices rather than elements keeps one copy of the arrays and a full (not windowed) shuffle.
+    ``augment`` (:data:`eqnn.data.AUGMENTATIONS`): each example gets a random transformation, drawn anew at every
+    epoch from a stream seeded by ``seed`` (:func:`augment_batch`); "polarization_swap" needs ``y_swap``, the
+    targets of the swapped examples.
     """
     n = int(np.shape(x)[0])
+    augment = tuple(augment)
+    swap = "polarization_swap" in augment
+    if swap and (y_swap is None or np.shape(y_swap) != np.shape(y)):
+        raise ValueError("polarization_swap augmentation needs y_swap shaped like y")
     x_t = tf.convert_to_tensor(np.asarray(x, dtype=np.float32))
     y_t = tf.convert_to_tensor(np.asarray(y, dtype=np.float32))
+    ys_t = tf.convert_to_tensor(np.asarray(y_swap, dtype=np.float32)) if swap else None
     ds = tf.data.Dataset.range(n)
     if shuffle:
         ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(lambda i: (tf.gather(x_t, i), tf.gather(y_t, i)),
-                                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if augment:
+        draws = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip((ds, draws)).batch(batch_size)
+        rotate = "phase_rotation" in augment
+
+        def gather(i, r):
+            r = tf.math.floormod(r, 8)
+            quarter = tf.math.floormod(r, 4) if rotate else tf.zeros_like(r)
+            swapped = tf.equal(r // 4, 1) if swap else tf.zeros_like(r, dtype=tf.bool)
+            yy = tf.gather(y_t, i)
+            if swap:
+                yy = _where_batch(swapped, tf.gather(ys_t, i), yy)
+            return augment_batch(tf.gather(x_t, i), yy, quarter, swapped)
+
+        ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        ds = ds.batch(batch_size).map(lambda i: (tf.gather(x_t, i), tf.gather(y_t, i)),
+                                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     options = tf.data.Options()
     options.deterministic = True
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def _where_batch(condition, a, b):
+    """Per-example choice between ``a`` and ``b`` (first axis), ``condition``: bool (batch,)."""
+    shape = tf.concat([tf.shape(condition), tf.ones([tf.rank(a) - 1], tf.int32)], axis=0)
+    return tf.where(tf.reshape(condition, shape), a, b)
+
+
+def _rotate_pairs(v, quarter):
+    """Rotate every [Re, Im] pair of the last axis of ``v`` by ``quarter`` x 90 degrees (per example)."""
+    pairs = tf.reshape(v, tf.concat([tf.shape(v)[:-1], [-1, 2]], axis=0))
+    re, im = pairs[..., 0], pairs[..., 1]
+    angle = tf.cast(quarter, v.dtype) * (np.pi / 2)
+    shape = tf.concat([tf.shape(quarter), tf.ones([tf.rank(re) - 1], tf.int32)], axis=0)
+    c, s = tf.reshape(tf.round(tf.cos(angle)), shape), tf.reshape(tf.round(tf.sin(angle)), shape)
+    return tf.reshape(tf.stack([c * re - s * im, s * re + c * im], axis=-1), tf.shape(v))
+
+
+def augment_batch(x, y, quarter, swapped):
+    """Apply the QAM link's symmetries to a batch (:mod:`eqnn.data`, "Augmentation").
+
+    Args:
+        x: float (batch, ..., 4) normalized features ``[Re x, Im x, Re y, Im y]``.
+        y: float (batch, ..., n_outputs) normalized targets, already those of the swapped example where
+            ``swapped`` (the caller picks them: for x-only targets they are the y polarization's).
+        quarter: int (batch,) in 0..3: rotate every complex value by ``quarter`` x 90 degrees.
+        swapped: bool (batch,): exchange the polarizations of the features.
+    Returns: ``(x, y)`` transformed, same shapes. Exact (rotations by multiples of 90 degrees are sign changes
+    and swaps of components), and commuting with an isotropic normalization.
+    """
+    x = _where_batch(swapped, tf.gather(x, [2, 3, 0, 1], axis=-1), x)
+    return _rotate_pairs(x, quarter), _rotate_pairs(y, quarter)
 
 
 def fit(model: keras.Model, train: WindowSet, config: TrainingConfig, progress: bool = True,
@@ -155,7 +211,12 @@ def fit(model: keras.Model, train: WindowSet, config: TrainingConfig, progress: 
                                                                            config.predict_batch_size))
     else:
         x_fit, y_fit, validation = train.x, train.y, None
-    data = make_dataset(x_fit, y_fit, config.batch_size, shuffle=config.shuffle, seed=config.seed)
+    augment = tuple(getattr(train, "augment", ()) or ())
+    y_swap = getattr(train, "y_swap", None)
+    if y_swap is not None:
+        y_swap = y_swap[~held_out] if n_val else y_swap
+    data = make_dataset(x_fit, y_fit, config.batch_size, shuffle=config.shuffle, seed=config.seed,
+                        augment=augment, y_swap=y_swap)
     model.compile(optimizer=make_optimizer(config), loss="mse", jit_compile=config.jit_compile,
                   steps_per_execution=config.steps_per_execution)
     monitor = "val_loss" if validation is not None else "loss"
