@@ -125,3 +125,22 @@ def test_train_model_records_the_recipe(toy):
                                                                     lr_schedule="cosine"), DataConfig(taps=2),
                      progress=False)
     assert eq.info["training"]["weight_decay"] == 1e-3 and eq.info["training"]["lr_schedule"] == "cosine"
+
+
+def _study_table(training_override):
+    return {"powers_dbm": [0.0], "training": {"batch_size": 1000, "epochs": 7},
+            "models": [{"type": "mlp", "name": "a", "units": [4], **training_override},
+                       {"type": "mlp", "name": "b", "units": [4]}]}
+
+
+def test_per_model_training_overrides():
+    from eqnn.training.config import TrainRunConfig
+    config = TrainRunConfig.from_dict(_study_table({"training": {"batch_size": 64}}))
+    assert config.training_for("a").batch_size == 64 and config.training_for("a").epochs == 7
+    assert config.training_for("b") == config.training
+    again = TrainRunConfig.from_dict(config.to_dict())          # the override survives a round trip
+    assert again.training_for("a").batch_size == 64 and "training" not in again.to_dict()["models"][1]
+    with pytest.raises(ConfigError, match=r"models\[0\]\.training: training\.batch_size = 0 is out of range"):
+        TrainRunConfig.from_dict(_study_table({"training": {"batch_size": 0}}))
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['batchsize'\] in \[models\[0\]\.training\]"):
+        TrainRunConfig.from_dict(_study_table({"training": {"batchsize": 3}}))

@@ -157,7 +157,10 @@ class TrainRunConfig:
         data: model inputs (``[data]``: :class:`eqnn.data.DataConfig`).
         training: how each model is fitted (``[training]``: :class:`TrainingConfig`).
         models: one ``[[models]]`` table per model (``type`` = mlp | lstm | bilstm | cnn_bilstm | sequence,
-            ``name`` and the architecture of :mod:`eqnn.models`); or ``[models.<type>]`` tables.
+            ``name`` and the architecture of :mod:`eqnn.models`); or ``[models.<type>]`` tables. A model table
+            may hold a ``training`` sub-table (e.g. ``training = {batch_size = 256}``) whose keys override
+            ``[training]`` for that model only (a sequence model counts ``batch_size`` in blocks, an MLP in windows).
+        model_training: the per-model overrides, ``((name, {key: value}), ...)``; :meth:`training_for` applies them.
         dbp: compute DBP on the test transmissions (the ``[scenario.receiver]`` variants).
         cache_dir: simulation cache folder (relative to the working directory); "" = the run's own
             ``<out>/cache`` (for ``eqnn train``, ``eqnn compress`` and ``eqnn run`` alike); ``--no-cache`` runs
@@ -181,6 +184,7 @@ class TrainRunConfig:
     name: str = "train"
     train_symbols: Optional[int] = None
     test_symbols: Optional[int] = None
+    model_training: tuple[tuple[str, dict], ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.scenario, LinkConfig):
@@ -234,6 +238,20 @@ class TrainRunConfig:
                 raise ConfigError(f"{which} data: {exc}") from exc
         for m in models:
             check_model_input(m, 2 * taps + 1)
+        overrides = tuple((str(n), dict(v)) for n, v in (self.model_training.items() if isinstance(
+            self.model_training, dict) else self.model_training))
+        for n, v in overrides:
+            if n not in names:
+                raise ConfigError(f"model_training: no model named {n!r} (models: {names})")
+            _from_table(TrainingConfig, {**self.training.to_dict(), **v}, f"models[{names.index(n)}].training")
+        object.__setattr__(self, "model_training", tuple((n, v) for n, v in overrides if v))
+
+    def training_for(self, name: str) -> TrainingConfig:
+        """``[training]`` with the overrides of model ``name`` (its ``training`` sub-table) applied."""
+        for n, v in self.model_training:
+            if n == name:
+                return dataclasses.replace(self.training, **v)
+        return self.training
 
     def _link(self, which: str, power_dbm: float) -> LinkConfig:
         n = self.train_symbols if which == "train" else self.test_symbols
@@ -254,7 +272,9 @@ class TrainRunConfig:
                 "cache_dir": self.cache_dir, "train_symbols": self.train_symbols, "test_symbols": self.test_symbols,
                 "seeds": dataclasses.asdict(self.seeds),
                 "scenario": self.scenario.to_dict(), "data": self.data.to_dict(),
-                "training": self.training.to_dict(), "models": [model_config_to_dict(m) for m in self.models]}
+                "training": self.training.to_dict(),
+                "models": [{**model_config_to_dict(m), **({"training": dict(v)} if (v := dict(self.model_training).get(
+                    m.name)) else {})} for m in self.models]}
 
     @classmethod
     def from_dict(cls, data: dict, base_dir: Union[str, Path, None] = None) -> "TrainRunConfig":
@@ -283,7 +303,21 @@ class TrainRunConfig:
             models = [{"type": k, **v} if isinstance(v, dict) and "type" not in v else v for k, v in models.items()]
         if not isinstance(models, list):
             raise ConfigError("models must be an array of tables ([[models]]) or a table of tables ([models.<type>])")
-        kwargs["models"] = tuple(model_config_from_dict(m, f"models[{i}]") for i, m in enumerate(models))
+        parsed, overrides = [], []
+        for i, m in enumerate(models):
+            if isinstance(m, dict) and "training" in m:
+                m = dict(m)
+                table = m.pop("training")
+                if not isinstance(table, dict):
+                    raise ConfigError(f"models[{i}].training = {table!r}: must be a table of [training] keys")
+                try:
+                    _from_table(TrainingConfig, {**kwargs["training"].to_dict(), **table}, f"models[{i}].training")
+                except ConfigError as exc:
+                    raise ConfigError(f"models[{i}].training: {exc}") from None
+                overrides.append((m.get("name"), table))
+            parsed.append(model_config_from_dict(m, f"models[{i}]"))
+        kwargs["models"] = tuple(parsed)
+        kwargs["model_training"] = tuple(overrides)
         return cls(**kwargs)
 
 

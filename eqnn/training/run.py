@@ -91,7 +91,8 @@ def _train_models(config: TrainRunConfig, train_trs: list[Transmission], test_tr
     equalizers, records = [], []
     for mc in config.models:
         folder = out / "models" / f"{mc.name}@{tag}"
-        key = _fingerprint(model_config_to_dict(mc), config.data.to_dict(), config.training.to_dict(),
+        training = config.training_for(mc.name)
+        key = _fingerprint(model_config_to_dict(mc), config.data.to_dict(), training.to_dict(),
                            [t.config.digest() for t in train_trs])
         eq = None
         if resume and (folder / "equalizer.json").is_file():
@@ -113,7 +114,7 @@ def _train_models(config: TrainRunConfig, train_trs: list[Transmission], test_tr
             if verbose:
                 print(f"  training {mc.name} @ {tag} on {len(train_set)} {'windows' if kind is None else 'blocks'} "
                       f"of {train_set.input_shape}", flush=True)
-            eq = fitting.train_model(mc, train_set, config.training, config.data, progress=progress,
+            eq = fitting.train_model(mc, train_set, training, config.data, progress=progress,
                                      label=f"{mc.name}@{tag}")
             eq.info["fingerprint"] = key
             # the links of its data, so that the data can be simulated again (eqnn compress <model folder>)
