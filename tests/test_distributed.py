@@ -129,6 +129,28 @@ def test_tiny_study_on_two_workers_gives_the_in_process_numbers(cluster, tmp_pat
         assert len(mine) == len(theirs) == 4 and all((a == b).all() for a, b in zip(mine, theirs))
 
 
+def test_training_of_several_models_as_model_x_power_tasks(cluster, tmp_path):
+    """With two models, eqnn train runs one task per (model, launch power) on the workers (transmissions from the
+    shared cache, then one evaluation per power): the same weights and numbers as in-process, and a per-model
+    training override reaches its model."""
+    from eqnn.train import load_equalizer
+    from eqnn.training.run import train_stage
+
+    executor, _ = cluster
+    path = tmp_path / "two.toml"
+    path.write_text('name = "two"\npowers_dbm = [-8.0, -6.0]\ncache_dir = ""\ndbp = false\n' + TINY_TRAINING +
+                    '[[models]]\ntype = "mlp"\nname = "MLP-2"\nunits = [4, 4]\ntraining = {epochs = 3}\n')
+    local = train_stage(path, tmp_path / "local", progress=False)
+    remote = train_stage(path, tmp_path / "dask", progress=False, executor=executor)
+    assert [m.name for m in remote.models] == [m.name for m in local.models] == ["MLP", "MLP-2"] * 2
+    assert [r.to_dict() for r in remote.rows] == [r.to_dict() for r in local.rows]
+    for name in ("MLP@-8p00dBm", "MLP-2@-6p00dBm"):
+        mine, theirs = (load_equalizer(tmp_path / out / "models" / name) for out in ("local", "dask"))
+        assert all((a == b).all() for a, b in zip(mine.model.get_weights(), theirs.model.get_weights()))
+    assert load_equalizer(tmp_path / "dask" / "models" / "MLP-2@-6p00dBm").info["epochs_run"] == 3
+    assert load_equalizer(tmp_path / "dask" / "models" / "MLP@-6p00dBm").info["epochs_run"] == 2
+
+
 def test_simulate_command_on_a_running_scheduler(cluster, tmp_path, capsys):
     """`eqnn simulate --scheduler ADDRESS`: one task per power on the running cluster, the in-process numbers."""
     executor, _ = cluster

@@ -81,15 +81,16 @@ def _train_pair(p: float, config: TrainRunConfig, cache: Optional[Path], progres
 
 
 def _train_models(config: TrainRunConfig, train_trs: list[Transmission], test_trs: list[Transmission], tag: str,
-                  out: Path, resume: bool, progress: bool, verbose: bool = True
+                  out: Path, resume: bool, progress: bool, verbose: bool = True, only: Optional[Sequence[int]] = None
                   ) -> tuple[list[Equalizer], list[TrainedModel]]:
     """Train (or reuse, when ``resume`` and the saved fingerprint matches) every model on ``train_trs`` and save it
-    in ``out/models/<name>@<tag>``; returns the equalizers and their records. ``verbose``: one line per model."""
+    in ``out/models/<name>@<tag>``; returns the equalizers and their records. ``verbose``: one line per model.
+    ``only``: the indices of the models of ``config.models`` to train (default: all)."""
     check_independent(train_trs, test_trs)
     normalization = fit_normalization(train_trs, config.data)
     sets: dict = {}  # windows (one set for every windowed model) or blocks per block length (sequence models)
     equalizers, records = [], []
-    for mc in config.models:
+    for mc in (config.models if only is None else [config.models[i] for i in only]):
         folder = out / "models" / f"{mc.name}@{tag}"
         training = config.training_for(mc.name)
         key = _fingerprint(model_config_to_dict(mc), config.data.to_dict(), training.to_dict(),
@@ -126,6 +127,27 @@ def _train_models(config: TrainRunConfig, train_trs: list[Transmission], test_tr
             rmps=eq.complexity().rmps, summary={k: v for k, v in eq.info.items() if k != "training"}))
         equalizers.append(eq)
     return equalizers, records
+
+
+def _simulate_job(p: float, config: TrainRunConfig, cache: Path) -> None:
+    """The training and test transmissions of launch power ``p`` into the cache (nothing returned: the workers of
+    the next tasks read them from there)."""
+    _train_pair(p, config, cache, progress=False)
+
+
+def _model_job(pair: tuple[int, float], config: TrainRunConfig, out: Path, cache: Path, resume: bool) -> TrainedModel:
+    """Model ``config.models[i]`` at launch power ``p`` (``pair = (i, p)``), trained (or reused) and saved."""
+    i, p = pair
+    train_tr, test_tr = _train_pair(p, config, cache, progress=False)
+    return _train_models(config, [train_tr], [test_tr], _power_tag(p), out, resume, progress=False, verbose=False,
+                         only=[i])[1][0]
+
+
+def _evaluate_job(p: float, config: TrainRunConfig, out: Path, cache: Path) -> Evaluation:
+    """Every saved model of launch power ``p`` (in the order of ``config.models``) on the test transmission."""
+    _, test_tr = _train_pair(p, config, cache, progress=False)
+    equalizers = [load_equalizer(out / "models" / f"{mc.name}@{_power_tag(p)}") for mc in config.models]
+    return evaluate(equalizers, test_tr, batch_size=config.training.predict_batch_size)
 
 
 def _power_job(p: float, config: TrainRunConfig, out: Path, cache: Optional[Path], resume: bool, progress: bool,
@@ -192,7 +214,19 @@ def train_stage(config: Union[str, Path, TrainRunConfig], out_dir: Union[str, Pa
     evaluations: list[Evaluation] = []
     models: list[TrainedModel] = []
 
-    if config.mode == "per_power":
+    if config.mode == "per_power" and remote and cache_at is not None and len(config.models) > 1:
+        # finer tasks, so that the workers stay busy: the transmissions of every power, then one task per
+        # (model, power) reading them from the shared cache, then one evaluation per power
+        job = functools.partial(_simulate_job, config=config, cache=cache_at)
+        executor.map(job, config.powers_dbm, desc="transmissions (launch powers)", progress=progress)
+        pairs = [(i, p) for i in range(len(config.models)) for p in config.powers_dbm]
+        job = functools.partial(_model_job, config=config, out=where, cache=cache_at, resume=resume)
+        by_pair = dict(zip(pairs, executor.map(job, pairs, desc="training (models x launch powers)",
+                                               progress=progress)))
+        models = [by_pair[(i, p)] for p in config.powers_dbm for i in range(len(config.models))]
+        job = functools.partial(_evaluate_job, config=config, out=where, cache=cache_at)
+        evaluations = executor.map(job, config.powers_dbm, desc="evaluation (launch powers)", progress=progress)
+    elif config.mode == "per_power":
         job = functools.partial(_power_job, config=config, out=where, cache=cache_at, resume=resume,
                                 progress=progress and not remote, verbose=not remote)
         for records, ev in executor.map(job, config.powers_dbm, desc="training (launch powers)", progress=progress):
