@@ -19,6 +19,7 @@ JSON (``--out``).
 
     python benchmarks/dbp_position.py --cache /work/main/results/cache      # -1, 0, +1 dBm
     python benchmarks/dbp_position.py --quick                                # smoke run, 2^12 symbols, 2 spans
+    python benchmarks/dbp_position.py --report-only a.json b.json            # merged tables of earlier runs
 """
 
 from __future__ import annotations
@@ -56,9 +57,13 @@ def variants(taps: int) -> dict[str, dict]:
 
 
 def format_q(m: channel.Metrics) -> str:
+    """Q from counted errors with its 95 % CI; with fewer than 20 errors the SNR-implied Q, labelled, and the CI
+    that the few counted errors give."""
     if m.q_db is not None:
         return f"{m.q_db:.2f} [{m.q_db_ci[0]:.2f}, {m.q_db_ci[1]:.2f}]"
-    return f"~{m.q_db_from_snr:.2f} (SNR; {m.bit_errors} errors)"
+    low, high = m.q_db_ci
+    ci = f"[{low:.2f}, {'inf' if high is None else f'{high:.2f}'}]"
+    return f"~{m.q_db_from_snr:.2f} (SNR-implied; {m.bit_errors} errors, CI {ci})"
 
 
 def _cached_note(row: dict) -> str:
@@ -121,13 +126,14 @@ def report(result: dict) -> str:
     lines += ["", "At each method's optimal launch power (highest SNR among the powers; * = at the edge of the range):",
               "| method | P (dBm) | SNR (dB) | Q (dB) [95% CI] | RMpS | SNR gain over the midpoint DBP, same k |",
               "|---|---|---|---|---|---|"]
-    powers = result["powers_dbm"]
-    best = {}
+    best, powers = {}, {}
     for method in methods:
         candidates = [r for r in rows if r["method"] == method]
         best[method] = max(candidates, key=lambda r: r["snr_db"])
+        powers[method] = [r["launch_power_dbm"] for r in candidates]
     for method, r in best.items():
-        edge = "*" if r["launch_power_dbm"] in (min(powers), max(powers)) and len(powers) > 1 else ""
+        tried = powers[method]
+        edge = "*" if r["launch_power_dbm"] in (min(tried), max(tried)) and len(tried) > 1 else ""
         ref = best.get(f"DBP-{r['steps_per_span']} midpoint") if r["steps_per_span"] else None
         gain = "" if ref is None or ref is r else f"{r['snr_db'] - ref['snr_db']:+.2f} dB"
         rmps = f"{r['rmps']:,.1f}" if "rmps" in r else ""
@@ -147,7 +153,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="simulation caches to read the transmissions from (never written)")
     parser.add_argument("--out", default="benchmarks/results/dbp_position.json")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2^12 symbols, 2 spans, 0 dBm")
+    parser.add_argument("--report-only", nargs="+", metavar="JSON",
+                        help="print the tables of earlier runs (their --out files) merged, without computing")
     args = parser.parse_args(argv)
+    if args.report_only:
+        results = [json.loads(Path(f).read_text()) for f in args.report_only]
+        rows = sorted((r for res in results for r in res["rows"]), key=lambda r: r["launch_power_dbm"])
+        for r in rows:
+            r["q"] = format_q(channel.Metrics.from_dict(r["metrics"]))
+        powers = sorted({p for res in results for p in res["powers_dbm"]})
+        print(report({"rows": rows, "powers_dbm": powers}))
+        return 0
     if args.quick:
         args.symbols, args.powers, args.cache = 2**12, [0.0], []
     result = run(args)
