@@ -28,7 +28,7 @@ from .config import (
                      load_config,
                      reference_config,
 )
-from .dbp import DigitalBackPropagation, backpropagate, optimize_xi
+from .dbp import DBPSettings, DigitalBackPropagation, backpropagate, optimize_dbp, optimize_xi
 from .fiber import FiberParameters, PropagationError, SplitStepFourier, step_lengths, step_plan
 from .link import Transmission, propagate_link, simulate, sweep_launch_power
 from .metrics import Metrics, evaluate_symbols, q_factor_db, qam_ber_awgn
@@ -39,11 +39,11 @@ from .transmitter import qam_constellation, transmit
 from .wdm import ChannelGrid
 
 __all__ = [
-    "Amplifier", "ChannelGrid", "CoherentReceiver", "DigitalBackPropagation", "RuntimeSettings", "runtime",
-    "step_plan",
+    "Amplifier", "ChannelGrid", "CoherentReceiver", "DBPSettings", "DigitalBackPropagation", "RuntimeSettings",
+    "runtime", "step_plan",
     "ConfigError", "CorruptFileError", "FiberConfig", "FiberParameters", "LinkConfig", "Metrics",
     "PropagationConfig", "PropagationError", "ReceiverConfig", "SpanConfig", "SplitStepFourier",
     "Transmission", "TransmitterConfig", "ase_noise_power", "ase_only_snr_db", "backpropagate",
-    "evaluate_symbols", "load_config", "optimize_xi", "propagate_link", "q_factor_db", "qam_ber_awgn",
+    "evaluate_symbols", "load_config", "optimize_dbp", "optimize_xi", "propagate_link", "q_factor_db", "qam_ber_awgn",
     "qam_constellation", "reference_config", "simulate", "span_gain", "sweep_launch_power", "step_lengths", "transmit",
 ]

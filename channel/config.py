@@ -40,6 +40,11 @@ PLANCK = 6.626_070_15e-34  # J s
 MODULATIONS = ("QPSK", "16QAM", "64QAM", "256QAM")
 PRECISIONS = ("complex64", "complex128")
 STEP_MODES = ("fixed", "adaptive", "logarithmic")
+#: allowed values (and, for "optimize", the search interval) of receiver.dbp_power_filter_bandwidth, in units of the
+#: symbol rate
+DBP_FILTER_BANDWIDTH_BOUNDS = (0.02, 2.0)
+#: receiver.dbp_power_filter_taps: odd integers up to this
+DBP_FILTER_MAX_TAPS = 63
 
 
 
@@ -56,6 +61,19 @@ def unknown_keys_error(data: Any, cls: type, section: str) -> None:
 
 def _check_choice(name: str, value: Any, choices: tuple) -> None:
     check_choice(name, value, choices)
+
+
+def _check_number_or_optimize(name: str, value: Any, low: float, high: float) -> None:
+    """``value`` is a finite number in [low, high] or the string "optimize"; else :class:`ConfigError`."""
+    allowed = f"a number in [{low:g}, {high:g}] or \"optimize\""
+    if isinstance(value, str):
+        if value != "optimize":
+            raise ConfigError(f"{name} = {value!r}: allowed {allowed}")
+        return
+    try:
+        check_number(name, value, low, high)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; or \"optimize\"") from None
 
 
 SINGLE_CHANNEL_SAMPLES_PER_SYMBOL = 4
@@ -332,12 +350,28 @@ class ReceiverConfig:
             (:func:`channel.receiver.select_channel`); CDC and single-channel DBP act on it alone.
             Unset, it is left out of :meth:`LinkConfig.to_dict` (so digests of configs written before
             the key existed are unchanged); an explicit index, even the centre one, is part of the digest.
+        dbp_nonlinear_position: where the nonlinear step sits within each DBP step, as a fraction p of the step
+            from its high-power end (the span input side): a number in [0, 1] (0.5, the default: the symmetric
+            step, today's DBP; 0: at the high-power end), or "optimize" (searched jointly with every other
+            "optimize" DBP parameter on the first half of the block, per DBP variant; reported with xi). Costs
+            nothing. See :mod:`channel.dbp`.
+        dbp_power_filter_taps: filtered DBP (Du & Lowery, Opt. Express 18(16), 2010): the number of taps of a
+            Gaussian low-pass FIR applied to the power (squared magnitude summed over both polarizations) before
+            each nonlinear phase rotation, an odd integer in [1, 63]; 1 (the default): no filter. Each pair of
+            taps adds one multiplication per sample and step to the DBP cost.
+        dbp_power_filter_bandwidth: the filter's 3-dB (amplitude) bandwidth in units of the symbol rate, a number
+            in [0.02, 2], or "optimize" (the default: searched with the other DBP parameters). A number requires
+            dbp_power_filter_taps > 1. These three keys are left out of :meth:`LinkConfig.to_dict` at their
+            defaults (digests of configs written before they existed are unchanged).
     """
 
     dbp_steps_per_span: tuple[int, ...] = (1, 2)
     dbp_samples_per_symbol: int = 2
     dbp_xi: Union[float, str] = "optimize"
     channel_index: Optional[int] = None
+    dbp_nonlinear_position: Union[float, str] = 0.5
+    dbp_power_filter_taps: int = 1
+    dbp_power_filter_bandwidth: Union[float, str] = "optimize"
 
     def __post_init__(self) -> None:
         if isinstance(self.dbp_steps_per_span, list):
@@ -360,6 +394,18 @@ class ReceiverConfig:
             if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
                 raise ConfigError(f"receiver.channel_index = {index!r}: allowed integers in "
                                   "[0, transmitter.n_channels - 1] (default: the centre channel)")
+        _check_number_or_optimize("receiver.dbp_nonlinear_position", self.dbp_nonlinear_position, 0, 1)
+        taps = self.dbp_power_filter_taps
+        if isinstance(taps, bool) or not isinstance(taps, (int, np.integer)) or not 1 <= taps <= DBP_FILTER_MAX_TAPS \
+                or taps % 2 != 1:
+            raise ConfigError(f"receiver.dbp_power_filter_taps = {taps!r}: allowed odd integers in "
+                              f"[1, {DBP_FILTER_MAX_TAPS}] (1: no power filter)")
+        low, high = DBP_FILTER_BANDWIDTH_BOUNDS
+        _check_number_or_optimize("receiver.dbp_power_filter_bandwidth", self.dbp_power_filter_bandwidth, low, high)
+        if taps == 1 and self.dbp_power_filter_bandwidth != "optimize":
+            raise ConfigError(f"receiver.dbp_power_filter_bandwidth = {self.dbp_power_filter_bandwidth!r} has no "
+                              "effect with receiver.dbp_power_filter_taps = 1 (no power filter): set the taps to an "
+                              f"odd integer in [3, {DBP_FILTER_MAX_TAPS}] or remove the bandwidth")
 
 
 @dataclass(frozen=True)
@@ -433,6 +479,9 @@ class LinkConfig:
         d["receiver"]["dbp_steps_per_span"] = list(self.receiver.dbp_steps_per_span)
         if self.receiver.channel_index is None:  # unset = centre: keeps digests of older configs
             del d["receiver"]["channel_index"]
+        for key in _RECEIVER_KEYS_OMITTED_AT_DEFAULT:  # today's DBP: keeps digests of older configs
+            if getattr(self.receiver, key) == getattr(_DEFAULT_RECEIVER, key):
+                del d["receiver"][key]
         return d
 
     def to_json(self) -> str:
@@ -458,6 +507,11 @@ class LinkConfig:
     def from_json(cls, text: str) -> "LinkConfig":
         return cls.from_dict(json.loads(text))
 
+
+#: receiver keys left out of :meth:`LinkConfig.to_dict` (and the digest) at their default values: they were added
+#: after simulation caches existed, and at those values DBP is what it was before them
+_RECEIVER_KEYS_OMITTED_AT_DEFAULT = ("dbp_nonlinear_position", "dbp_power_filter_taps", "dbp_power_filter_bandwidth")
+_DEFAULT_RECEIVER = ReceiverConfig()
 
 _SECTIONS = {"transmitter": TransmitterConfig, "fiber": FiberConfig, "link": SpanConfig,
              "propagation": PropagationConfig, "receiver": ReceiverConfig}

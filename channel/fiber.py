@@ -13,6 +13,14 @@ step costs one forward and one inverse FFT of each polarization. The nonlinear s
 the step midpoint and the effective length ``h_eff = (2/alpha) sinh(alpha h / 2)`` (the exact
 integral of exp(-alpha s) over the step, centred at its midpoint).
 
+Generalized step (used by DBP, :mod:`channel.dbp`): with ``nonlinear_position = q`` in [0, 1] a step applies
+L(q h) N(h) L((1 - q) h): the nonlinear step sits at the fraction ``q`` of the step from its start (in the
+direction of propagation), with the effective length ``h_eff(q) = (exp(alpha q h) - exp(-alpha (1 - q) h)) / alpha``
+(the integral over the step of ``exp(-alpha (s - q h))``: the step's nonlinear phase, with the power taken where
+N sits); ``q = 1/2`` is the symmetric step above (computed by the same sinh formula, bit for bit). Optionally the
+power ``P`` is low-pass filtered by a short real FIR ``g`` (circularly, over the block) before the rotation:
+``A <- A exp[j (8/9) gamma h_eff (g * P)]`` (filtered DBP, Du & Lowery, Opt. Express 18(16), 2010).
+
 Digital back-propagation uses the same stepper with ``alpha, beta2, beta3, gamma`` negated
 (``gamma`` also scaled by ``xi``): see :mod:`channel.dbp`.
 """
@@ -24,6 +32,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import numpy as np
+from scipy import ndimage
 
 from . import runtime
 from .config import FiberConfig, LinkConfig, PropagationConfig
@@ -43,11 +52,17 @@ def dispersion_exponent(omega: np.ndarray, beta2: float, beta3: float) -> np.nda
     return 1j * (beta2 / 2 * omega**2 - beta3 / 6 * omega**3)
 
 
-def effective_length(alpha: float, step: float) -> float:
-    """Midpoint-centred effective length ``(2/alpha) sinh(alpha h/2)`` in m (``h`` if alpha = 0)."""
+def effective_length(alpha: float, step: float, position: float = 0.5) -> float:
+    """Effective length in m of a step of length ``h = step`` whose nonlinear step sits at the fraction
+    ``q = position`` of it: ``(exp(alpha q h) - exp(-alpha (1 - q) h)) / alpha`` (``h`` if alpha = 0), the
+    integral of ``exp(-alpha (s - q h))`` over ``s`` in [0, h]. For ``q = 1/2`` (the default) it is computed as
+    ``(2/alpha) sinh(alpha h/2)``; ``q = 0``: ``(1 - exp(-alpha h)) / alpha``.
+    """
     if alpha == 0:
         return step
-    return 2.0 / alpha * math.sinh(alpha * step / 2)
+    if position == 0.5:
+        return 2.0 / alpha * math.sinh(alpha * step / 2)
+    return (math.expm1(alpha * position * step) - math.expm1(-alpha * (1 - position) * step)) / alpha
 
 
 @dataclass(frozen=True)
@@ -214,16 +229,24 @@ class SplitStepFourier:
             else only those used more than once per span (most used first); the others are computed and applied
             block by block when used (one complex exponential per step instead of a lookup, no array of
             the field's size), which bounds the memory of large runs with many distinct step lengths.
+        nonlinear_position: q in [0, 1], where the nonlinear step sits in each step, as a fraction of the step
+            from its start in the direction of propagation: L(q h) N(h) L((1 - q) h) with the effective length
+            :func:`effective_length` ``(alpha, h, q)``. Default 1/2: the symmetric step.
+        power_filter: optional real FIR taps ``g``, shape (2M + 1,) (odd length, centred on tap M), applied
+            circularly to the power before the rotation: ``P_f[n] = sum_m g[m] P[n + m - M]`` (indices modulo
+            n_samples). None (default): no filter. The taps are used as given (normalize them to a unit sum to
+            keep the mean nonlinear phase).
 
     Per step the solver does one forward and one inverse FFT of every row, one multiplication by the
     cached linear operator, and the nonlinear rotation in cache-sized blocks of :data:`NONLINEAR_BLOCK`
     samples (power, phase, ``exp(j phase)`` by :func:`unit_rotation`, multiplication): no array of the
-    field's size is allocated per step.
+    field's size is allocated per step (with a ``power_filter``, the filtered power of the whole block is).
     """
 
     def __init__(self, n_samples: int, sample_rate: float, params: FiberParameters,
                  steps: Sequence[float], precision: str = "complex128", workers: Optional[int] = None,
-                 operator_cache_bytes: Optional[int] = None):
+                 operator_cache_bytes: Optional[int] = None, nonlinear_position: float = 0.5,
+                 power_filter: Optional[np.ndarray] = None):
         self.n_samples = int(n_samples)
         self.params = params
         self.steps = np.asarray(steps, dtype=float)
@@ -241,10 +264,24 @@ class SplitStepFourier:
             omega *= params.beta3 / 6
             self._dispersion -= omega
         del omega
+        position = float(nonlinear_position)
+        if not 0.0 <= position <= 1.0:
+            raise ValueError(f"nonlinear_position = {nonlinear_position!r}: allowed [0, 1]")
+        self.nonlinear_position = position
+        self.power_filter = None
+        if power_filter is not None:
+            taps = np.asarray(power_filter, dtype=float)
+            if taps.ndim != 1 or len(taps) % 2 != 1 or not np.all(np.isfinite(taps)) or len(taps) > self.n_samples:
+                raise ValueError(f"power_filter must be an odd number (at most n_samples) of finite real taps, "
+                                 f"got shape {taps.shape}")
+            self.power_filter = taps
         # linear lengths applied before each nonlinear step of a span, and after the last one
-        half = self.steps / 2
-        self._linear_before = np.concatenate([[half[0]], half[1:] + half[:-1]])
-        self._linear_after = half[-1]
+        if position == 0.5:
+            head = tail = self.steps / 2
+        else:
+            head, tail = self.steps * position, self.steps * (1 - position)
+        self._linear_before = np.concatenate([[head[0]], head[1:] + tail[:-1]])
+        self._linear_after = tail[-1]
         self._cache: dict[float, np.ndarray] = {}
         self._cache_budget = runtime.settings().operator_cache_bytes if operator_cache_bytes is None \
             else int(operator_cache_bytes)
@@ -252,6 +289,8 @@ class SplitStepFourier:
         # most used first, while they fit (a length used once per span is applied block by block when used)
         uses: dict[float, int] = {}
         for length in [*self._linear_before, self._linear_after]:
+            if length == 0:  # not applied (see _apply_linear)
+                continue
             key = round(float(length), 9)
             uses[key] = uses.get(key, 0) + 1
         nbytes = self.n_samples * self.dtype.itemsize
@@ -261,7 +300,8 @@ class SplitStepFourier:
             ranked = sorted((k for k in uses if uses[k] > 1), key=lambda k: -uses[k])
             self._cacheable = set(ranked[:self._cache_budget // nbytes])
         self._workers = runtime.settings().fft_workers if workers is None else int(workers)
-        self._nonlinear = [MANAKOV_FACTOR * params.gamma * effective_length(params.alpha, h) for h in self.steps]
+        self._nonlinear = [MANAKOV_FACTOR * params.gamma * effective_length(params.alpha, h, position)
+                           for h in self.steps]
 
     @classmethod
     def from_link(cls, config: LinkConfig, n_samples: Optional[int] = None, **options) -> "SplitStepFourier":
@@ -296,6 +336,8 @@ class SplitStepFourier:
     def _apply_linear(self, spectrum: np.ndarray, length: float) -> None:
         """``spectrum *= linear_operator(length)``; an operator that is not cached is applied block by block,
         without an array of the field's size."""
+        if length == 0:  # a nonlinear step at a step's end (nonlinear_position 0 or 1): nothing to apply
+            return
         key = round(float(length), 9)
         if key in self._cacheable:
             spectrum *= self.linear_operator(length)
@@ -308,7 +350,12 @@ class SplitStepFourier:
         return fft_in_place(x, inverse, self._workers)
 
     def _nonlinear_step(self, x: np.ndarray, coefficient: float) -> float:
-        """``x *= exp(j coefficient P)``, ``P = sum over polarizations of |x|^2``, in blocks; returns max |phase|."""
+        """``x *= exp(j coefficient P)``, ``P = sum over polarizations of |x|^2``, in blocks; returns max |phase|.
+
+        With a ``power_filter`` the whole power is computed and filtered first (:meth:`_filtered_nonlinear_step`).
+        """
+        if self.power_filter is not None:
+            return self._filtered_nonlinear_step(x, coefficient)
         rows = x.reshape(-1, x.shape[-2] if x.ndim > 1 else 1, self.n_samples)  # (batch, polarization, n)
         coefficient = self.real_dtype.type(coefficient)
         peak = 0.0
@@ -327,6 +374,22 @@ class SplitStepFourier:
             rotation = unit_rotation(phase, np.empty(phase.shape, self.dtype), block_peak)
             block *= rotation[:, None, :]
             peak = max(peak, block_peak)
+        return peak
+
+    def _filtered_nonlinear_step(self, x: np.ndarray, coefficient: float) -> float:
+        """``x *= exp(j coefficient (g * P))``: the power of the whole block, filtered circularly by the FIR
+        ``g = self.power_filter`` (``(g * P)[n] = sum_m g[m] P[n + m - M]``), then the rotation; returns max |phase|."""
+        rows = x.reshape(-1, x.shape[-2] if x.ndim > 1 else 1, self.n_samples)  # (batch, polarization, n)
+        power = np.sum(rows.real**2 + rows.imag**2, axis=1)  # (batch, n)
+        phase = ndimage.correlate1d(power, self.power_filter, axis=-1, mode="wrap")
+        phase *= self.real_dtype.type(coefficient)
+        peak = max(float(phase.max()), -float(phase.min())) if phase.size else 0.0
+        if not math.isfinite(peak):
+            return math.nan
+        for i in range(0, self.n_samples, NONLINEAR_BLOCK):
+            block_phase = phase[:, i:i + NONLINEAR_BLOCK]
+            rotation = unit_rotation(block_phase, np.empty(block_phase.shape, self.dtype), peak)
+            rows[:, :, i:i + NONLINEAR_BLOCK] *= rotation[:, None, :]
         return peak
 
     def propagate(self, field: np.ndarray, n_spans: int = 1, before_span: Optional[SpanHook] = None,

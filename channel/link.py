@@ -48,6 +48,10 @@ class Transmission:
             before CDC (:func:`channel.receiver.select_channel`): the input of DBP and of other receivers.
         rx_dbp: {steps_per_span: complex128 (2, n_symbols)}: normalized symbols after DBP.
         dbp_xi: {steps_per_span: xi used}.
+        dbp_nonlinear_position: {steps_per_span: position p of the nonlinear step used} (fraction of each DBP step
+            from its high-power end, 0.5: symmetric; :mod:`channel.dbp`).
+        dbp_power_filter_bandwidth: {steps_per_span: bandwidth B of the power filter used, in units of the symbol
+            rate}; empty without the filter (``receiver.dbp_power_filter_taps = 1``).
         metrics: {"CDC": Metrics, "DBP-1": Metrics, ...} over the whole block.
         info: extra numbers: closed-form ASE-only SNR, forward steps per span, wall time.
     """
@@ -58,6 +62,8 @@ class Transmission:
     rx_field: np.ndarray
     rx_dbp: dict[int, np.ndarray] = field(default_factory=dict)
     dbp_xi: dict[int, float] = field(default_factory=dict)
+    dbp_nonlinear_position: dict[int, float] = field(default_factory=dict)
+    dbp_power_filter_bandwidth: dict[int, float] = field(default_factory=dict)
     metrics: dict[str, Metrics] = field(default_factory=dict)
     info: dict = field(default_factory=dict)
 
@@ -203,17 +209,23 @@ def _receive(config: LinkConfig, tx_indices: np.ndarray, rx_full: np.ndarray, st
 
 
 def _add_dbp(result: Transmission, steps: Sequence[int]) -> None:
-    """Back-propagate ``result.rx_field`` with each of ``steps`` steps per span (xi optimized if so configured);
-    store symbols, xi and metrics in ``result``."""
+    """Back-propagate ``result.rx_field`` with each of ``steps`` steps per span (xi, the position of the nonlinear
+    step and the power filter's bandwidth searched where so configured: :meth:`DigitalBackPropagation.optimize`);
+    store symbols, the parameters used and metrics in ``result``."""
     config = result.config
+    rx = config.receiver
     tx_symbols = result.tx_symbols
     dbp = DigitalBackPropagation.from_link(config)
+    filtered = rx.dbp_power_filter_taps > 1
     for k in steps:
-        xi = config.receiver.dbp_xi
-        if xi == "optimize":
-            xi = dbp.optimize_xi(result.rx_field, k, tx_symbols)
-        result.dbp_xi[k] = float(xi)
-        result.rx_dbp[k] = dbp.symbols(result.rx_field, k, float(xi), tx_symbols)
+        settings = dbp.optimize(result.rx_field, k, tx_symbols, rx.dbp_xi, rx.dbp_nonlinear_position,
+                                rx.dbp_power_filter_bandwidth if filtered else None)
+        result.dbp_xi[k] = float(settings.xi)
+        result.dbp_nonlinear_position[k] = float(settings.nonlinear_position)
+        if filtered:
+            result.dbp_power_filter_bandwidth[k] = float(settings.power_filter_bandwidth)
+        result.rx_dbp[k] = dbp.symbols(result.rx_field, k, settings.xi, tx_symbols, settings.nonlinear_position,
+                                       settings.power_filter_bandwidth)
         result.metrics[f"DBP-{k}"] = evaluate_symbols(result.rx_dbp[k], result.tx_indices,
                                                       config.transmitter.modulation)
 

@@ -119,6 +119,8 @@ def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
 def save_transmission(tr: Any, path: str | Path) -> Path:
     meta = {"format_version": FORMAT_VERSION, "simulator_version": SIMULATOR_VERSION,
             "config": tr.config.to_dict(), "dbp_xi": {str(k): v for k, v in tr.dbp_xi.items()},
+            "dbp_nonlinear_position": {str(k): v for k, v in tr.dbp_nonlinear_position.items()},
+            "dbp_power_filter_bandwidth": {str(k): v for k, v in tr.dbp_power_filter_bandwidth.items()},
             "metrics": {k: m.to_dict() for k, m in tr.metrics.items()}, "info": tr.info}
     arrays = {"meta_json": np.array(json.dumps(meta)), "tx_indices": tr.tx_indices,
               "rx_cdc": tr.rx_cdc, "rx_field": tr.rx_field}
@@ -136,9 +138,14 @@ def load_transmission(path: str | Path, cls: type) -> Any:
                                    f"is not {FORMAT_VERSION}")
         config = LinkConfig.from_dict(meta["config"])
         rx_dbp = {int(k[len("rx_dbp_"):]): v for k, v in arrays.items() if k.startswith("rx_dbp_")}
+        # files written before the position existed: DBP had the symmetric step (0.5) and no power filter
+        positions = meta.get("dbp_nonlinear_position", {str(k): 0.5 for k in meta["dbp_xi"]})
         return cls(config=config, tx_indices=arrays["tx_indices"], rx_cdc=arrays["rx_cdc"],
                    rx_field=arrays["rx_field"], rx_dbp=rx_dbp,
                    dbp_xi={int(k): float(v) for k, v in meta["dbp_xi"].items()},
+                   dbp_nonlinear_position={int(k): float(v) for k, v in positions.items()},
+                   dbp_power_filter_bandwidth={int(k): float(v)
+                                               for k, v in meta.get("dbp_power_filter_bandwidth", {}).items()},
                    metrics={k: Metrics.from_dict(v) for k, v in meta["metrics"].items()}, info=meta["info"])
     except KeyError as exc:
         raise CorruptFileError(f"{path}: missing entry {exc}") from exc

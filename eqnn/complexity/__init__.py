@@ -126,9 +126,15 @@ Classical DSP
   multiplications, 3 additions), the phase scale ``xi (8/9) gamma L_eff`` (1 multiplication by a constant),
   ``exp(j phi)`` by a look-up table of cos/sin (``exp_multiplications = 0``; a 2nd-order Taylor series would be
   about 2), and the rotation of both polarizations (2 complex multiplications: 8 multiplications, 4 additions).
-  The span loss is folded into the filter coefficients. Per single-polarization symbol:
-  ``RMpS_DBP = n_spans k sps (2 RMpS_lin + 13 + exp_multiplications) / 2`` with ``RMpS_lin`` the overlap-save
-  multiplications per sample of one polarization.
+  The span loss is folded into the filter coefficients. Filtered DBP (:mod:`channel.dbp`) low-pass filters the
+  power by a symmetric FIR of ``2M + 1`` taps before the rotation; the phase scale is folded into its taps, and
+  the symmetric pairs of samples are added first: ``M + 1`` multiplications by constants (instead of the phase
+  scale's 1), ``M`` additions of products and ``M`` plain additions per dual-polarization sample. The position of
+  the nonlinear step within a step costs nothing. Per single-polarization symbol:
+  ``RMpS_DBP = n_spans k sps (2 RMpS_lin + 13 + M + exp_multiplications) / 2`` with ``RMpS_lin`` the overlap-save
+  multiplications per sample of one polarization (``M = 0`` without the power filter).
+  :func:`count_dbp_nonlinear_step_reference` performs the nonlinear step one operation at a time and counts them;
+  its count per sample equals the nonlinear term (tests/test_dbp_variants.py).
 - DSP BoP and NABS at ``bits`` (default 32): multiplications ``b^2``; additions that sum two products (inside a
   complex multiplication, and the power) at ``2b + 1`` bits, other additions (FFT butterflies) at ``b + 1`` (the
   fixed-point FFT rounds each stage back to ``b`` bits). In NABS, multiplications by constants (twiddles, filter
@@ -162,11 +168,19 @@ from .counting import (
     csd_digit_count,
     quantize_to_integers,
 )
-from .dsp import cdc_complexity, dbp_complexity, dispersion_taps, optimal_fft_size, overlap_save_rmps_per_sample
+from .dsp import (
+    cdc_complexity,
+    count_dbp_nonlinear_step_reference,
+    dbp_complexity,
+    dispersion_taps,
+    optimal_fft_size,
+    overlap_save_rmps_per_sample,
+)
 from .nn import count_multiplications_reference, model_complexity
 from .results import Complexity, LayerComplexity, ModelComplexity, ReferenceCount
 
 __all__ = ["DEFAULT_BITS", "MAX_BITS", "MIN_BITS", "Complexity", "ComplexityError", "LayerComplexity",
            "ModelComplexity", "ReferenceCount", "average_csd_digits", "cdc_complexity",
+           "count_dbp_nonlinear_step_reference",
            "count_multiplications_reference", "csd_digit_count", "dbp_complexity", "dispersion_taps",
            "model_complexity", "optimal_fft_size", "overlap_save_rmps_per_sample", "quantize_to_integers"]
