@@ -379,3 +379,31 @@ def test_ready_studies_are_valid():
     # the link file stays a link file for `eqnn simulate` and `base = "reference.toml"`
     assert channel.load_config(root / "reference.toml").link.n_spans == 20
 
+
+def test_docs_script_rebuilds_the_figure_and_numbers_from_results(first_run, tmp_path):
+    """docs/make_quickstart.py (here on the tiny study's results, --no-run): the side-by-side figure, the numbers
+    file and the README section between the markers, every number from results.json."""
+    import importlib.util
+
+    from matplotlib import image
+
+    spec = importlib.util.spec_from_file_location("make_quickstart", ROOT / "docs" / "make_quickstart.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out, _ = first_run
+    data = json.loads((out / "results.json").read_text())
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\nbefore\n{script.BEGIN}\nold numbers\n{script.END}\nafter\n")
+    figure, numbers = tmp_path / "q.png", tmp_path / "q.md"
+    assert script.main(["--no-run", "--out", str(out), "--figure", str(figure), "--numbers", str(numbers),
+                        "--readme", str(readme)]) == 0
+    left, right, both = (image.imread(str(p)) for p in (out / "q_vs_power.png", out / "q_vs_rmps.png", figure))
+    assert both.shape[1] == left.shape[1] + right.shape[1] and both.shape[0] == max(left.shape[0], right.shape[0])
+    text = readme.read_text()
+    assert "old numbers" not in text and text.startswith("# x\n\nbefore\n") and text.endswith("after\n")
+    paragraph = script.numbers_paragraph(data)
+    assert paragraph in text and paragraph in numbers.read_text()
+    cdc = next(m for m in data["methods"] if m["method"] == "CDC")
+    assert f"{cdc['q_db']:.2f} dB" in paragraph
+    mlp = next(m for m in data["methods"] if m["method"] == "MLP")
+    assert f"{mlp['gain_over_cdc_db']:+.2f} dB over CDC" in paragraph and f"{mlp['rmps']:,.0f} RMpS" in paragraph
