@@ -541,14 +541,30 @@ def _build(cls: type, values: dict, section: str, base: Any = None):
 
 
 def read_toml(path: str | Path, what: str = "config file") -> dict:
-    """Parse a TOML file; a missing file or bad syntax raises :class:`ConfigError` naming the file."""
+    """Parse a TOML file. A missing path, a folder, an unreadable or non-UTF-8 file, bad syntax or a file without
+    any key raises :class:`ConfigError` in one line naming the file."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{what} {str(path)!r} is a folder: allowed a TOML file")
     if not path.is_file():
         raise ConfigError(f"{what} {str(path)!r} does not exist")
     try:
-        return tomllib.loads(path.read_text())
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{what} {str(path)!r} cannot be read: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {str(path)!r}: byte 0x{raw[exc.start]:02x} at offset {exc.start} is not UTF-8 "
+                          "text: allowed a TOML file (UTF-8 text)") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    if not data:
+        raise ConfigError(f"{what} {str(path)!r} is empty (no keys): allowed a TOML file with at least one "
+                          "table or key (see docs/config_reference.md)")
+    return data
 
 
 def load_config(path: str | Path) -> LinkConfig:

@@ -161,9 +161,27 @@ def cache_path(cache_dir: str | Path, config: LinkConfig) -> Path:
     return Path(cache_dir) / f"transmission-{digest}.npz"
 
 
+def check_cache_entry(path: str | Path) -> Path:
+    """``path`` (a cache entry, :func:`cache_path`) if it can be read and written: absent or a regular file in a
+    folder; else :class:`CorruptFileError` in one line saying what is in the way."""
+    path = Path(path)
+    if path.parent.exists() and not path.parent.is_dir():
+        raise CorruptFileError(f"cache folder {str(path.parent)!r} is a file: allowed a folder (give another "
+                               "--cache, or remove the file)")
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise CorruptFileError(f"cache entry {str(path)!r} is {kind}: allowed a transmission file (remove it; "
+                               "it is simulated again)")
+    return path
+
+
 def load_cached(cache_dir: str | Path, config: LinkConfig, cls: type) -> Any:
-    """The cached transmission of ``config``, or None (also, with a warning, if the file is corrupt)."""
+    """The cached transmission of ``config``, or None (also, with a warning, if the file is corrupt).
+
+    A cache folder that is a file, or an entry that is a folder (or anything but a file), cannot be read nor
+    replaced: :class:`CorruptFileError` in one line naming it, before any simulation (:func:`check_cache_entry`)."""
     path = cache_path(cache_dir, config)
+    check_cache_entry(path)
     if not path.exists():
         return None
     try:

@@ -10,6 +10,8 @@ import os
 
 from .keras2 import select_keras2
 
+# TensorFlow's C++ log level: warnings and errors only, unless the user chose (eqnn.quiet shows all with --verbose)
+TF_LOG_LEVEL_CHOSEN = "TF_CPP_MIN_LOG_LEVEL" in os.environ
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 select_keras2()
 

@@ -1,8 +1,10 @@
 """Command-line interface: ``eqnn simulate | train | run | ...``.
 
-Each subcommand is a ``_cmd_<name>(args)`` function registered in :func:`build_parser`; heavy
-libraries (TensorFlow) are imported inside the subcommands that need them, so ``eqnn simulate``
-starts fast.
+Each subcommand is a ``_cmd_<name>(args)`` function registered in :func:`build_parser`. Every subcommand first
+checks all of its input without TensorFlow (the command line, ``EQNN_FFT_WORKERS``/``EQNN_OPERATOR_CACHE_MB``, the
+``--out`` folder, the configuration file), so that bad input fails at once with one line; only then do ``train``,
+``run`` and ``compress`` start TensorFlow, quietly (:func:`eqnn.quiet.import_tensorflow`: its start-up lines are
+shown with ``--verbose`` only). ``eqnn simulate`` never imports it.
 """
 
 from __future__ import annotations
@@ -33,7 +35,14 @@ def parse_powers(text: str) -> list[float]:
                 raise UsageError(f"--power {text!r}: need start <= stop and step > 0")
             n = int(np.floor((stop - start) / step + 1e-9)) + 1
             return [round(start + i * step, 6) for i in range(n)]
-        return [float(v) for v in text.split(",") if v.strip()]
+        items = [v.strip() for v in text.split(",")]
+        if not text.strip() or any(not v for v in items):
+            raise UsageError(f"--power {text!r}: an empty item; expected START:STOP:STEP (e.g. -2:6:1) or a list of "
+                             "numbers separated by single commas (e.g. 0,2,4), in dBm")
+        powers = [float(v) for v in items]
+        if not all(np.isfinite(powers)):
+            raise ValueError
+        return powers
     except UsageError:
         raise
     except ValueError:
@@ -59,6 +68,48 @@ def _executor(args: argparse.Namespace):
     return get_executor(workers=args.workers, scheduler=args.scheduler)
 
 
+def _check_environment() -> None:
+    """``EQNN_FFT_WORKERS`` and ``EQNN_OPERATOR_CACHE_MB``, checked before any work (one-line error naming them)."""
+    from channel import runtime
+
+    runtime.settings()
+
+
+def _check_out(out: str | Path | None) -> None:
+    """``--out``: a folder, new or existing; an existing file (or anything but a folder) is refused before any work."""
+    if out is None:
+        return
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {str(out)!r} is an existing file: allowed a folder (new or existing)")
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"--out {str(out)!r}: {str(parent)!r} is a file: allowed a folder path")
+            break
+
+
+def _check_cache_option(cache: str | Path | None) -> None:
+    if cache in (None, "", False):
+        return
+    path = Path(cache)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--cache {str(cache)!r} is an existing file: allowed a folder (new or existing)")
+
+
+def _start_tensorflow(args: argparse.Namespace) -> None:
+    """Import TensorFlow with its start-up lines captured (shown with ``--verbose``; :mod:`eqnn.quiet`)."""
+    from eqnn import quiet
+
+    quiet.set_verbose(getattr(args, "verbose", False))
+    quiet.import_tensorflow()
+
+
+def _progress(args: argparse.Namespace) -> dict:
+    """``progress`` (bars; off with --quiet) and ``verbose`` (per-epoch lines instead of bars) of a command."""
+    return {"progress": not args.quiet, "verbose": bool(getattr(args, "verbose", False)) and not args.quiet}
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from eqnn.execution import sweep
     from eqnn.report import format_q_table, optimum_per_method, plot_q_vs_power, write_csv, write_json
@@ -73,10 +124,14 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if overrides:
         config = config.replace(transmitter=overrides)
     powers = parse_powers(args.power) if args.power else [config.transmitter.launch_power_dbm]
-    for p in powers:  # validate every power before the first simulation
-        config.with_launch_power(p)
+    links = [config.with_launch_power(p) for p in powers]  # validate every power before the first simulation
     out = Path(args.out or Path("results") / f"simulate-{config.name}")
     cache = None if args.no_cache else Path(args.cache)
+    if cache is not None:  # a cache entry in the way (a folder, say) is reported before any simulation
+        from channel.storage import cache_path, check_cache_entry
+
+        for link in links:
+            check_cache_entry(cache_path(cache, link))
     print(f"link '{config.name}': {config.link.n_spans} x {config.link.span_length_km:g} km, "
           f"{config.transmitter.modulation} {config.transmitter.symbol_rate_gbd:g} GBd, "
           f"{config.transmitter.n_symbols} symbols/pol, powers {powers} dBm")
@@ -122,43 +177,91 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from eqnn.train import load_train_config, run_training
+    from eqnn.training.config import load_train_config
 
     executor = _executor(args)
-    config = load_train_config(args.config)  # validated before TensorFlow does any work
+    # the whole file (a training TOML, or a study file whose [compression] and [study] tables are ignored here) and
+    # every option are validated before TensorFlow is imported
+    config = load_train_config(args.config, study_tables="ignore")
     powers = parse_powers(args.power) if args.power else None
+    if powers is not None:
+        for p in powers:
+            config.scenario.with_launch_power(p)
     out = Path(args.out or Path("results") / f"train-{config.name}")
     cache = False if args.no_cache else (Path(args.cache) if args.cache else None)
+    _check_cache_option(args.cache)
+    _start_tensorflow(args)
+    from eqnn.training.run import run_training
+
     with executor:
-        run_training(config, out, powers=powers, cache_dir=cache, progress=not args.quiet, resume=not args.restart,
-                     dbp=False if args.no_dbp else None, executor=executor)
+        run_training(config, out, powers=powers, cache_dir=cache, resume=not args.restart,
+                     dbp=False if args.no_dbp else None, executor=executor, **_progress(args))
     return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from eqnn.study import run_study
+    from eqnn.study import load_study
 
     executor = _executor(args)
-    # run_study validates every section of the study file before any simulation (the cluster starts on first use)
+    _check_cache_option(args.cache)
+    # every section of the study file is validated before anything runs (the cluster starts on first use); all but
+    # the [compression] table (whose pruning methods are registered by the compression package) before TensorFlow
+    load_study(args.study, tensorflow=False)
+    _start_tensorflow(args)
+    from eqnn.study import run_study
+
+    config = load_study(args.study)
     with executor:
-        run_study(args.study, out_dir=args.out, progress=not args.quiet, cache_dir=args.cache, executor=executor)
+        run_study(config, out_dir=args.out, cache_dir=args.cache, executor=executor, source=args.study,
+                  **_progress(args))
     return 0
 
 
 def _cmd_compress(args: argparse.Namespace) -> int:
-    from eqnn.compress_run import compress_command
-
     executor = _executor(args)
     try:
         power = None if args.power is None else float(args.power)
     except ValueError:
         raise UsageError(f"--power {args.power!r}: expected one launch power in dBm, e.g. -2") from None
+    _check_cache_option(args.cache)
+    _precheck_compress_source(args.source)
+    if args.config is not None:
+        from channel.config import read_toml
+
+        read_toml(args.config, "compression config")
+    _start_tensorflow(args)
+    from eqnn.compress_run import compress_command
+
     # compress_command checks the source, the [compression] table and --model/--power before any training
     with executor:
         compress_command(args.source, calls=args.calls, out=args.out, power_dbm=power, model=args.model,
                          config_path=args.config, cache_dir=False if args.no_cache else args.cache,
-                         dbp=not args.no_dbp, progress=not args.quiet, executor=executor)
+                         dbp=not args.no_dbp, executor=executor, **_progress(args))
     return 0
+
+
+def _precheck_compress_source(source: str) -> None:
+    """The source of ``eqnn compress`` checked without TensorFlow: a saved equalizer folder (its ``equalizer.json``
+    readable and complete, its weight files intact) or a training/study TOML (all but its [compression] table)."""
+    import channel
+    from channel.config import read_toml
+
+    path = Path(source)
+    if path.is_dir():
+        from eqnn.training.equalizer import read_equalizer_meta
+
+        if not (path / "equalizer.json").exists():
+            raise channel.ConfigError(f"{source} is not a saved equalizer folder (no equalizer.json)")
+        read_equalizer_meta(path)
+    elif path.is_file():
+        from eqnn.training.config import TrainRunConfig
+
+        data = read_toml(path, "compression study")
+        data.pop("compression", None)
+        data.pop("study", None)
+        TrainRunConfig.from_dict(data, base_dir=path.parent)
+    else:
+        raise channel.ConfigError(f"{source} does not exist: give a saved equalizer folder or a training TOML")
 
 
 def _join_negative_values(argv: list[str]) -> list[str]:
@@ -186,10 +289,23 @@ def _add_execution_options(parser: argparse.ArgumentParser) -> None:
                        "$DASK_SCHEDULER_ADDRESS if set); its workers must see the results and cache folders")
 
 
+def _version() -> str:
+    from eqnn import __version__
+
+    return __version__
+
+
+def _add_verbose_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up and log lines, and one line per training epoch instead of a "
+                        "progress bar per model")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="eqnn", description="Neural-network equalization of coherent optical fiber links: simulate links, "
         "train and compress NN equalizers, and compare them with CDC and digital back-propagation.")
+    parser.add_argument("--version", action="version", version=f"eqnn {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sim = sub.add_parser(
         "simulate", help="simulate a link over launch powers; Q/SNR after CDC and DBP",
@@ -225,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-dbp", action="store_true", help="skip DBP in the comparison")
     tr.add_argument("--restart", action="store_true", help="retrain models even if finished ones are saved")
     tr.add_argument("--quiet", action="store_true", help="no progress output")
+    _add_verbose_option(tr)
     _add_execution_options(tr)
     tr.set_defaults(func=_cmd_train)
 
@@ -242,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cache", help="simulation cache folder (default: the study's cache_dir; \"\" = <out>/cache)")
     run.add_argument("--quiet", action="store_true",
                      help="no progress bars or per-epoch lines (the one line per stage and the summary remain)")
+    _add_verbose_option(run)
     _add_execution_options(run)
     run.set_defaults(func=_cmd_run)
 
@@ -265,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--no-cache", action="store_true", help="neither read nor write the transmission cache")
     comp.add_argument("--no-dbp", action="store_true", help="no DBP references")
     comp.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_verbose_option(comp)
     _add_execution_options(comp)
     comp.set_defaults(func=_cmd_compress)
     return parser
@@ -290,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        _check_environment()
+        _check_out(getattr(args, "out", None))
         return args.func(args)
     except expected_errors() as exc:
         print(f"eqnn {args.command}: error: {exc}", file=sys.stderr)

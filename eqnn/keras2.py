@@ -65,3 +65,27 @@ def not_tf_keras_message(model: object, what: str = "model") -> str:
         hint = (" It looks like a Keras 3 (tf.keras / keras) model: build it with `import tf_keras as keras` "
                 "(TensorFlow Model Optimization supports only Keras 2).")
     return f"{what} must be a tf_keras.Model, got {kind}.{hint}"
+
+
+class _LazyKeras:
+    """``tf_keras``, imported on first attribute access through :func:`eqnn.quiet.import_tensorflow` (TensorFlow's
+    start-up lines captured): modules that define configs next to their builders (:mod:`eqnn.models`) use it, so
+    that reading and validating a configuration does not import TensorFlow."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str):
+        module = sys.modules.get("tf_keras")
+        if module is None:
+            from .quiet import import_tensorflow
+
+            import_tensorflow()
+            import tf_keras as module
+        return getattr(module, name)
+
+    def __repr__(self) -> str:
+        return "<tf_keras, imported on first use>"
+
+
+#: ``tf_keras``, imported on first use (:class:`_LazyKeras`)
+keras = _LazyKeras()

@@ -120,6 +120,10 @@ class Optimum:
         measured: whether that Q comes from counted bit errors.
         snr_db: its effective SNR there.
         rmps: its real multiplications per recovered symbol there (None: not counted).
+        q_db_ci_low: lower end of the 95 % confidence interval of the Q from the counted bit errors there (also
+            with too few errors to measure Q: then a bound); None: not known.
+        q_db_ci_high: its upper end (None at zero errors, or not known).
+        q_db_from_snr: the Q implied by the effective SNR there (None: not known).
     """
 
     method: str
@@ -128,6 +132,9 @@ class Optimum:
     measured: bool
     snr_db: float
     rmps: Optional[float] = None
+    q_db_ci_low: Optional[float] = None
+    q_db_ci_high: Optional[float] = None
+    q_db_from_snr: Optional[float] = None
 
     def to_dict(self, with_rmps: bool = True) -> dict:
         out = {"launch_power_dbm": self.launch_power_dbm, "q_db": self.q_db, "measured": self.measured,
@@ -143,7 +150,8 @@ def best_per_method(rows: Sequence[QRow], methods: Sequence[str]) -> dict[str, O
     for method in methods:
         top = max((r for r in rows if r.method == method), key=lambda r: r.q_best)
         out[method] = Optimum(method=method, launch_power_dbm=top.launch_power_dbm, q_db=top.q_best,
-                              measured=top.measured, snr_db=top.snr_db, rmps=top.rmps)
+                              measured=top.measured, snr_db=top.snr_db, rmps=top.rmps, q_db_ci_low=top.q_db_ci_low,
+                              q_db_ci_high=top.q_db_ci_high, q_db_from_snr=top.q_db_from_snr)
     return out
 
 

@@ -93,11 +93,17 @@ def write_csv(path: str | Path, rows: Sequence[Mapping], columns: Sequence[str] 
     return write_text_atomic(path, buffer.getvalue())
 
 
+# one marker and line style per method of q_vs_power.png, so that curves on top of each other stay distinct
+LINE_MARKERS = "osD^vP<>hX*"
+LINE_STYLES = ("-", "--", "-.", ":")
+
+
 def plot_q_vs_power(rows: Iterable[Mapping], path: str | Path, title: str = "") -> Path:
-    """Q-factor versus launch power, one line per method.
+    """Q-factor versus launch power, one line per method, each with its own marker and line style.
 
     ``rows``: dicts with ``method``, ``launch_power_dbm``, ``q_db`` (None where not measurable) and
-    ``q_db_from_snr``. Filled markers: Q from counted errors; hollow markers: Q implied by the SNR
+    ``q_db_from_snr``, optionally ``q_db_ci_low``/``q_db_ci_high`` (drawn as error bars: the 95 % interval of the Q
+    counted from bit errors). Filled markers: Q from counted errors; hollow markers: Q implied by the SNR
     (too few errors to count), so a reader never mistakes an estimate for a measurement.
     """
     by_method: dict[str, list] = {}
@@ -106,20 +112,32 @@ def plot_q_vs_power(rows: Iterable[Mapping], path: str | Path, title: str = "") 
     fig, ax = new_figure()
     for i, (method, items) in enumerate(by_method.items()):
         items = sorted(items, key=lambda r: r["launch_power_dbm"])
-        color = f"C{i}"
+        color, marker = f"C{i % 10}", LINE_MARKERS[i % len(LINE_MARKERS)]
+        style = LINE_STYLES[(i // 10 + i) % len(LINE_STYLES)] if len(by_method) > 1 else "-"
         p = [r["launch_power_dbm"] for r in items]
         q = [r["q_db"] if r["q_db"] is not None else r["q_db_from_snr"] for r in items]
-        ax.plot(p, q, "-", color=color, label=method)
-        measured = [(a, b) for a, b, r in zip(p, q, items) if r["q_db"] is not None]
-        implied = [(a, b) for a, b, r in zip(p, q, items) if r["q_db"] is None]
+        measured_at = [k for k, r in enumerate(items) if r["q_db"] is not None]
+        implied_at = [k for k, r in enumerate(items) if r["q_db"] is None]
+        # the line carries the filled markers of the counted Qs (so the legend shows the method's marker); hollow
+        # markers on top for the Qs implied by the SNR
+        ax.plot(p, q, style, color=color, marker=marker, ms=6, markevery=measured_at or implied_at,
+                mfc=color if measured_at else "none", label=method)
+        if implied_at and measured_at:
+            ax.plot([p[k] for k in implied_at], [q[k] for k in implied_at], marker, color=color, ms=6, mfc="none",
+                    ls="none")
+        measured = [(p[k], q[k], items[k]) for k in measured_at]
         if measured:
-            ax.plot(*zip(*measured), "o", color=color)
-        if implied:
-            ax.plot(*zip(*implied), "o", mfc="none", color=color)
+            bars = [(a, b, r) for a, b, r in measured
+                    if r.get("q_db_ci_low") is not None and r.get("q_db_ci_high") is not None]
+            if bars:
+                ax.errorbar([a for a, _, _ in bars], [b for _, b, _ in bars],
+                            yerr=[[max(b - r["q_db_ci_low"], 0.0) for _, b, r in bars],
+                                  [max(r["q_db_ci_high"] - b, 0.0) for _, b, r in bars]],
+                            fmt="none", ecolor=color, elinewidth=1, capsize=2)
     ax.set_xlabel("launch power per channel (dBm)")
     ax.set_ylabel("Q-factor (dB)")
     ax.grid(True, alpha=0.3)
-    ax.legend(title="hollow: Q from SNR", fontsize="small", title_fontsize="x-small")
+    ax.legend(title="hollow: Q from SNR; bars: 95 % CI", fontsize="small", title_fontsize="x-small")
     if title:
         ax.set_title(title, fontsize="medium")
     return save_figure(fig, path)

@@ -35,13 +35,14 @@ import math
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 from channel import ConfigError, Transmission, evaluate_symbols
 from channel.config import read_toml
-from channel.storage import cache_path, write_text_atomic
+from channel.storage import cache_path, check_cache_entry, write_text_atomic
 from channel.validation import check_number
 
+from . import provenance
 from .data import resolve_guard, resolve_taps, window_centres
 from .execution import sweep
 from .records import CompressionPoint, QRow, TrainingResult, best_per_method, same_power
@@ -49,19 +50,35 @@ from .references import dsp_complexity
 from .report import jsonable, new_figure, plot_q_vs_power, save_figure, write_csv, write_json
 from .search import RECORDS_FILE
 from .training import TrainRunConfig
-from .training.run import cache_folder
+from .training.config import cache_folder
 
 COMPRESS_AT = "nn_optimum"
 STUDY_KEYS = ("dsp_powers_dbm", "compress", "compress_at", "out_dir", "title")
-TABLE_COLUMNS = ("method", "rmps", "bop", "nabs", "launch_power_dbm", "q_db", "q_measured", "gain_over_cdc_db",
-                 "optimum_at_edge")
+TABLE_COLUMNS = ("method", "rmps", "bop", "nabs", "launch_power_dbm", "q_db", "q_measured", "q_db_ci_low",
+                 "q_db_ci_high", "q_db_from_snr", "gain_over_cdc_db", "gain_basis", "optimum_at_edge")
 EDGE_MARK = "†"
 
 
 def _compression_config_class():
+    from .quiet import import_tensorflow
+
+    import_tensorflow()  # the compression package registers its pruning methods with TensorFlow: start it quietly
     from .compress_run import CompressionSearchConfig
 
     return CompressionSearchConfig
+
+
+def _check_compress_names(compress: Any, names: list[str]) -> None:
+    """``study.compress``: distinct names of ``[[models]]`` tables."""
+    if not isinstance(compress, (list, tuple)) or not all(isinstance(c, str) for c in compress):
+        raise ConfigError(f"study.compress = {compress!r}: must be a list of model names, allowed: "
+                          f"{', '.join(names)}")
+    unknown = [c for c in compress if c not in names]
+    if unknown:
+        raise ConfigError(f"study.compress: unknown model(s) {unknown}: allowed {', '.join(names)} "
+                          "(the names of the [[models]] tables)")
+    if len(set(compress)) != len(compress):
+        raise ConfigError(f"study.compress = {list(compress)}: names must be distinct")
 
 
 @dataclass(frozen=True)
@@ -109,15 +126,7 @@ class StudyConfig:
         object.__setattr__(self, "dsp_powers_dbm", tuple(checked))
         names = [m.name for m in self.train.models]
         compress = self.compress
-        if not isinstance(compress, (list, tuple)) or not all(isinstance(c, str) for c in compress):
-            raise ConfigError(f"study.compress = {compress!r}: must be a list of model names, allowed: "
-                              f"{', '.join(names)}")
-        unknown = [c for c in compress if c not in names]
-        if unknown:
-            raise ConfigError(f"study.compress: unknown model(s) {unknown}: allowed {', '.join(names)} "
-                              "(the names of the [[models]] tables)")
-        if len(set(compress)) != len(compress):
-            raise ConfigError(f"study.compress = {list(compress)}: names must be distinct")
+        _check_compress_names(compress, names)
         if compress and self.compression is None:
             raise ConfigError(f"study.compress = {list(compress)} needs a [compression] table (the search settings)")
         object.__setattr__(self, "compress", tuple(compress))
@@ -162,8 +171,14 @@ class StudyConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict, base_dir: Union[str, Path, None] = None) -> "StudyConfig":
-        """Build from a parsed study TOML; ``base_dir`` resolves a relative ``scenario.base``."""
+    def from_dict(cls, data: dict, base_dir: Union[str, Path, None] = None, tensorflow: bool = True
+                  ) -> "StudyConfig":
+        """Build from a parsed study TOML; ``base_dir`` resolves a relative ``scenario.base``.
+
+        The training part and the ``[study]`` table are validated first, without TensorFlow; then the
+        ``[compression]`` table (whose pruning methods the compression package registers, which imports TensorFlow).
+        ``tensorflow=False`` stops before it: every check that needs no TensorFlow, and a StudyConfig without
+        compression (``eqnn run`` does this first, so that a bad file fails before TensorFlow starts)."""
         if not isinstance(data, dict):
             raise ConfigError(f"a study must be a table, got {type(data).__name__}")
         allowed = {f.name for f in fields(TrainRunConfig)} | {"compression", "study"}
@@ -179,19 +194,29 @@ class StudyConfig:
         if bad:
             raise ConfigError(f"unknown key(s) {sorted(bad)} in [study]: allowed {', '.join(STUDY_KEYS)}")
         train = TrainRunConfig.from_dict(data, base_dir=base_dir)
-        compression = None
-        if compression_table is not None:
-            compression = _compression_config_class().from_dict(compression_table, section="compression")
         kwargs = dict(study)
+        if compression_table is not None and not isinstance(compression_table, dict):
+            raise ConfigError(f"[compression] must be a table, got {compression_table!r}")
+        # without TensorFlow: the [study] table as if there were no compression, and the names of study.compress
+        partial = cls(train=train, compression=None, **{k: v for k, v in kwargs.items() if k != "compress"})
+        if "compress" in kwargs:
+            _check_compress_names(kwargs["compress"], [m.name for m in train.models])
+        if compression_table is None:
+            return cls(train=train, compression=None, **{**kwargs, "compress": kwargs.get("compress", [])})
+        if not tensorflow:
+            return partial
+        compression = _compression_config_class().from_dict(compression_table, section="compression")
         if "compress" not in kwargs:
-            kwargs["compress"] = [m.name for m in train.models] if compression is not None else []
+            kwargs["compress"] = [m.name for m in train.models]
         return cls(train=train, compression=compression, **kwargs)
 
 
-def load_study(path: Union[str, Path]) -> StudyConfig:
-    """Read and validate a study TOML (format: module docstring); errors are :class:`channel.ConfigError`."""
+def load_study(path: Union[str, Path], tensorflow: bool = True) -> StudyConfig:
+    """Read and validate a study TOML (format: module docstring); errors are :class:`channel.ConfigError`.
+    ``tensorflow=False``: every check but those of the ``[compression]`` table, without importing TensorFlow
+    (:meth:`StudyConfig.from_dict`)."""
     path = Path(path)
-    return StudyConfig.from_dict(read_toml(path, "study file"), base_dir=path.parent)
+    return StudyConfig.from_dict(read_toml(path, "study file"), base_dir=path.parent, tensorflow=tensorflow)
 
 
 # --------------------------------------------------------------------------------------------- stages
@@ -261,8 +286,19 @@ def _saved_models(folder: Path) -> dict[str, int]:
     return {str(p.parent): p.stat().st_mtime_ns for p in folder.glob("models/*/equalizer.json")}
 
 
+def _check_cache_entries(config: StudyConfig, cache: Optional[Path]) -> None:
+    """Every cache entry of the study (test and training links at every launch power) can be read and written: a
+    folder (or another non-file) in the way is reported before any work (:func:`channel.storage.check_cache_entry`)."""
+    if cache is None:
+        return
+    train = config.train
+    links = [train.test_link(p) for p in config.sweep_powers] + [train.train_link(p) for p in train.powers_dbm]
+    for link in links:
+        check_cache_entry(cache_path(cache, link))
+
+
 def _stage_training(config: StudyConfig, out: Path, cache: Path, progress: bool, log: dict,
-                    executor) -> TrainingResult:
+                    executor, verbose: bool = False) -> TrainingResult:
     from .training.run import train_stage
 
     folder = out / "train"
@@ -271,7 +307,8 @@ def _stage_training(config: StudyConfig, out: Path, cache: Path, progress: bool,
     _stage(2, f"training {n_models} model(s) ({', '.join(m.name for m in config.train.models)}; mode "
               f"{config.train.mode}) in {folder}: {len(before)} saved model(s) found, reused if unchanged")
     start = time.perf_counter()
-    result = train_stage(config.train, folder, cache_dir=cache, progress=progress, executor=executor)
+    result = train_stage(config.train, folder, cache_dir=cache, progress=progress, executor=executor, verbose=verbose,
+                         tables=False)  # one table: the final one of the report
     after = _saved_models(folder)
     reused = sum(1 for m in result.models if before.get(m.folder) == after.get(m.folder))
     log["training"] = {"models": len(result.models), "reused": reused, "trained": len(result.models) - reused,
@@ -319,47 +356,100 @@ def _count_evaluations(folder: Path) -> int:
 
 # --------------------------------------------------------------------------------------------- results
 
+def _q_interval(bit_errors: Optional[int], n_bits: Optional[int]) -> tuple[Optional[float], Optional[float]]:
+    """The 95 % confidence interval (dB) of the Q counted from ``bit_errors`` in ``n_bits`` (Clopper-Pearson, as
+    :func:`channel.evaluate_symbols`); the upper end is None at zero errors; (None, None) when not known."""
+    if bit_errors is None or not n_bits:
+        return None, None
+    from channel.metrics import ber_confidence_interval, q_factor_db
+
+    lo, hi = ber_confidence_interval(int(bit_errors), int(n_bits))
+    low, high = q_factor_db(hi), (q_factor_db(lo) if lo > 0 else float("nan"))
+    return (low if math.isfinite(low) else None), (high if math.isfinite(high) else None)
+
+
+def _actual_compression(folder: Path) -> dict:
+    """What the best compressed model in ``folder`` (``<compress>/<model>/best``) actually is, measured from its
+    weights (not the search parameters): the fraction of zero kernel weights, the most distinct non-zero values
+    of a kernel (its clusters, after quantization), its weight bits, and the totals of
+    :func:`eqnn.compress.weight_stats` (biases included)."""
+    from .compression.stats import weight_stats
+    from .training import load_equalizer
+
+    eq = load_equalizer(folder)
+    stats = weight_stats(eq.model, weight_bits=eq.weight_bits)
+    kernels = [t for layer in stats["layers"] for t in layer["tensors"] if t["kernel"]]
+    n = sum(t["n_weights"] for t in kernels)
+    zeros = sum(t["n_weights"] - t["n_nonzero"] for t in kernels)
+    return {"kernel_sparsity": zeros / n if n else 0.0,
+            "max_distinct_kernel_values": max((t["n_distinct_nonzero"] for t in kernels), default=0),
+            "weight_bits": eq.weight_bits, "sparsity_all_weights": stats["total"]["sparsity"],
+            "n_weights": stats["total"]["n_weights"], "n_nonzero": stats["total"]["n_nonzero"]}
+
+
 def _method_table(dsp_rows: list[QRow], training: TrainingResult, compression: dict[str, StudyCompression],
                   link) -> tuple[list[dict], list[dict]]:
-    """The report table (one row per method, each at its optimal launch power) and the Q-vs-power rows."""
+    """The report table (one row per method, each at its optimal launch power) and the Q-vs-power rows.
+
+    Every row carries the Q's 95 % confidence interval from the counted bit errors (``q_db_ci_low``/``_high``;
+    a bound only where too few errors were counted to measure Q) and the Q implied by the SNR. The gain over CDC
+    compares like with like (``gain_basis``): both Qs counted from bit errors ("BER") where the method's and CDC's
+    are, else both implied by the SNR ("SNR"), each at its own optimal launch power."""
     from .training import load_equalizer
 
     costs = dsp_complexity(link)
     nn_names = [m.name for m in training.config.models]
     nn_rows = [r for r in training.rows if r.method in nn_names]
     table = []
+
+    def q_fields(b) -> dict:
+        return {"launch_power_dbm": b.launch_power_dbm, "q_db": b.q_db, "q_measured": b.measured,
+                "q_db_ci_low": b.q_db_ci_low, "q_db_ci_high": b.q_db_ci_high, "q_db_from_snr": b.q_db_from_snr,
+                "snr_db": b.snr_db}
+
     for method, b in best_per_method(dsp_rows, list(dict.fromkeys(r.method for r in dsp_rows))).items():
         c = costs[method]
         table.append({"method": method, "kind": "DSP", "rmps": c.rmps, "bop": c.bop, "nabs": c.nabs, "bits": c.bits,
-                      "launch_power_dbm": b.launch_power_dbm, "q_db": b.q_db, "q_measured": b.measured,
-                      "snr_db": b.snr_db})
+                      **q_fields(b)})
     for method, b in best_per_method(nn_rows, nn_names).items():
         eq = load_equalizer(training.model(method, b.launch_power_dbm).folder)
         c = eq.complexity()  # at its own bit widths
         nn_rows = [r.replace(rmps=c.rmps) if r.method == method else r for r in nn_rows]
         table.append({"method": method, "kind": "NN", "rmps": c.rmps, "bop": c.bop, "nabs": c.nabs,
-                      "bits": c.weight_bits, "launch_power_dbm": b.launch_power_dbm, "q_db": b.q_db,
-                      "q_measured": b.measured, "snr_db": b.snr_db})
+                      "bits": c.weight_bits, **q_fields(b)})
     power_rows = [r.to_dict() for r in dsp_rows] + [r.to_dict() for r in nn_rows]
     for item in compression.values():
         best = item.point
         if best is None:  # every evaluation failed: nothing to report
             continue
         method = f"{item.name} compressed"
+        same = next((r for r in nn_rows if r.method == item.name and same_power(r.launch_power_dbm,
+                                                                                  best.launch_power_dbm)), None)
+        low, high = _q_interval(best.bit_errors, same.n_bits if same is not None else None)
+        folder = Path(item.study.folder) / "best"
+        actual = _actual_compression(folder) if (folder / "equalizer.json").is_file() else {}
         table.append({"method": method, "kind": "compressed NN", "rmps": best.rmps, "bop": best.bop,
                       "nabs": best.nabs, "bits": best.weight_bits, "launch_power_dbm": best.launch_power_dbm,
-                      "q_db": best.q_db, "q_measured": best.q_measured, "snr_db": best.snr_db,
-                      "params": dict(best.params)})
+                      "q_db": best.q_db, "q_measured": best.q_measured, "q_db_ci_low": low, "q_db_ci_high": high,
+                      "q_db_from_snr": best.q_db_from_snr, "snr_db": best.snr_db,
+                      "params": dict(best.params), "actual": actual})
         power_rows.append({"launch_power_dbm": best.launch_power_dbm, "method": method,
-                           "q_db": best.q_db if best.q_measured else None,
+                           "q_db": best.q_db if best.q_measured else None, "q_db_ci_low": low, "q_db_ci_high": high,
                            "q_db_from_snr": best.q_db_from_snr, "snr_db": best.snr_db, "ber": best.ber,
                            "bit_errors": best.bit_errors, "rmps": best.rmps})
-    cdc = next(r["q_db"] for r in table if r["method"] == "CDC")
+    cdc = next(r for r in table if r["method"] == "CDC")
     for row in table:
-        row["gain_over_cdc_db"] = row["q_db"] - cdc
+        if row["q_measured"] and cdc["q_measured"]:
+            row["gain_basis"], row["gain_over_cdc_db"] = "BER", row["q_db"] - cdc["q_db"]
+        else:  # at least one Q is implied by the SNR: compare both implied by the SNR
+            row["gain_basis"] = "SNR"
+            row["gain_over_cdc_db"] = (None if row["q_db_from_snr"] is None or cdc["q_db_from_snr"] is None
+                                       else row["q_db_from_snr"] - cdc["q_db_from_snr"])
         swept = sorted({r["launch_power_dbm"] for r in power_rows if r["method"] == row["method"]})
-        row["optimum_at_edge"] = len(swept) > 1 and any(same_power(row["launch_power_dbm"], edge)
-                                                        for edge in (swept[0], swept[-1]))
+        at = [edge for edge in (swept[0], swept[-1]) if same_power(row["launch_power_dbm"], edge)]
+        row["optimum_at_edge"] = len(swept) > 1 and bool(at)
+        row["optimum_edge"] = ("highest" if same_power(row["launch_power_dbm"], swept[-1]) else "lowest") \
+            if row["optimum_at_edge"] else None
     return table, power_rows
 
 
@@ -375,14 +465,17 @@ def _pareto_rows(compression: dict[str, StudyCompression]) -> list[dict]:
 
 def plot_q_vs_rmps(table: list[dict], compression: dict[str, StudyCompression], path: Union[str, Path],
                    title: str = "") -> Path:
-    """Q versus RMpS (log x): per compressed model every search evaluation and the Pareto front (step line),
-    the uncompressed NNs, CDC and each DBP variant as labelled points (each at its optimal launch power).
-    Colors follow the table order, as in ``q_vs_power.png``; hollow markers: Q implied by the SNR. The caller's
-    matplotlib backend and figures are untouched (:func:`eqnn.report.new_figure`)."""
+    """Q versus RMpS (log x): per compressed model every search evaluation, the Pareto front (step line) and the
+    chosen compressed model (a star), the uncompressed NNs, CDC and each DBP variant as labelled points (each at its
+    optimal launch power), each with its own marker and its 95 % confidence interval from the counted bit errors as
+    an error bar (one-sided where too few errors were counted). Colors follow the table order, as in
+    ``q_vs_power.png``; hollow markers: Q implied by the SNR. Labels of neighbouring points alternate above and below,
+    so that points on top of each other (DBP variants of equal Q, a compressed model at the cost of the uncompressed)
+    stay readable. The caller's matplotlib backend and figures are untouched (:func:`eqnn.report.new_figure`)."""
     fig, ax = new_figure()
-    markers = "sD^vP<>ho"
     for i, row in enumerate(table):
         color = f"C{i % 10}"
+        marker = POINT_MARKERS[i % len(POINT_MARKERS)]
         name = row["method"].removesuffix(" compressed")
         if row["kind"] == "compressed NN":
             study = compression[name].study
@@ -391,14 +484,12 @@ def plot_q_vs_rmps(table: list[dict], compression: dict[str, StudyCompression], 
                     label=f"{row['method']}: {len(evs)} search evaluations")
             front = study.pareto
             ax.step([p["rmps"] for p in front], [p["q_db"] for p in front], "-", where="post", color=color, lw=1.5)
-            ax.plot([p["rmps"] for p in front], [p["q_db"] for p in front], "o", color=color, ms=5,
+            ax.plot([p["rmps"] for p in front], [p["q_db"] for p in front], "o", color=color, ms=4, mfc="none",
                     label=f"{row['method']}: Pareto front")
-            continue
-        ax.plot([row["rmps"]], [row["q_db"]], markers[i % len(markers)], color=color, ms=8, zorder=4,
-                mec="k" if row["q_measured"] else color, mew=0.6 if row["q_measured"] else 1.5,
-                mfc=None if row["q_measured"] else "none")
-        ax.annotate(row["method"], (row["rmps"], row["q_db"]), textcoords="offset points", xytext=(6, 4),
-                    fontsize="small")
+            marker = "*"
+        _point_with_interval(ax, row, marker, color, size=13 if marker == "*" else 8)
+        ax.annotate(row["method"], (row["rmps"], row["q_db"]), textcoords="offset points",
+                    xytext=(7, 5 if i % 2 == 0 else -12), fontsize="small")
     ax.set_xscale("log")
     ax.margins(x=0.12)
     ax.set_xlabel("real multiplications per symbol (RMpS)")
@@ -409,6 +500,23 @@ def plot_q_vs_rmps(table: list[dict], compression: dict[str, StudyCompression], 
     if title:
         ax.set_title(title, fontsize="medium")
     return save_figure(fig, path)
+
+
+# markers of the labelled points of q_vs_rmps.png (the compressed model: a star), distinct for up to 9 methods
+POINT_MARKERS = "sD^vP<>hX"
+
+
+def _point_with_interval(ax, row: dict, marker: str, color: str, size: float) -> None:
+    """One labelled point at (RMpS, Q) with its 95 % interval as an error bar (to the bound alone when one-sided)."""
+    q, low, high = row["q_db"], row.get("q_db_ci_low"), row.get("q_db_ci_high")
+    below = max(q - low, 0.0) if low is not None else 0.0
+    above = max(high - q, 0.0) if high is not None else 0.0
+    if low is not None or high is not None:
+        ax.errorbar([row["rmps"]], [q], yerr=[[below], [above]], fmt="none", ecolor=color, elinewidth=1, capsize=3,
+                    zorder=3)
+    ax.plot([row["rmps"]], [q], marker, color=color, ms=size, zorder=4,
+            mec="k" if row["q_measured"] else color, mew=0.6 if row["q_measured"] else 1.5,
+            mfc=None if row["q_measured"] else "none")
 
 
 def _fmt(value, digits: int = 2) -> str:
@@ -423,18 +531,39 @@ def _fmt_count(value) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
+def _ci_text(low, high) -> str:
+    if low is None and high is None:
+        return "-"
+    if high is None:
+        return f">= {_fmt(low)}"
+    return f"[{_fmt(low)}, {_fmt(high)}]"
+
+
 def markdown_table(table: list[dict]) -> str:
-    """The report table; Q marked '~' where implied by the SNR (too few bit errors)."""
-    lines = ["| Method | RMpS | BoP | Optimal launch power (dBm) | Q (dB) | Gain over CDC (dB) |",
-             "|---|---:|---:|---:|---:|---:|"]
+    """The report table: Q with its 95 % confidence interval from the counted bit errors; Q marked '~' where implied
+    by the SNR (too few bit errors: the interval is then a bound from the errors counted); the gain over CDC on one
+    basis per row (BER or SNR, column "basis"); an optimum at the edge of the powers tried marked as not
+    bracketed."""
+    lines = ["| Method | RMpS | BoP | Optimal launch power (dBm) | Q (dB) | 95 % CI of Q from bit errors (dB) | "
+             "Gain over CDC (dB) | Gain basis |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in table:
         q = _fmt(r["q_db"]) if r["q_measured"] else f"~{_fmt(r['q_db'])}"
         edge = EDGE_MARK if r.get("optimum_at_edge") else ""
+        gain = r.get("gain_over_cdc_db")
+        ci = _ci_text(r.get("q_db_ci_low"), r.get("q_db_ci_high"))
         lines.append(f"| {r['method']} | {_fmt_count(r['rmps'])} | {_fmt_count(r['bop'])} | "
-                     f"{r['launch_power_dbm']:+.2f}{edge} | {q} | {r['gain_over_cdc_db']:+.2f} |")
-    if any(r.get("optimum_at_edge") for r in table):
-        lines.append(f"\n{EDGE_MARK} the best of the launch powers tried is at the edge of the range: the optimum may "
-                     "lie beyond it.")
+                     f"{r['launch_power_dbm']:+.2f}{edge} | {q} | {ci} | {'-' if gain is None else f'{gain:+.2f}'} | "
+                     f"{r.get('gain_basis', '-')} |")
+    edges = [r for r in table if r.get("optimum_at_edge")]
+    if edges:
+        lines.append("")
+        for r in edges:
+            lines.append(f"{EDGE_MARK} {r['method']}: optimum NOT bracketed: its best Q is at the {r['optimum_edge']} "
+                         f"launch power tried ({r['launch_power_dbm']:+.2f} dBm), so the true optimum may lie beyond "
+                         "it and its Q there is a lower bound of its optimum; add launch powers "
+                         f"{'above' if r['optimum_edge'] == 'highest' else 'below'} it (study.dsp_powers_dbm, "
+                         "powers_dbm) to find it.")
     return "\n".join(lines)
 
 
@@ -490,9 +619,20 @@ def _stage_lines(log: dict) -> list[str]:
     return lines
 
 
+def _seeds(config: StudyConfig) -> dict:
+    """Every seed of a study, by name (the provenance record)."""
+    train = config.train
+    seeds = {"train_transmission": train.seeds.train, "test_transmission": train.seeds.test,
+             "training": train.training.seed, "link": train.scenario.transmitter.seed}
+    if config.compression is not None:
+        seeds["compression"] = config.compression.seed
+    return seeds
+
+
 def write_report(out: Path, config: StudyConfig, source: str, table: list[dict], compression: dict,
-                 n_symbols_eval: int, wall_s: float, log: dict) -> Path:
-    """``report.md``: the link, the table, both plots, and what the numbers are."""
+                 n_symbols_eval: int, wall_s: float, log: dict, origin: Optional[dict] = None) -> Path:
+    """``report.md``: the link, the table, both plots, what the numbers are and (``origin``,
+    :func:`eqnn.provenance.collect`) where they come from."""
     title = _title(config)
     comp_lines = []
     for name, item in compression.items():
@@ -500,10 +640,17 @@ def write_report(out: Path, config: StudyConfig, source: str, table: list[dict],
         if best is None:
             comp_lines.append(f"- {name}: every compression evaluation failed (see compress/{name}/)")
             continue
+        row = next((r for r in table if r["method"] == f"{name} compressed"), {})
+        actual = row.get("actual") or {}
+        measured = ""
+        if actual:
+            measured = (f"; the model measured from its weights: {actual['kernel_sparsity']:.1%} of its kernel "
+                        f"weights zero, at most {actual['max_distinct_kernel_values']} distinct non-zero values per "
+                        f"kernel, {actual['weight_bits'] or 32}-bit weights")
         comp_lines.append(f"- {name} compressed at {item.launch_power_dbm:+.2f} dBm: "
-                          f"{len(item.study.search.evaluations)} search evaluations; best point "
-                          f"{_params_text(dict(best.params))}: Q {_fmt(best.q_db)} dB, "
-                          f"RMpS {_fmt_count(best.rmps)}")
+                          f"{len(item.study.search.evaluations)} search evaluations; best point: Q {_fmt(best.q_db)} "
+                          f"dB, RMpS {_fmt_count(best.rmps)}{measured} (search parameters "
+                          f"{_params_text(dict(best.params))}: targets, not what the model reached)")
     text = "\n".join([
         f"# {title}", "",
         f"Written by `eqnn run {source}` on {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} "
@@ -512,13 +659,18 @@ def write_report(out: Path, config: StudyConfig, source: str, table: list[dict],
         "## Results", "",
         "Each method at its optimal launch power. RMpS and BoP are per recovered symbol of one polarization "
         "(eqnn.complexity: CDC and DBP by radix-2 overlap-save at their optimal FFT size, BoP at 32-bit fixed "
-        "point; NNs from their actual weights, 32 bits unless quantized). Gain over CDC: Q minus the Q of CDC at "
-        "its own optimal launch power.", "",
+        "point; NNs from their actual weights, 32 bits unless quantized). Q: counted from bit errors, with its 95 % "
+        "Clopper-Pearson confidence interval; `~`: too few bit errors to count, Q implied by the SNR (the interval "
+        "is then what the few errors counted bound it to). Gain over CDC: Q minus the Q of CDC at its own optimal "
+        "launch power, like with like (column 'Gain basis'): both counted from bit errors (BER) where both are, "
+        "else both implied by the SNR (SNR), since the SNR-implied Q runs above the counted one on a link with "
+        "nonlinear distortion.", "",
         markdown_table(table), "",
         *([*comp_lines, ""] if comp_lines else []),
         "![Q-factor versus launch power](q_vs_power.png)", "",
         "![Q-factor versus real multiplications per symbol](q_vs_rmps.png)", "",
         "## This run", "", *_stage_lines(log), "",
+        *(["## Provenance", "", *provenance.markdown_lines(origin), ""] if origin else []),
         "## Notes", "",
         "- Q = 20 log10(sqrt(2) erfcinv(2 BER)) from counted bit errors (Gray-mapped hard decisions). Where a "
         "method makes fewer than 20 bit errors its Q is implied by the effective SNR instead, marked `~` in the "
@@ -537,13 +689,15 @@ def write_report(out: Path, config: StudyConfig, source: str, table: list[dict],
 
 
 def run_study(config_or_path: Union[str, Path, StudyConfig], out_dir: Union[str, Path, None] = None,
-              progress: bool = True, cache_dir: Union[str, Path, None] = None, executor=None) -> dict:
+              progress: bool = True, cache_dir: Union[str, Path, None] = None, executor=None,
+              verbose: bool = False, source: Union[str, Path, None] = None) -> dict:
     """Run (or resume) a study: DSP sweep, training, compression, report (module docstring).
 
     Args:
         config_or_path: a study TOML path or a :class:`StudyConfig` (validated before any work).
         out_dir: results folder; default ``[study] out_dir`` or ``results/<name>``.
-        progress: progress bars and per-epoch lines (the per-stage lines are always printed).
+        progress: progress bars (a bar per trained model; the per-stage lines are always printed).
+        verbose: with ``progress``, one line per training epoch instead of the bar of each model.
         cache_dir: simulation cache, overriding the study's ``cache_dir`` (whose ``""`` is ``<out>/cache``:
             :func:`eqnn.training.run.cache_folder`, the rule of ``eqnn train`` and ``eqnn compress`` too).
         executor: where the independent work runs (:mod:`eqnn.execution`): None (in this process), or a Dask
@@ -551,9 +705,13 @@ def run_study(config_or_path: Union[str, Path, StudyConfig], out_dir: Union[str,
             as many points at once as there are worker threads. The same inputs give the same numbers either way
             (a batched search differs from the sequential one after its initial design, see :mod:`eqnn.search`).
 
+        source: the study file named in the report when ``config_or_path`` is an already loaded StudyConfig.
+
     Returns: the dict written to ``results.json``.
     """
-    source = str(config_or_path) if not isinstance(config_or_path, StudyConfig) else "<StudyConfig>"
+    if source is None:
+        source = str(config_or_path) if not isinstance(config_or_path, StudyConfig) else "<StudyConfig>"
+    source = str(source)
     config = config_or_path if isinstance(config_or_path, StudyConfig) else load_study(config_or_path)
     out = Path(out_dir) if out_dir is not None else config.default_out_dir()
     cache = cache_folder(config.train.cache_dir, out, cache_dir)
@@ -563,10 +721,13 @@ def run_study(config_or_path: Union[str, Path, StudyConfig], out_dir: Union[str,
     print(f"study '{config.name}': {link.transmitter.modulation} {link.transmitter.symbol_rate_gbd:g} GBd over "
           f"{link.link.n_spans} x {link.link.span_length_km:g} km; results in {out}, simulation cache {cache}",
           flush=True)
+    _check_cache_entries(config, cache)
+    started = datetime.datetime.now(datetime.timezone.utc)
     dsp_rows = _stage_dsp(config, cache, progress, log, executor)
-    training = _stage_training(config, out, cache, progress, log, executor)
+    training = _stage_training(config, out, cache, progress, log, executor, verbose)
     compression = _stage_compression(config, out, cache, training, progress, log, executor)
     _stage(4, f"report in {out}")
+    report_start = time.perf_counter()
     table, power_rows = _method_table(dsp_rows, training, compression, link)
     pareto = _pareto_rows(compression)
     title = _title(config)
@@ -577,13 +738,18 @@ def run_study(config_or_path: Union[str, Path, StudyConfig], out_dir: Union[str,
     write_csv(out / "pareto.csv", pareto, columns=None if pareto else ["equalizer", "rmps", "q_db"])
     wall = time.perf_counter() - start
     n_eval = dsp_rows[0].n_symbols
+    stage_seconds = {"dsp_sweep": log["dsp"]["seconds"], "training": log["training"]["seconds"],
+                     **{f"compression:{name}": c["seconds"] for name, c in log["compression"].items()},
+                     "report": time.perf_counter() - report_start}
+    origin = provenance.collect(seeds=_seeds(config), stage_seconds=stage_seconds, wall_time_s=wall,
+                                started=started)
     result = {"name": config.name, "title": title, "source": source, "config": config.to_dict(),
               "methods": table, "q_vs_power": power_rows, "pareto": pareto,
               "compression": {name: {"launch_power_dbm": item.launch_power_dbm, **item.study.to_dict()}
                               for name, item in compression.items()},
-              "stages": log, "n_symbols_evaluated": n_eval, "wall_time_s": wall}
+              "stages": log, "n_symbols_evaluated": n_eval, "wall_time_s": wall, "provenance": origin}
     write_json(out / "results.json", jsonable(result))
-    write_report(out, config, source, table, compression, n_eval, wall, log)
+    write_report(out, config, source, table, compression, n_eval, wall, log, origin)
     print(f"\n{markdown_table(table)}\n", flush=True)
     print(f"done in {wall:.0f} s: {out / 'report.md'}, q_vs_power.png, q_vs_rmps.png, results.json, methods.csv, "
           f"q_vs_power.csv, pareto.csv", flush=True)

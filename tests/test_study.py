@@ -18,6 +18,8 @@ from channel import ConfigError
 from eqnn.cli import main
 from eqnn.study import EDGE_MARK, load_study, run_study
 
+ROOT = Path(__file__).resolve().parent.parent
+
 TINY = """
 name = "tiny"
 powers_dbm = [-4.0, -2.0]
@@ -133,7 +135,8 @@ def test_study_writes_every_file_and_the_report_matches_results(first_run):
         assert cells[3].endswith(EDGE_MARK) == m["optimum_at_edge"]
         assert float(cells[4].lstrip("~")) == pytest.approx(m["q_db"], abs=0.005)
         assert cells[4].startswith("~") == (not m["q_measured"])
-        assert float(cells[5]) == pytest.approx(m["gain_over_cdc_db"], abs=0.005)
+        assert float(cells[6]) == pytest.approx(m["gain_over_cdc_db"], abs=0.005)
+        assert cells[7] == m["gain_basis"]
         assert float(cells[1].replace(",", "")) == pytest.approx(m["rmps"], rel=0.01, abs=0.05)
     assert "![Q-factor versus launch power](q_vs_power.png)" in report
     assert "![Q-factor versus real multiplications per symbol](q_vs_rmps.png)" in report
@@ -160,6 +163,58 @@ def test_study_writes_every_file_and_the_report_matches_results(first_run):
         assert float(c["q_db"]) == pytest.approx(m["q_db"], rel=1e-9)
     with open(out / "q_vs_power.csv") as f:
         assert len(list(csv.DictReader(f))) == len(data["q_vs_power"])
+
+
+def test_report_intervals_gains_and_provenance_equal_results_json(first_run):
+    """Every Q of the report table has its 95 % interval, the gain over CDC compares like with like, the compressed
+    model is described by what its weights are, and the provenance is in results.json and report.md alike."""
+    from eqnn import provenance
+    from eqnn.study import _ci_text, _fmt
+
+    out, _ = first_run
+    data = json.loads((out / "results.json").read_text())
+    report = (out / "report.md").read_text()
+    rows = _report_table(report.split("## Provenance")[0])
+    cdc = data["methods"][0]
+    for cells, m in zip(rows, data["methods"]):
+        assert m["q_db_ci_low"] is not None, m  # a bound at least: thousands of bits were compared
+        assert cells[5] == _ci_text(m["q_db_ci_low"], m["q_db_ci_high"])
+        if m["q_measured"]:
+            assert m["q_db_ci_low"] <= m["q_db"] <= m["q_db_ci_high"]
+        if m["gain_basis"] == "BER":
+            assert m["q_measured"] and cdc["q_measured"]
+            assert m["gain_over_cdc_db"] == pytest.approx(m["q_db"] - cdc["q_db"])
+        else:
+            assert m["gain_basis"] == "SNR" and not (m["q_measured"] and cdc["q_measured"])
+            assert m["gain_over_cdc_db"] == pytest.approx(m["q_db_from_snr"] - cdc["q_db_from_snr"])
+    # the same intervals in q_vs_power.csv for every measured point
+    for r in data["q_vs_power"]:
+        if r["q_db"] is not None:
+            assert r["q_db_ci_low"] <= r["q_db"] <= r["q_db_ci_high"]
+    if HAS_COMPRESSION:
+        from eqnn.compress import weight_stats
+        from eqnn.train import load_equalizer
+
+        row = data["methods"][-1]
+        eq = load_equalizer(out / "compress" / "MLP" / "best")
+        kernels = [t for layer in weight_stats(eq.model)["layers"] for t in layer["tensors"] if t["kernel"]]
+        zeros = sum(t["n_weights"] - t["n_nonzero"] for t in kernels) / sum(t["n_weights"] for t in kernels)
+        assert row["actual"]["kernel_sparsity"] == pytest.approx(zeros)
+        assert row["actual"]["max_distinct_kernel_values"] == max(t["n_distinct_nonzero"] for t in kernels)
+        assert f"{zeros:.1%} of its kernel weights zero" in report
+    p = data["provenance"]
+    import eqnn
+
+    assert p["eqnn_version"] == eqnn.__version__ and p["cpu_count"] >= 1 and p["command"]
+    assert set(p["libraries"]) >= {"tensorflow", "tensorflow-model-optimization", "numpy", "scipy", "scikit-optimize"}
+    assert p["libraries"]["numpy"] == __import__("numpy").__version__
+    assert p["git_dirty"] in (True, False, None) and (p["git_commit"] is None) == (p["git_dirty"] is None)
+    assert p["seeds"]["train_transmission"] == 11 and p["seeds"]["test_transmission"] == 22
+    assert {"dsp_sweep", "training", "report"} <= set(p["stage_seconds"]) and p["wall_time_s"] > 0
+    assert p["wall_time_s"] == pytest.approx(data["wall_time_s"])
+    for line in provenance.markdown_lines(p):
+        assert line in report
+    assert _fmt(p["wall_time_s"], 1) in report
 
 
 def load_study_link(data):
@@ -195,6 +250,8 @@ def test_second_run_reuses_every_stage(first_run, study_file, monkeypatch, capsy
     # through the command line, which also checks `eqnn run`
     assert main(["run", str(study_file), "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
+    # one results table: the final one (no per-stage optimum table that covers other launch powers)
+    assert printed.count("| Method |") == 1 and "optimum per method" not in printed
     assert "stage 1/4" in printed and "3 cached, 0 to simulate" in printed
     assert "2 model(s) reused, 0 trained" in printed
     assert {p: p.stat().st_mtime_ns for p in models} == stamps
@@ -321,3 +378,32 @@ def test_ready_studies_are_valid():
         assert config.train.models and config.sweep_powers
     # the link file stays a link file for `eqnn simulate` and `base = "reference.toml"`
     assert channel.load_config(root / "reference.toml").link.n_spans == 20
+
+
+def test_docs_script_rebuilds_the_figure_and_numbers_from_results(first_run, tmp_path):
+    """docs/make_quickstart.py (here on the tiny study's results, --no-run): the side-by-side figure, the numbers
+    file and the README section between the markers, every number from results.json."""
+    import importlib.util
+
+    from matplotlib import image
+
+    spec = importlib.util.spec_from_file_location("make_quickstart", ROOT / "docs" / "make_quickstart.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out, _ = first_run
+    data = json.loads((out / "results.json").read_text())
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\nbefore\n{script.BEGIN}\nold numbers\n{script.END}\nafter\n")
+    figure, numbers = tmp_path / "q.png", tmp_path / "q.md"
+    assert script.main(["--no-run", "--out", str(out), "--figure", str(figure), "--numbers", str(numbers),
+                        "--readme", str(readme)]) == 0
+    left, right, both = (image.imread(str(p)) for p in (out / "q_vs_power.png", out / "q_vs_rmps.png", figure))
+    assert both.shape[1] == left.shape[1] + right.shape[1] and both.shape[0] == max(left.shape[0], right.shape[0])
+    text = readme.read_text()
+    assert "old numbers" not in text and text.startswith("# x\n\nbefore\n") and text.endswith("after\n")
+    paragraph = script.numbers_paragraph(data)
+    assert paragraph in text and paragraph in numbers.read_text()
+    cdc = next(m for m in data["methods"] if m["method"] == "CDC")
+    assert f"{cdc['q_db']:.2f} dB" in paragraph
+    mlp = next(m for m in data["methods"] if m["method"] == "MLP")
+    assert f"{mlp['gain_over_cdc_db']:+.2f} dB over CDC" in paragraph and f"{mlp['rmps']:,.0f} RMpS" in paragraph

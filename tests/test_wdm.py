@@ -273,6 +273,7 @@ name = "MLP"
 units = [4]
 [compression]
 n_calls = 2
+n_initial_points = 2
 [study]
 dsp_powers_dbm = [0.0]
 """

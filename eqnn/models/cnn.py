@@ -12,10 +12,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
-import tf_keras as keras
-
 from channel.validation import ConfigError, check_int
 
+from ..keras2 import keras  # tf_keras, imported on first use (configs validate without TensorFlow)
 from .common import MAX_UNITS, check_activation, keras_name, model_input
 from .recurrent import SAVED_DEFAULTS, RecurrentConfig, recurrent_head, recurrent_roles, recurrent_units
 from .registry import ModelFamily, register_model_family

@@ -10,11 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import tf_keras as keras
-
 from channel.validation import ConfigError, check_choice
 
-from ..keras2 import not_tf_keras_message
+from ..keras2 import keras, not_tf_keras_message  # tf_keras, imported on first use
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "elu", "selu", "gelu", "swish", "leaky_relu", "linear")
 MAX_UNITS = 4096

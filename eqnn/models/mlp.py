@@ -11,10 +11,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
-import tf_keras as keras
-
 from channel.validation import ConfigError, check_int
 
+from ..keras2 import keras  # tf_keras, imported on first use (configs validate without TensorFlow)
 from .common import MAX_UNITS, check_activation, check_name, keras_name, model_input
 from .registry import ModelFamily, register_model_family
 

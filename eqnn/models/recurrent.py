@@ -20,15 +20,14 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import tf_keras as keras
-
 from channel.validation import check_choice, check_int
 
+from ..keras2 import keras  # tf_keras, imported on first use (configs validate without TensorFlow)
 from .common import MAX_UNITS, check_name, keras_name, model_input
 from .registry import ModelFamily, register_model_family
 
 READOUTS = ("flatten", "final")
-CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+CELLS = {"lstm": "LSTM", "gru": "GRU"}  # cell -> its tf_keras layer class name
 
 
 @dataclass(frozen=True)
@@ -125,7 +124,8 @@ def recurrent_layer(config: RecurrentConfig) -> keras.layers.Layer:
     """The recurrent layer of ``config``, named ``config.layer_name``, returning sequences with the flatten
     readout."""
     named = {} if config.bidirectional else {"name": config.layer_name}
-    rnn = CELLS[config.cell](config.units, return_sequences=config.readout == "flatten", **named)
+    cell = getattr(keras.layers, CELLS[config.cell])
+    rnn = cell(config.units, return_sequences=config.readout == "flatten", **named)
     return keras.layers.Bidirectional(rnn, name=config.layer_name) if config.bidirectional else rnn
 
 

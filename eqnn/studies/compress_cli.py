@@ -102,7 +102,7 @@ def _load_toml(path: Path) -> tuple[TrainRunConfig, CompressionSearchConfig]:
 
 
 def _from_toml(train: TrainRunConfig, config: CompressionSearchConfig, out: Path, power_dbm, model, cache_dir, dbp,
-               progress, executor=None) -> list[CompressionStudy]:
+               progress, executor=None, verbose: bool = False) -> list[CompressionStudy]:
     names = [m.name for m in train.models]
     if model is not None and model not in names:
         raise ConfigError(f"--model {model!r}: allowed {', '.join(names)} (the [[models]] names)")
@@ -113,7 +113,7 @@ def _from_toml(train: TrainRunConfig, config: CompressionSearchConfig, out: Path
     powers = [power_dbm] if power_dbm is not None and train.mode == "per_power" else None
     cache = cache_folder(train.cache_dir, out, cache_dir)
     training = train_stage(train, out / "train", powers=powers, cache_dir=False if cache is None else cache,
-                           progress=progress, executor=executor)
+                           progress=progress, executor=executor, verbose=verbose)
     studies = []
     for name in [model] if model else names:
         p = power_dbm if power_dbm is not None else training.optimum[name].launch_power_dbm
@@ -161,13 +161,15 @@ def format_summary(rows: Sequence[Mapping]) -> str:
 def compress_command(source: Union[str, Path], *, calls: Optional[int] = None, out: Union[str, Path, None] = None,
                      power_dbm: Optional[float] = None, model: Optional[str] = None,
                      config_path: Union[str, Path, None] = None, cache_dir: Union[str, Path, None, bool] = None,
-                     dbp: bool = True, progress: bool = True, executor=None) -> list[CompressionStudy]:
+                     dbp: bool = True, progress: bool = True, executor=None, verbose: bool = False
+                     ) -> list[CompressionStudy]:
     """``eqnn compress``: ``source`` is a saved equalizer folder (settings from the ``[compression]`` table of
     ``config_path``, else the defaults) or a training TOML with a ``[compression]`` table (models trained or reused
     in ``<out>/train``, each compressed at its best test power, or ``power_dbm``; ``model``: only that one).
     ``calls`` overrides ``n_calls``. ``cache_dir``: simulation cache (None: the TOML's ``cache_dir``, whose ``""``
     is ``<out>/cache`` (:func:`eqnn.training.run.cache_folder`), results/cache for a folder; False: none).
-    ``executor``: where the training and the search evaluations run
+    ``verbose``: one line per training epoch instead of a progress bar per model. ``executor``: where the training
+    and the search evaluations run
     (:mod:`eqnn.execution`; None: here). Every input is checked before any training. Writes ``summary.json`` and
     ``summary.csv`` to ``out`` (default ``results/compress-<name>``) and prints the summary table."""
     source = Path(source)
@@ -189,7 +191,7 @@ def compress_command(source: Union[str, Path], *, calls: Optional[int] = None, o
         train, config = _load_toml(source)
         config = config.with_calls(calls)
         out = Path(out or Path("results") / f"compress-{train.name}")
-        studies = _from_toml(train, config, out, power_dbm, model, cache_dir, dbp, progress, executor)
+        studies = _from_toml(train, config, out, power_dbm, model, cache_dir, dbp, progress, executor, verbose)
     else:
         raise ConfigError(f"{source} does not exist: give a saved equalizer folder or a training TOML")
     rows = summary_rows(studies)

@@ -81,7 +81,8 @@ class CompressionSearchConfig:
 
     Attributes:
         n_calls: evaluations in the study (``--calls`` overrides), [1, 10000].
-        n_initial_points: random points before the Gaussian process, [1, 10000].
+        n_initial_points: random points before the Gaussian process, [1, 10000] and at most ``n_calls`` (in a TOML
+            table and with ``--calls``).
         objective: "constrained" (minimize RMpS subject to Q >= Q_uncompressed - max_q_loss_db) or "weighted"
             (weight * log10(RMpS / RMpS_uncompressed) - (1 - weight) * dQ / 1 dB).
         max_q_loss_db: Q budget below the uncompressed model on the same symbols, [0, 10] dB.
@@ -183,8 +184,26 @@ class CompressionSearchConfig:
         return self.sparsity != 0.0
 
     def with_calls(self, n_calls: Optional[int]) -> "CompressionSearchConfig":
-        """A copy with ``n_calls`` replaced (None: unchanged); validated like the TOML value."""
-        return self if n_calls is None else dataclasses.replace(self, n_calls=n_calls)
+        """A copy with ``n_calls`` replaced (None: unchanged; ``eqnn compress --calls``); validated like the TOML
+        value, and no smaller than ``n_initial_points``."""
+        if n_calls is None:
+            return self
+        config = dataclasses.replace(self, n_calls=n_calls)
+        if config.n_initial_points > config.n_calls:
+            raise ConfigError(f"--calls {n_calls}: fewer than compression.n_initial_points = "
+                              f"{config.n_initial_points} (the random points before the Gaussian process): allowed "
+                              f"--calls >= {config.n_initial_points}, or lower n_initial_points in [compression]")
+        return config
+
+    def check_initial_points(self, section: str = "compression") -> "CompressionSearchConfig":
+        """``self``, or :class:`ConfigError` if ``n_initial_points`` exceeds ``n_calls`` (checked for a TOML table,
+        where both are the user's; a config built in Python may ask for fewer calls than its default 10 initial
+        points, and then every call is an initial point)."""
+        if self.n_initial_points > self.n_calls:
+            raise ConfigError(f"{section}.n_initial_points = {self.n_initial_points}: more than {section}.n_calls = "
+                              f"{self.n_calls}; allowed integers in [1, n_calls] (the random points come before "
+                              "the Gaussian process, within the n_calls evaluations)")
+        return self
 
     @staticmethod
     def prunable_layers(model, methods: Sequence[str]) -> list[str]:
@@ -284,7 +303,7 @@ class CompressionSearchConfig:
     def from_dict(cls, table: Any, section: str = "compression") -> "CompressionSearchConfig":
         unknown_keys_error(table, cls, section)
         try:
-            return cls(**table)
+            return cls(**table).check_initial_points()
         except ConfigError as exc:
             if section == "compression":
                 raise

@@ -8,7 +8,7 @@
 - :mod:`.run`: the stage: :func:`run_training` (``eqnn train``) and :func:`train_stage` (typed result).
 """
 
-from .config import MODES, SeedsConfig, TrainingConfig, TrainRunConfig, load_train_config
+from .config import MODES, SeedsConfig, TrainingConfig, TrainRunConfig, cache_folder, load_train_config
 from .equalizer import (
     EQUALIZER_FORMAT,
     EQUALIZER_VERSION,
@@ -19,8 +19,29 @@ from .equalizer import (
     save_equalizer,
 )
 from .evaluate import BareModel, Evaluation, evaluate
-from .fitting import EpochLog, fit, train_model, validation_mask
-from .run import cache_folder, format_table, run_training, train_stage
+
+# The fitting and the stage import TensorFlow: they are imported on first use (PEP 562), so that reading and
+# validating a training TOML (:mod:`.config`) does not start TensorFlow (the equalizer and evaluation modules use
+# the lazy :data:`eqnn.keras2.keras`); :func:`eqnn.quiet.import_tensorflow` starts it quietly.
+_LAZY = {
+    "EpochLog": "fitting", "fit": "fitting", "train_model": "fitting", "validation_mask": "fitting",
+    "format_table": "run", "run_training": "run", "train_stage": "run",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    from ..quiet import import_tensorflow
+
+    import_tensorflow()
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = ["EQUALIZER_FORMAT", "EQUALIZER_VERSION", "MODES", "WEIGHTS_PREFIX", "BareModel", "EpochLog", "Equalizer",
            "Evaluation", "SeedsConfig", "TrainRunConfig", "TrainingConfig", "cache_folder", "evaluate", "fit",

@@ -21,7 +21,8 @@ from ..data import DataConfig, resolve_guard, resolve_taps, window_centres
 from ..models import ModelConfig, model_config_from_dict, model_config_to_dict
 from ..models import check_input as check_model_input
 
-__all__ = ["LR_SCHEDULES", "MODES", "SeedsConfig", "TrainRunConfig", "TrainingConfig", "load_train_config"]
+__all__ = ["LR_SCHEDULES", "MODES", "SeedsConfig", "TrainRunConfig", "TrainingConfig", "cache_folder",
+           "load_train_config"]
 
 MODES = ("per_power", "combined")
 LR_SCHEDULES = ("plateau", "cosine", "constant")
@@ -326,7 +327,39 @@ def _scenario_from_table(table: Any, base_dir: Union[str, Path, None]) -> LinkCo
     return scenario_from_table(table, base_dir)
 
 
-def load_train_config(path: Union[str, Path]) -> TrainRunConfig:
-    """Read a training TOML (format: :class:`TrainRunConfig`). Errors are :class:`channel.ConfigError`."""
+STUDY_TABLES = ("compression", "study")
+
+
+def load_train_config(path: Union[str, Path], *, study_tables: str = "error") -> TrainRunConfig:
+    """Read a training TOML (format: :class:`TrainRunConfig`). Errors are :class:`channel.ConfigError`.
+
+    ``study_tables``: what a study file's ``[compression]`` and ``[study]`` tables (``eqnn run``) do here: "error"
+    (unknown keys, as any other) or "ignore" (``eqnn train`` on a study file: its training part is used).
+    """
     path = Path(path)
-    return TrainRunConfig.from_dict(read_toml(path, "training config"), base_dir=path.parent)
+    check_choice("study_tables", study_tables, ("error", "ignore"))
+    data = read_toml(path, "training config")
+    if study_tables == "ignore":
+        for key in STUDY_TABLES:
+            data.pop(key, None)
+    return TrainRunConfig.from_dict(data, base_dir=path.parent)
+
+
+def cache_folder(configured: Optional[str], out: Union[str, Path], override: Union[str, Path, None, bool] = None
+                 ) -> Optional[Path]:
+    """The simulation cache of a run writing to ``out``: the one rule of ``eqnn train``, ``eqnn compress`` and
+    ``eqnn run``.
+
+    Args:
+        configured: the TOML's ``cache_dir``: a folder, or ``""``/None for the run's own ``<out>/cache``.
+        out: the run's output folder.
+        override: ``--cache`` (a folder, used as given), ``False`` (``--no-cache``: no cache at all), or
+            None/``""`` (not given: ``configured`` decides).
+
+    Returns: the cache folder, or None for no cache.
+    """
+    if override is False:
+        return None
+    if override not in (None, "") and override is not True:
+        return Path(override)
+    return Path(configured) if configured else Path(out) / "cache"

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
-import tf_keras as keras
 
 import channel
 from channel import Transmission
@@ -37,6 +36,7 @@ from channel import Transmission
 from ..complexity import model_complexity
 from ..data import DataConfig, Normalization, WindowSet, make_windows, targets_to_complex, window_centres
 from ..data_blocks import BlockSet, block_plan, cut, make_blocks, stitch, stream_features
+from ..keras2 import keras  # tf_keras, imported on first use
 from ..models import (
     BlockGeometry,
     ModelConfig,
@@ -49,7 +49,8 @@ from ..models import (
 from ..report import jsonable
 
 __all__ = ["EQUALIZER_FORMAT", "EQUALIZER_VERSION", "Equalizer", "blocks_of", "complexity_arguments",
-           "load_equalizer", "predict_blocks", "predict_stream", "predict_symbols", "save_equalizer", "training_set"]
+           "load_equalizer", "predict_blocks", "predict_stream", "predict_symbols", "read_equalizer_meta",
+           "save_equalizer", "training_set"]
 
 EQUALIZER_FORMAT = "eqnn-equalizer"
 EQUALIZER_VERSION = 3  # 3: weight_bits / activation_bits recorded; version 2 folders load with both None
@@ -268,24 +269,58 @@ def save_equalizer(equalizer: Equalizer, path: Union[str, Path]) -> Path:
     return path
 
 
-def load_equalizer(path: Union[str, Path]) -> Equalizer:
-    """Load a folder written by :func:`save_equalizer`: rebuild the model from its JSON config and
-    restore the weights (checksums verified; nothing is unpickled)."""
+META_KEYS = ("model", "data", "input_shape", "n_outputs", "weights", "weights_sha256", "normalization")
+
+
+def read_equalizer_meta(path: Union[str, Path]) -> dict:
+    """The checked ``equalizer.json`` of a folder written by :func:`save_equalizer`, without TensorFlow: readable
+    UTF-8 JSON, an object of this format and version with every entry a model needs (:data:`META_KEYS`), a model
+    and data config that validate, and weight files whose checksums match. Anything else raises
+    :class:`channel.CorruptFileError` in one line that names the file and what to do; a folder without the file,
+    FileNotFoundError."""
     path = Path(path)
     meta_path = path / "equalizer.json"
     if not meta_path.is_file():
         raise FileNotFoundError(f"{path}: no equalizer.json (not a saved equalizer)")
+    advice = f"the saved equalizer is damaged: delete {path} and train the model again"
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise channel.CorruptFileError(f"{meta_path}: not UTF-8 text (byte {exc.start}); {advice}") from None
     except json.JSONDecodeError as exc:
-        raise channel.CorruptFileError(f"{meta_path}: not valid JSON: {exc}") from exc
+        raise channel.CorruptFileError(f"{meta_path}: not valid JSON ({exc}); {advice}") from exc
+    except OSError as exc:
+        raise channel.CorruptFileError(f"{meta_path}: cannot be read ({exc.strerror or exc}); {advice}") from exc
+    if not isinstance(meta, dict):
+        raise channel.CorruptFileError(f"{meta_path}: a JSON {type(meta).__name__}, not an object; {advice}")
     if meta.get("format") != EQUALIZER_FORMAT or meta.get("version") not in READABLE_VERSIONS:
         raise channel.CorruptFileError(f"{meta_path}: format {meta.get('format')!r} version {meta.get('version')!r}, "
                                        f"expected {EQUALIZER_FORMAT!r} version "
                                        f"{' or '.join(map(str, READABLE_VERSIONS))}")
-    digests = _file_digests(path)
-    if digests != meta["weights_sha256"]:
+    missing = [k for k in META_KEYS if k not in meta]
+    if missing:
+        raise channel.CorruptFileError(f"{meta_path}: missing entr{'y' if len(missing) == 1 else 'ies'} "
+                                       f"{', '.join(missing)}; {advice}")
+    try:
+        model_config_from_dict(meta["model"], saved=True)
+        DataConfig.from_dict(meta["data"])
+        shape = tuple(int(v) for v in meta["input_shape"])
+        int(meta["n_outputs"])
+        if not isinstance(meta["weights"], str) or not isinstance(meta["weights_sha256"], dict) or len(shape) != 2:
+            raise TypeError("weights, weights_sha256 or input_shape of the wrong type")
+    except (channel.ConfigError, TypeError, ValueError) as exc:
+        raise channel.CorruptFileError(f"{meta_path}: {exc}; {advice}") from exc
+    if _file_digests(path) != meta["weights_sha256"]:
         raise channel.CorruptFileError(f"{path}: weight files missing or altered (checksum mismatch)")
+    return meta
+
+
+def load_equalizer(path: Union[str, Path]) -> Equalizer:
+    """Load a folder written by :func:`save_equalizer`: rebuild the model from its JSON config and
+    restore the weights (checksums verified; nothing is unpickled). A damaged folder raises
+    :class:`channel.CorruptFileError` (:func:`read_equalizer_meta`)."""
+    path = Path(path)
+    meta = read_equalizer_meta(path)
     model_config = model_config_from_dict(meta["model"], saved=True)  # older records: former defaults
     data_config = DataConfig.from_dict(meta["data"])
     model = build_model(model_config, tuple(meta["input_shape"]), int(meta["n_outputs"]))

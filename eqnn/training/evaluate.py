@@ -11,12 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
-import tf_keras as keras
-
 from channel import Metrics, Transmission, evaluate_symbols
 from channel.receiver import complex_gain, normalize
 
 from ..data import DataConfig, Normalization
+from ..keras2 import keras  # tf_keras, imported on first use
 from ..models import check_keras_model
 from ..records import QRow
 from .equalizer import Equalizer

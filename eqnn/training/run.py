@@ -9,10 +9,14 @@ transmissions, train (or reuse) every model, evaluate it next to CDC and DBP, wr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
+import io
 import json
+import re
+import sys
 import time
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
@@ -23,35 +27,74 @@ from channel import LinkConfig, Transmission
 from ..data import check_independent, fit_normalization, resolve_guard, resolve_taps
 from ..execution import InProcess
 from ..models import model_config_to_dict
+from ..quiet import import_tensorflow
 from ..records import QRow, TrainedModel, TrainingResult, best_per_method
 from ..references import dsp_complexity
 from ..report import format_q_table, jsonable, plot_q_vs_power, write_csv, write_json
-from . import fitting
-from .config import TrainRunConfig, load_train_config
+from .config import TrainRunConfig, cache_folder, load_train_config
 from .equalizer import Equalizer, blocks_of, load_equalizer, save_equalizer, training_set
 from .evaluate import Evaluation, evaluate
 
 __all__ = ["cache_folder", "format_table", "run_training", "train_stage"]
 
 
-def cache_folder(configured: Optional[str], out: Union[str, Path], override: Union[str, Path, None, bool] = None
-                 ) -> Optional[Path]:
-    """The simulation cache of a run writing to ``out``: the one rule of ``eqnn train``, ``eqnn compress`` and
-    ``eqnn run``.
+# the line fitting.EpochLog prints per epoch: "  <label> epoch <e>/<E>  loss ...  <seconds> s"
+_EPOCH_LINE = re.compile(r"^\s*(?P<label>\S+) epoch (?P<epoch>\d+)/(?P<epochs>\d+)\s+(?P<rest>.*?)\s*$")
 
-    Args:
-        configured: the TOML's ``cache_dir``: a folder, or ``""``/None for the run's own ``<out>/cache``.
-        out: the run's output folder.
-        override: ``--cache`` (a folder, used as given), ``False`` (``--no-cache``: no cache at all), or
-            None/``""`` (not given: ``configured`` decides).
 
-    Returns: the cache folder, or None for no cache.
-    """
-    if override is False:
-        return None
-    if override not in (None, "") and override is not True:
-        return Path(override)
-    return Path(configured) if configured else Path(out) / "cache"
+class _EpochBar(io.TextIOBase):
+    """Standard output while one model trains: the per-epoch lines of :class:`eqnn.training.fitting.EpochLog`
+    become one tqdm bar of the model (epochs done, the last losses); any other line is written through."""
+
+    def __init__(self, label: str, epochs: int, stream):
+        from tqdm.auto import tqdm
+
+        super().__init__()
+        self.stream, self.buffer_text = stream, ""
+        self.bar = tqdm(total=epochs, desc=f"  {label}", unit="epoch", leave=True, file=sys.stderr,
+                        dynamic_ncols=True)
+
+    def write(self, text: str) -> int:
+        self.buffer_text += text
+        while "\n" in self.buffer_text:
+            line, self.buffer_text = self.buffer_text.split("\n", 1)
+            match = _EPOCH_LINE.match(line)
+            if match is None:
+                if line.strip():
+                    self.bar.write(line, file=self.stream)
+                continue
+            self.bar.total = int(match["epochs"])
+            self.bar.update(int(match["epoch"]) - self.bar.n)
+            rest = re.sub(r"\s+\d+(\.\d+)? s$", "", match["rest"])  # the epoch's seconds: the bar shows the rate
+            self.bar.set_postfix_str(re.sub(r"\s{2,}", ", ", rest), refresh=False)
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.buffer_text.strip():
+            self.stream.write(self.buffer_text)
+        self.bar.close()
+        super().close()
+
+
+@contextlib.contextmanager
+def _epoch_display(label: str, epochs: int, progress: bool, verbose: bool):
+    """How one model's training shows its epochs: nothing (``progress`` off), one line per epoch (``verbose``), or
+    a progress bar of the model (the default); yields the ``progress`` argument of :func:`fitting.train_model`."""
+    if not progress:
+        yield False
+        return
+    if verbose:
+        yield True
+        return
+    bar = _EpochBar(label, epochs, sys.stdout)
+    try:
+        with contextlib.redirect_stdout(bar):
+            yield True
+    finally:
+        bar.close()
 
 
 def _fingerprint(*parts: Any) -> str:
@@ -81,11 +124,15 @@ def _train_pair(p: float, config: TrainRunConfig, cache: Optional[Path], progres
 
 
 def _train_models(config: TrainRunConfig, train_trs: list[Transmission], test_trs: list[Transmission], tag: str,
-                  out: Path, resume: bool, progress: bool, verbose: bool = True, only: Optional[Sequence[int]] = None
-                  ) -> tuple[list[Equalizer], list[TrainedModel]]:
+                  out: Path, resume: bool, progress: bool, verbose: bool = True, epoch_lines: bool = False,
+                  only: Optional[Sequence[int]] = None) -> tuple[list[Equalizer], list[TrainedModel]]:
     """Train (or reuse, when ``resume`` and the saved fingerprint matches) every model on ``train_trs`` and save it
-    in ``out/models/<name>@<tag>``; returns the equalizers and their records. ``verbose``: one line per model.
-    ``only``: the indices of the models of ``config.models`` to train (default: all)."""
+    in ``out/models/<name>@<tag>``; returns the equalizers and their records. ``verbose``: one line per model;
+    ``progress``: a progress bar per model, or with ``epoch_lines`` one line per epoch. ``only``: the indices of
+    the models of ``config.models`` to train (default: all)."""
+    import_tensorflow()  # TensorFlow's start-up lines captured (eqnn.quiet), then the fitting module that needs it
+    from . import fitting
+
     check_independent(train_trs, test_trs)
     normalization = fit_normalization(train_trs, config.data)
     sets: dict = {}  # windows (one set for every windowed model) or blocks per block length (sequence models)
@@ -115,8 +162,9 @@ def _train_models(config: TrainRunConfig, train_trs: list[Transmission], test_tr
             if verbose:
                 print(f"  training {mc.name} @ {tag} on {len(train_set)} {'windows' if kind is None else 'blocks'} "
                       f"of {train_set.input_shape}", flush=True)
-            eq = fitting.train_model(mc, train_set, training, config.data, progress=progress,
-                                     label=f"{mc.name}@{tag}")
+            label = f"{mc.name}@{tag}"
+            with _epoch_display(label, training.epochs, progress, epoch_lines) as show:
+                eq = fitting.train_model(mc, train_set, training, config.data, progress=show, label=label)
             eq.info["fingerprint"] = key
             # the links of its data, so that the data can be simulated again (eqnn compress <model folder>)
             eq.info["train_links"] = [t.config.to_dict() for t in train_trs]
@@ -151,14 +199,14 @@ def _evaluate_job(p: float, config: TrainRunConfig, out: Path, cache: Path) -> E
 
 
 def _power_job(p: float, config: TrainRunConfig, out: Path, cache: Optional[Path], resume: bool, progress: bool,
-               verbose: bool = True) -> tuple[list[TrainedModel], Evaluation]:
+               verbose: bool = True, epoch_lines: bool = False) -> tuple[list[TrainedModel], Evaluation]:
     """Everything of launch power ``p`` in per_power mode, one independent piece of work: the two transmissions,
     every model trained (or reused) and saved, the evaluation; returns (trained models, evaluation)."""
     if verbose:
         print(f"launch power {p:+.2f} dBm", flush=True)
     train_tr, test_tr = _train_pair(p, config, cache, progress)
     equalizers, records = _train_models(config, [train_tr], [test_tr], _power_tag(p), out, resume, progress,
-                                        verbose)
+                                        verbose, epoch_lines)
     return records, evaluate(equalizers, test_tr, batch_size=config.training.predict_batch_size)
 
 
@@ -189,11 +237,12 @@ def _prepare(config: Union[str, Path, TrainRunConfig], powers, dbp) -> TrainRunC
 def train_stage(config: Union[str, Path, TrainRunConfig], out_dir: Union[str, Path],
                 powers: Optional[Sequence[float]] = None, cache_dir: Union[str, Path, None, bool] = None,
                 progress: bool = True, resume: bool = True, dbp: Optional[bool] = None,
-                executor=None) -> TrainingResult:
+                executor=None, verbose: bool = False, tables: bool = True) -> TrainingResult:
     """Train and evaluate the configured NN equalizers at each launch power; write the result files.
 
-    Arguments as :func:`run_training`; returns the typed :class:`eqnn.records.TrainingResult` (the other stages
-    read it; ``results.json`` is its ``to_dict()``).
+    Arguments as :func:`run_training`; ``tables``: print the Q table and the optimum per method (``eqnn run``
+    prints only its final table). Returns the typed :class:`eqnn.records.TrainingResult` (the other stages read it;
+    ``results.json`` is its ``to_dict()``).
     """
     config = _prepare(config, powers, dbp)
     out = Path(out_dir)
@@ -228,7 +277,7 @@ def train_stage(config: Union[str, Path, TrainRunConfig], out_dir: Union[str, Pa
         evaluations = executor.map(job, config.powers_dbm, desc="evaluation (launch powers)", progress=progress)
     elif config.mode == "per_power":
         job = functools.partial(_power_job, config=config, out=where, cache=cache_at, resume=resume,
-                                progress=progress and not remote, verbose=not remote)
+                                progress=progress and not remote, verbose=not remote, epoch_lines=verbose)
         for records, ev in executor.map(job, config.powers_dbm, desc="training (launch powers)", progress=progress):
             models += records
             evaluations.append(ev)
@@ -236,7 +285,7 @@ def train_stage(config: Union[str, Path, TrainRunConfig], out_dir: Union[str, Pa
         job = functools.partial(_train_pair, config=config, cache=cache_at, progress=progress and not remote)
         pairs = executor.map(job, config.powers_dbm, desc="transmissions (launch powers)", progress=progress)
         equalizers, models = _train_models(config, [a for a, _ in pairs], [b for _, b in pairs], "combined", out,
-                                           resume, progress)
+                                           resume, progress, epoch_lines=verbose)
         for _, test_tr in pairs:
             evaluations.append(evaluate(equalizers, test_tr, batch_size=config.training.predict_batch_size))
     models = [m.moved_to(str(out / "models" / Path(m.folder).name)) for m in models]  # as this process names them
@@ -249,14 +298,15 @@ def train_stage(config: Union[str, Path, TrainRunConfig], out_dir: Union[str, Pa
                             optimum=best_per_method(rows, list(dict.fromkeys(r.method for r in rows))),
                             evaluations=tuple(evaluations), models=tuple(models),
                             wall_time_s=time.perf_counter() - start)
-    _write(result, out, config, evaluations)
+    _write(result, out, config, evaluations, tables)
     print(f"\nwrote {out / 'results.json'}, {out / 'results.csv'}, {out / 'q_vs_power.png'}, {out / 'models'} "
           f"in {time.perf_counter() - start:.0f} s", flush=True)
     return result
 
 
-def _write(result: TrainingResult, out: Path, config: TrainRunConfig, evaluations: list[Evaluation]) -> None:
-    """``results.json``, ``results.csv``, ``q_vs_power.png`` and the printed tables."""
+def _write(result: TrainingResult, out: Path, config: TrainRunConfig, evaluations: list[Evaluation],
+           tables: bool = True) -> None:
+    """``results.json``, ``results.csv``, ``q_vs_power.png`` and (``tables``) the printed tables."""
     link = config.scenario
     data = result.to_dict()
     rows, methods = data["rows"], result.methods
@@ -266,6 +316,8 @@ def _write(result: TrainingResult, out: Path, config: TrainRunConfig, evaluation
                     title=f"{config.name}: {link.link.n_spans}x{link.link.span_length_km:g} km, "
                           f"{link.transmitter.modulation} {link.transmitter.symbol_rate_gbd:g} GBd, "
                           f"{evaluations[0].polarizations}-pol, N={resolve_taps(config.data, link)}")
+    if not tables:
+        return
     print(format_table(rows, methods, list(config.powers_dbm)))
     print("\noptimum per method (Q from BER where measured, else from SNR; real multiplications per recovered "
           "symbol from eqnn.complexity):")
@@ -276,7 +328,8 @@ def _write(result: TrainingResult, out: Path, config: TrainRunConfig, evaluation
 
 def run_training(config: Union[str, Path, TrainRunConfig], out_dir: Union[str, Path],
                  powers: Optional[Sequence[float]] = None, cache_dir: Union[str, Path, None, bool] = None,
-                 progress: bool = True, resume: bool = True, dbp: Optional[bool] = None, executor=None) -> dict:
+                 progress: bool = True, resume: bool = True, dbp: Optional[bool] = None, executor=None,
+                 verbose: bool = False) -> dict:
     """Train and evaluate the configured NN equalizers at each launch power; write results.
 
     Args:
@@ -286,7 +339,8 @@ def run_training(config: Union[str, Path, TrainRunConfig], out_dir: Union[str, P
         powers: launch powers (dBm) overriding ``config.powers_dbm``.
         cache_dir: simulation cache folder overriding ``config.cache_dir``; ``False`` disables caching
             (:func:`cache_folder`: a ``cache_dir`` of ``""`` is ``<out_dir>/cache``).
-        progress: print simulation progress and one line per training epoch.
+        progress: simulation progress and a progress bar per trained model (epochs, losses).
+        verbose: with ``progress``, one line per training epoch instead of the bar.
         resume: reuse a saved model in ``out_dir/models`` whose configs and training data match
             (an interrupted run continues where it stopped).
         dbp: overrides ``config.dbp`` (compute DBP on the test transmissions).
@@ -299,7 +353,7 @@ def run_training(config: Union[str, Path, TrainRunConfig], out_dir: Union[str, P
     ``models`` (training summaries), ``optimum`` (best power per method) and the config.
     """
     return train_stage(config, out_dir, powers=powers, cache_dir=cache_dir, progress=progress, resume=resume,
-                       dbp=dbp, executor=executor).to_dict()
+                       dbp=dbp, executor=executor, verbose=verbose).to_dict()
 
 
 def format_table(rows: list[dict], methods: list[str], powers: list[float]) -> str:
