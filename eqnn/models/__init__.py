@@ -71,9 +71,9 @@ ModelConfig = Union[MLPConfig, LSTMConfig, BiLSTMConfig, GRUConfig, BiGRUConfig,
                     LDBPConfig]
 
 __all__ = ["ACTIVATIONS", "BiGRUConfig", "BiLSTMConfig", "BlockGeometry", "CNNBiLSTMConfig", "CustomInput", "FAMILIES",
-           "GRUConfig", "LDBPConfig", "LSTMConfig", "MAX_UNITS", "MLPConfig", "MODEL_TYPES", "ModelConfig", "ModelFamily", "READOUTS", "ROLES",
-           "RecurrentConfig", "SequenceConfig", "block_geometry", "build_bilstm", "build_cnn_bilstm", "build_lstm",
-           "build_ldbp", "build_mlp", "build_recurrent", "build_model", "build_sequence", "check_input", "check_keras_model",
-           "count_parameters", "custom_input_of", "family_of", "layer_roles",
-           "model_config_from_dict", "model_config_to_dict", "prunable_layers", "register_model_family",
+           "GRUConfig", "LDBPConfig", "LSTMConfig", "MAX_UNITS", "MLPConfig", "MODEL_TYPES", "ModelConfig",
+           "ModelFamily", "READOUTS", "ROLES", "RecurrentConfig", "SequenceConfig", "block_geometry", "build_bilstm",
+           "build_cnn_bilstm", "build_ldbp", "build_lstm", "build_mlp", "build_model", "build_recurrent",
+           "build_sequence", "check_input", "check_keras_model", "count_parameters", "custom_input_of", "family_of",
+           "layer_roles", "model_config_from_dict", "model_config_to_dict", "prunable_layers", "register_model_family",
            "resized_config", "unregister_model_family"]
