@@ -6,6 +6,7 @@ through, and one module per built-in type family that registers itself:
 - :mod:`.gru`: GRU, Bidirectional(GRU) (``reset_after=True``).
 - :mod:`.conv1d`: Conv1D.
 - :mod:`.free`: activations, reshaping, dropout / noise, BatchNormalization (no multiplicative weights).
+- :mod:`.ldbp`: the complex FIR, nonlinear phase and polarization selection of learned DBP.
 
 A new layer type (e.g. SimpleRNN: a :class:`.recurrent.RecurrentCell` and :func:`.recurrent.register_recurrent_cell`,
 as :mod:`.gru` does) is one module that builds a :class:`LayerType` and calls :func:`register_layer_type`.
@@ -24,7 +25,7 @@ from .registry import (
     structure_of,
     unregister_layer_type,
 )
-from . import dense, recurrent, gru, conv1d, free  # noqa: F401  (registration)
+from . import dense, recurrent, gru, conv1d, free, ldbp  # noqa: F401  (registration)
 
 __all__ = ["LAYER_TYPES", "STRUCTURES", "LayerType", "find_layer_type", "layer_kind", "recurrent_layers",
            "register_layer_type", "structure_of", "unregister_layer_type"]

@@ -17,6 +17,8 @@ Families (names used in TOML ``type = ...``), each registered by its module thro
 - ``sequence`` (:mod:`.sequence`): many-to-many over blocks of symbols ``(T, 4) -> (T, n_outputs)``: stacked
   LSTM / biLSTM / GRU / biGRU (return_sequences) or dilated "same" Conv1D layers, then a per-time-step
   Dense(n_outputs); inference in overlapping blocks (:mod:`eqnn.data_blocks`).
+- ``ldbp`` (:mod:`.ldbp`): learned digital back-propagation on the received field before CDC (complex FIRs and
+  nonlinear phase rotations, initialized as DBP; :mod:`eqnn.data_field`).
 
 Layer names belong to their family module; the rest of the toolkit asks the family
 (:func:`layer_roles`, :func:`resized_config`, :func:`check_input`) instead of naming layers.
@@ -42,16 +44,19 @@ from .recurrent import (
 )
 from .cnn import CNNBiLSTMConfig, build_cnn_bilstm
 from .sequence import SequenceConfig, build_sequence
+from .ldbp import LDBPConfig, build_ldbp
 from .common import ACTIVATIONS, MAX_UNITS, check_keras_model, count_parameters
 from .registry import (
     FAMILIES,
     MODEL_TYPES,
     ROLES,
     BlockGeometry,
+    CustomInput,
     ModelFamily,
     block_geometry,
     build_model,
     check_input,
+    custom_input_of,
     family_of,
     layer_roles,
     model_config_from_dict,
@@ -62,12 +67,13 @@ from .registry import (
     unregister_model_family,
 )
 
-ModelConfig = Union[MLPConfig, LSTMConfig, BiLSTMConfig, GRUConfig, BiGRUConfig, CNNBiLSTMConfig, SequenceConfig]
+ModelConfig = Union[MLPConfig, LSTMConfig, BiLSTMConfig, GRUConfig, BiGRUConfig, CNNBiLSTMConfig, SequenceConfig,
+                    LDBPConfig]
 
-__all__ = ["ACTIVATIONS", "BiGRUConfig", "BiLSTMConfig", "BlockGeometry", "CNNBiLSTMConfig", "FAMILIES", "GRUConfig",
-           "LSTMConfig", "MAX_UNITS", "MLPConfig", "MODEL_TYPES", "ModelConfig", "ModelFamily", "READOUTS", "ROLES",
-           "RecurrentConfig", "SequenceConfig", "block_geometry", "build_bilstm", "build_cnn_bilstm", "build_lstm",
-           "build_mlp", "build_recurrent", "build_model", "build_sequence", "check_input", "check_keras_model",
-           "count_parameters", "family_of", "layer_roles",
-           "model_config_from_dict", "model_config_to_dict", "prunable_layers", "register_model_family",
+__all__ = ["ACTIVATIONS", "BiGRUConfig", "BiLSTMConfig", "BlockGeometry", "CNNBiLSTMConfig", "CustomInput", "FAMILIES",
+           "GRUConfig", "LDBPConfig", "LSTMConfig", "MAX_UNITS", "MLPConfig", "MODEL_TYPES", "ModelConfig",
+           "ModelFamily", "READOUTS", "ROLES", "RecurrentConfig", "SequenceConfig", "block_geometry", "build_bilstm",
+           "build_cnn_bilstm", "build_ldbp", "build_lstm", "build_mlp", "build_model", "build_recurrent",
+           "build_sequence", "check_input", "check_keras_model", "count_parameters", "custom_input_of", "family_of",
+           "layer_roles", "model_config_from_dict", "model_config_to_dict", "prunable_layers", "register_model_family",
            "resized_config", "unregister_model_family"]

@@ -41,6 +41,8 @@ class ModelFamily:
             record (``model_config_from_dict(..., saved=True)``) that lacks the field was built with that value.
         blocks: for a sequence (many-to-many) family, ``blocks(config) -> BlockGeometry`` (training block length,
             inference block, overlap); None: the family takes windows (many-to-one).
+        custom_input: for a family whose input is not the received symbols after CDC (e.g. ``ldbp``: the received
+            field), how it is prepared, trained, applied and costed (:class:`CustomInput`); None: windows or blocks.
     """
 
     config: type
@@ -51,6 +53,7 @@ class ModelFamily:
     prunable: Optional[Callable[[Any], list]] = None
     saved_defaults: dict = dataclasses.field(default_factory=dict)
     blocks: Optional[Callable[[Any], "BlockGeometry"]] = None
+    custom_input: Optional["CustomInput"] = None
 
     @property
     def type(self) -> str:
@@ -69,6 +72,39 @@ class BlockGeometry:
     @property
     def delivered(self) -> int:
         return self.inference_block - 2 * self.overlap
+
+
+@dataclass(frozen=True)
+class CustomInput:
+    """The data hooks of a family with its own input (:attr:`ModelFamily.custom_input`; :mod:`eqnn.models.ldbp`).
+
+    Attributes:
+        prepare: ``prepare(config, train_transmissions) -> config``: the config resolved from the training data
+            before the model is built (e.g. the link quantities an LDBP is initialized from); idempotent.
+        training_set: ``training_set(config, transmissions, data_config) -> set`` with arrays ``.x``, ``.y``,
+            ``.block`` and the attributes of :class:`eqnn.data.WindowSet` that :func:`eqnn.training.fit` and
+            :func:`eqnn.training.train_model` read (``input_shape``, ``n_outputs``, ``taps``, ``guard``,
+            ``normalization``, ``launch_powers_dbm``, ``seeds``).
+        predict: ``predict(model, config, transmission, data_config, batch_size) -> (symbols complex (n_pol,
+            n_centres), centres)`` at the window centres of ``data_config`` (the symbols every method is evaluated on).
+        complexity_arguments: ``(config, n_outputs) -> dict`` of extra arguments of
+            :func:`eqnn.complexity.model_complexity` (e.g. ``time_steps``, ``symbols_per_window``).
+        input_shape: ``input_shape(config) -> (T, features)`` the model is saved with.
+    """
+
+    prepare: Callable[[Any, Any], Any]
+    training_set: Callable[..., Any]
+    predict: Callable[..., Any]
+    complexity_arguments: Callable[[Any, int], dict]
+    input_shape: Callable[[Any], tuple]
+
+
+def custom_input_of(config: Any) -> Optional[CustomInput]:
+    """The :class:`CustomInput` of ``config``'s family; None for a windowed or sequence family (or a bare label)."""
+    try:
+        return family_of(config).custom_input
+    except TypeError:
+        return None
 
 
 FAMILIES: dict[str, ModelFamily] = {}

@@ -7,7 +7,8 @@
   unpickled.
 - :func:`predict_symbols`: run a model on windows with a large batch and de-normalize.
 - :func:`predict_stream`: run a sequence (many-to-many) model over a transmission in overlapping blocks.
-- :func:`training_set`: the training data of a model config: windows, or blocks for a sequence family.
+- :func:`training_set`: the training data of a model config: windows, blocks for a sequence family, or a field
+  family's own input (learned DBP: blocks of the received field, :mod:`eqnn.data_field`).
 
 Dispatch on the input kind. A windowed family (many-to-one) sees windows (:func:`eqnn.data.make_windows`); a
 sequence family (``ModelFamily.blocks``, :mod:`eqnn.models.sequence`) trains on blocks
@@ -42,6 +43,7 @@ from ..models import (
     ModelConfig,
     build_model,
     check_keras_model,
+    custom_input_of,
     family_of,
     model_config_from_dict,
     model_config_to_dict,
@@ -109,6 +111,9 @@ class Equalizer:
     @property
     def input_shape(self) -> tuple[int, int]:
         """Windows ``(2N + 1, 4)``; a sequence model: its training blocks ``(L, 4)``."""
+        custom = custom_input_of(self.model_config)
+        if custom is not None:
+            return tuple(custom.input_shape(self.model_config))
         geometry = self.blocks
         if geometry is not None:
             return (int(geometry.block_length), 4)
@@ -124,7 +129,11 @@ class Equalizer:
     def predict_transmission(self, transmission: Transmission, batch_size: int = 8192
                              ) -> tuple[np.ndarray, np.ndarray]:
         """(equalized symbols complex (n_pol, n_centres), centres int64): at the window centres of the data config
-        for windowed and sequence models alike (the same symbols, for a fair comparison)."""
+        for windowed, sequence and field (:attr:`eqnn.models.ModelFamily.custom_input`) models alike (the same
+        symbols, for a fair comparison)."""
+        custom = custom_input_of(self.model_config)
+        if custom is not None:
+            return custom.predict(self.model, self.model_config, transmission, self.data_config, batch_size)
         if self.blocks is None:
             windows = self.windows(transmission)
             return self.predict(windows, batch_size), windows.centres
@@ -174,7 +183,10 @@ def blocks_of(model_config) -> Optional[BlockGeometry]:
 def complexity_arguments(model_config, n_outputs: int) -> dict:
     """Extra arguments of :func:`eqnn.complexity.model_complexity` for a model of ``model_config``: none for a
     windowed family; for a sequence family one inference block (``time_steps = B``) delivering
-    ``symbols_per_window = (B - 2 O) n_outputs / 2`` symbols."""
+    ``symbols_per_window = (B - 2 O) n_outputs / 2`` symbols; a family with a custom input says itself."""
+    custom = custom_input_of(model_config)
+    if custom is not None:
+        return dict(custom.complexity_arguments(model_config, int(n_outputs)))
     geometry = blocks_of(model_config)
     if geometry is None:
         return {}
@@ -184,7 +196,11 @@ def complexity_arguments(model_config, n_outputs: int) -> dict:
 
 def training_set(model_config, transmissions, data_config: DataConfig, normalization: Normalization
                  ) -> Union[WindowSet, BlockSet]:
-    """The training data of ``model_config``: windows, or blocks of its ``block_length`` for a sequence family."""
+    """The training data of ``model_config``: windows, blocks of its ``block_length`` for a sequence family, or
+    the family's own (:attr:`eqnn.models.ModelFamily.custom_input`; ``normalization`` unused)."""
+    custom = custom_input_of(model_config)
+    if custom is not None:
+        return custom.training_set(model_config, transmissions, data_config)
     geometry = blocks_of(model_config)
     if geometry is None:
         return make_windows(transmissions, data_config, normalization)

@@ -26,7 +26,7 @@ from channel import LinkConfig, Transmission
 
 from ..data import check_independent, fit_normalization, resolve_guard, resolve_taps
 from ..execution import InProcess
-from ..models import model_config_to_dict
+from ..models import custom_input_of, model_config_to_dict
 from ..quiet import import_tensorflow
 from ..records import QRow, TrainedModel, TrainingResult, best_per_method
 from ..references import dsp_complexity
@@ -154,8 +154,13 @@ def _train_models(config: TrainRunConfig, train_trs: list[Transmission], test_tr
                 if verbose:
                     print(f"  {mc.name} @ {tag}: cannot reuse {folder} ({exc}); retraining", flush=True)
         if eq is None:
-            geometry = blocks_of(mc)
-            kind = None if geometry is None else geometry.block_length
+            custom = custom_input_of(mc)
+            if custom is not None:  # its own input (learned DBP: the received field), resolved from the training data
+                mc = custom.prepare(mc, train_trs)
+                kind = ("custom", model_config_to_dict(mc).__repr__())
+            else:
+                geometry = blocks_of(mc)
+                kind = None if geometry is None else geometry.block_length
             if kind not in sets:
                 sets[kind] = training_set(mc, train_trs, config.data, normalization)
             train_set = sets[kind]
