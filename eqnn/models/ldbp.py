@@ -61,7 +61,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Optional, Union
 
 import numpy as np
-import tf_keras as keras
+from ..keras2 import keras  # tf_keras, imported on first use (configs validate without TensorFlow)
 
 from channel.validation import ConfigError, check_choice, check_int, check_number
 
