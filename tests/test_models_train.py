@@ -433,4 +433,4 @@ def test_families_answer_for_their_layers():
         assert set(roles) == {layer.name for layer in model.layers if layer.weights}
         assert roles["output"] == "output" and "output" not in models.prunable_layers(config)
         assert models.resized_config(config, model) == config
-    assert list(models.MODEL_TYPES) == ["mlp", "lstm", "bilstm", "gru", "bigru", "cnn_bilstm", "sequence"]
+    assert list(models.MODEL_TYPES) == ["mlp", "lstm", "bilstm", "gru", "bigru", "cnn_bilstm", "sequence", "ldbp"]
