@@ -23,7 +23,6 @@ import argparse
 import math
 from pathlib import Path
 
-import numpy as np
 from scipy.optimize import brentq
 
 import channel
@@ -39,7 +38,8 @@ def snr_from_q_db(q_db: float) -> float:
     return brentq(lambda s: q_factor_from_snr_db(s, "64QAM") - q_db, 0.0, 40.0)
 
 
-def measure(link: channel.LinkConfig, powers: list[float], cache: str | None) -> dict[float, tuple[float, float, float]]:
+def measure(link: channel.LinkConfig, powers: list[float],
+            cache: str | None) -> dict[float, tuple[float, float, float]]:
     """{power: (CDC SNR dB, CDC Q dB from bit errors, ASE-only SNR dB)} on the evaluated symbols."""
     out = {}
     for p in powers:

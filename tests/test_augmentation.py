@@ -6,14 +6,13 @@ import dataclasses
 
 import numpy as np
 import pytest
+from test_data import small_link
 
 import channel
 from channel import ConfigError
 from channel.fiber import FiberParameters, SplitStepFourier
 from eqnn.data import DataConfig, fit_normalization, make_windows, symbol_features, symbol_targets
 from eqnn.data_blocks import make_blocks
-
-from test_data import small_link
 
 
 @pytest.fixture(scope="module")

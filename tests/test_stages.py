@@ -212,7 +212,8 @@ def test_one_rule_matches_launch_powers(tmp_path):
     assert "7.00 [6.90,7.10]" in format_q_table([row], ["CDC"], [0.3])
     path = tmp_path / "s.toml"
     path.write_text('name = "tiny"\npowers_dbm = [0.3]\n' + TINY_TRAINING
-                    + "[compression]\nn_calls = 2\nn_initial_points = 2\nweight_bits = [4, 6]\n[study]\ncompress_at = 0.30000000000000004\n")
+                    + "[compression]\nn_calls = 2\nn_initial_points = 2\nweight_bits = [4, 6]\n"
+                    + "[study]\ncompress_at = 0.30000000000000004\n")
     assert load_study(path).compress_at == 0.3
     from eqnn.records import same_power
 

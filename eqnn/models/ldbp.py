@@ -61,11 +61,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Optional, Union
 
 import numpy as np
-from ..keras2 import keras  # tf_keras, imported on first use (configs validate without TensorFlow)
 
 from channel.validation import ConfigError, check_choice, check_int, check_number
 
 from ..data_field import FIELD_UNIT_W  # the model input's unit: sqrt(mW) (|A|^2 of order 1 at the powers studied)
+from ..keras2 import keras  # tf_keras, imported on first use (configs validate without TensorFlow)
 from .common import check_name, keras_name
 from .registry import CustomInput, ModelFamily, register_model_family
 
