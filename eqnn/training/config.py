@@ -244,7 +244,11 @@ class TrainRunConfig:
         for n, v in overrides:
             if n not in names:
                 raise ConfigError(f"model_training: no model named {n!r} (models: {names})")
-            _from_table(TrainingConfig, {**self.training.to_dict(), **v}, f"models[{names.index(n)}].training")
+            section = f"models[{names.index(n)}].training"
+            try:
+                _from_table(TrainingConfig, {**self.training.to_dict(), **v}, section)
+            except ConfigError as exc:
+                raise ConfigError(f"{section}: {exc}") from None
         object.__setattr__(self, "model_training", tuple((n, v) for n, v in overrides if v))
 
     def training_for(self, name: str) -> TrainingConfig:
@@ -311,10 +315,6 @@ class TrainRunConfig:
                 table = m.pop("training")
                 if not isinstance(table, dict):
                     raise ConfigError(f"models[{i}].training = {table!r}: must be a table of [training] keys")
-                try:
-                    _from_table(TrainingConfig, {**kwargs["training"].to_dict(), **table}, f"models[{i}].training")
-                except ConfigError as exc:
-                    raise ConfigError(f"models[{i}].training: {exc}") from None
                 overrides.append((m.get("name"), table))
             parsed.append(model_config_from_dict(m, f"models[{i}]"))
         kwargs["models"] = tuple(parsed)
