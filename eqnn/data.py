@@ -330,6 +330,10 @@ class WindowSet:
                                    block=self.block[index], tx_indices=tx, offset=self.offset[:, index],
                                    y_swap=None if self.y_swap is None else self.y_swap[index])
 
+    def symbol_indices(self) -> np.ndarray:
+        """int64 (n_pol, n_windows): the transmitted indices in the order of :meth:`outputs_to_symbols`."""
+        return self.tx_indices
+
     def target_symbols(self) -> np.ndarray:
         """complex (n_pol, n_windows): the de-normalized targets (transmitted symbols)."""
         return self.outputs_to_symbols(self.y)

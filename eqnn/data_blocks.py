@@ -38,6 +38,7 @@ from .data import (
     _check_same_geometry,
     _raw_targets,
     symbol_features,
+    targets_to_complex,
     window_centres,
 )
 
@@ -56,6 +57,10 @@ class BlockSet:
         taps: N of the data config (the evaluated symbols).  guard: guard symbols per edge.
         normalization: what was applied.  launch_powers_dbm, seeds, modulation: of the transmissions.
         augment, y_swap: as :class:`eqnn.data.WindowSet`'s (``y_swap`` shaped like ``y``).
+        offset: complex128 (n_blocks, L, n_pol) added to the de-normalized outputs to give the equalized symbols
+            (the received symbols in residual mode, zeros otherwise), or None (unknown: no symbols from outputs).
+        tx_indices: int64 (n_blocks, L, n_pol) transmitted symbol indices at every position (target
+            polarizations), or None.
     """
 
     x: np.ndarray
@@ -70,9 +75,26 @@ class BlockSet:
     modulation: str = ""
     augment: tuple[str, ...] = ()
     y_swap: np.ndarray | None = None
+    offset: np.ndarray | None = None
+    tx_indices: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
+
+    def outputs_to_symbols(self, outputs: np.ndarray) -> np.ndarray:
+        """Model outputs (n_blocks, L, n_outputs), normalized -> equalized symbols, complex (n_pol, n_blocks L),
+        block after block."""
+        if self.offset is None:
+            raise DataError("these blocks carry no offsets (made without make_blocks): no symbols from outputs")
+        outputs = np.asarray(outputs).reshape(-1, self.n_outputs)
+        return targets_to_complex(self.normalization.invert_y(outputs)) + self.offset.reshape(-1,
+                                                                                                self.offset.shape[-1]).T
+
+    def symbol_indices(self) -> np.ndarray:
+        """int64 (n_pol, n_blocks L): the transmitted indices in the order of :meth:`outputs_to_symbols`."""
+        if self.tx_indices is None:
+            raise DataError("these blocks carry no transmitted indices (made without make_blocks)")
+        return self.tx_indices.reshape(-1, self.tx_indices.shape[-1]).T
 
     @property
     def block_length(self) -> int:
@@ -92,8 +114,11 @@ class BlockSet:
         return self.block_length
 
     def take(self, index: Union[slice, np.ndarray]) -> "BlockSet":
+        def pick(a):
+            return None if a is None else a[index]
         return dataclasses.replace(self, x=self.x[index], y=self.y[index], starts=self.starts[index],
-                                   block=self.block[index], y_swap=None if self.y_swap is None else self.y_swap[index])
+                                   block=self.block[index], y_swap=pick(self.y_swap), offset=pick(self.offset),
+                                   tx_indices=pick(self.tx_indices))
 
 
 def stream_features(transmission: Transmission, guard: int, normalization: Normalization) -> np.ndarray:
@@ -115,7 +140,8 @@ def make_blocks(transmissions: Union[Transmission, Sequence[Transmission]], conf
         raise DataError(f"normalization has {len(normalization.x_mean)} features / {len(normalization.y_mean)} "
                         f"outputs; the data config needs {FEATURES_PER_SYMBOL} / {config.n_outputs}")
     L = int(block_length)
-    xs, ys, ss, bs, swaps = [], [], [], [], []
+    xs, ys, ss, bs, swaps, offsets, indices = [], [], [], [], [], [], []
+    pols = list(config.polarizations)
     for b, t in enumerate(items):
         n = t.rx_cdc.shape[-1]
         window_centres(n, taps, guard)  # the same length checks as windows
@@ -132,13 +158,17 @@ def make_blocks(transmissions: Union[Transmission, Sequence[Transmission]], conf
         if "polarization_swap" in config.augment:
             swapped = normalization.apply_y(_raw_targets(t, positions, config, swapped=True)).astype(np.float32)
             swaps.append(swapped.reshape(n_blocks, L, config.n_outputs))
+        offset = t.rx_cdc[pols][:, positions] if config.residual else np.zeros((len(pols), positions.size))
+        offsets.append(offset.T.reshape(n_blocks, L, len(pols)).astype(np.complex128))
+        indices.append(t.tx_indices[pols][:, positions].T.reshape(n_blocks, L, len(pols)).astype(np.int64))
         ss.append(guard + L * np.arange(n_blocks, dtype=np.int64))
         bs.append(np.full(n_blocks, b, dtype=np.int64))
     return BlockSet(x=np.concatenate(xs), y=np.concatenate(ys), starts=np.concatenate(ss), block=np.concatenate(bs),
                     taps=taps, guard=guard, normalization=normalization,
                     launch_powers_dbm=[t.config.transmitter.launch_power_dbm for t in items],
                     seeds=[t.config.transmitter.seed for t in items], modulation=items[0].modulation,
-                    augment=config.augment, y_swap=np.concatenate(swaps) if swaps else None)
+                    augment=config.augment, y_swap=np.concatenate(swaps) if swaps else None,
+                    offset=np.concatenate(offsets), tx_indices=np.concatenate(indices))
 
 
 @dataclass(frozen=True)
