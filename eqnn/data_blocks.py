@@ -21,7 +21,6 @@ windowed model of the same data config is.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Sequence, Union
 
@@ -33,6 +32,7 @@ from .data import (
     FEATURES_PER_SYMBOL,
     DataConfig,
     DataError,
+    ItemSet,
     Normalization,
     _as_list,
     _check_same_geometry,
@@ -46,7 +46,7 @@ __all__ = ["BlockPlan", "BlockSet", "block_plan", "cut", "make_blocks", "stream_
 
 
 @dataclass
-class BlockSet:
+class BlockSet(ItemSet):
     """Training blocks of one or several transmissions, normalized, ready for a sequence model.
 
     Attributes:
@@ -78,8 +78,7 @@ class BlockSet:
     offset: np.ndarray | None = None
     tx_indices: np.ndarray | None = None
 
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
+    ITEM_AXES = {**ItemSet.ITEM_AXES, "starts": 0, "offset": 0, "tx_indices": 0}
 
     def outputs_to_symbols(self, outputs: np.ndarray) -> np.ndarray:
         """Model outputs (n_blocks, L, n_outputs), normalized -> equalized symbols, complex (n_pol, n_blocks L),
@@ -101,24 +100,9 @@ class BlockSet:
         return int(self.x.shape[1])
 
     @property
-    def n_outputs(self) -> int:
-        return int(self.y.shape[-1])
-
-    @property
-    def input_shape(self) -> tuple[int, int]:
-        return (int(self.x.shape[1]), int(self.x.shape[2]))
-
-    @property
     def targets_per_item(self) -> int:
         """Targets per block (``L``): a window has 1."""
         return self.block_length
-
-    def take(self, index: Union[slice, np.ndarray]) -> "BlockSet":
-        def pick(a):
-            return None if a is None else a[index]
-        return dataclasses.replace(self, x=self.x[index], y=self.y[index], starts=self.starts[index],
-                                   block=self.block[index], y_swap=pick(self.y_swap), offset=pick(self.offset),
-                                   tx_indices=pick(self.tx_indices))
 
 
 def stream_features(transmission: Transmission, guard: int, normalization: Normalization) -> np.ndarray:
