@@ -258,7 +258,7 @@ def fit(model: keras.Model, train: WindowSet, config: TrainingConfig, progress: 
                         augment=augment, y_swap=y_swap)
     model.compile(optimizer=make_optimizer(config), loss="mse", jit_compile=config.jit_compile,
                   steps_per_execution=config.steps_per_execution)
-    monitor = "val_loss" if validation is not None else "loss"
+    monitor = loss_monitor = "val_loss" if validation is not None else "loss"
     extra_callbacks, callbacks, mode = list(callbacks), [], "min"
     if config.monitor == "q":
         if not n_val or not hasattr(train, "outputs_to_symbols") or not hasattr(train, "symbol_indices"):
@@ -272,7 +272,10 @@ def fit(model: keras.Model, train: WindowSet, config: TrainingConfig, progress: 
     if config.lr_schedule != "plateau" or config.warmup_epochs > 0:
         callbacks.append(LearningRateSchedule(config))
     if config.lr_schedule == "plateau" and config.lr_patience > 0:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=config.lr_factor,
+        # the learning rate follows the (smooth) loss also when the Q selects the epoch: the Q of a validation
+        # split moves by a few hundredths of a dB from epoch to epoch without a trend, and plateaus of it came
+        # too soon (the rate was quartered by epoch 48 of the MLP of benchmarks/README.md section 4c)
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=loss_monitor, factor=config.lr_factor,
                                                            patience=config.lr_patience, min_delta=config.min_delta,
                                                            min_lr=config.min_learning_rate, verbose=0))
     if progress:
