@@ -50,7 +50,8 @@ class TrainingConfig:
         predict_batch_size: batch size of inference, [1, 1048576].
         shuffle: shuffle the training windows every epoch.
         lr_patience: if > 0, multiply the learning rate by ``lr_factor`` after this many epochs without
-            improvement of the validation loss (ReduceLROnPlateau; also with ``monitor = "q"``), [0, 100000]; 0 = constant rate.
+            improvement of the validation loss (ReduceLROnPlateau; also with ``monitor = "q"``), [0, 100000];
+            0 = constant rate.
         lr_factor: learning-rate reduction factor, (0, 1).
         min_learning_rate: lower bound of the reduced learning rate, [0, learning_rate]; the final rate of
             the "cosine" schedule.
@@ -71,11 +72,11 @@ class TrainingConfig:
         monitor: what early stopping and the restored best epoch watch on the validation split: "loss" (the
             MSE, the previous behaviour) or "q" (the Q-factor counted from the bit errors of the validation symbols
             after hard decision, gain-normalized as in evaluation; maximized). The learning-rate reduction
-            (``lr_patience``) watches the loss in both cases: the Q of a validation split is too noisy for it. The MSE rewards
-            moving points toward their targets even where it does not change a decision; the Q counts only the
-            decisions, which is what the equalizer is judged on (an MLP trained long lowers the MSE and the Q at
-            once: benchmarks/README.md section 4c). "q" needs ``validation_split`` > 0; ``min_delta`` is then in
-            dB.
+            (``lr_patience``) watches the loss in both cases: the Q of a validation split is too noisy for it. The
+            MSE rewards moving points toward their targets even where it does not change a decision; the Q counts
+            only the decisions, which is what the equalizer is judged on (an MLP trained long lowers the MSE and
+            the Q at once: benchmarks/README.md section 4c). "q" needs ``validation_split`` > 0; ``min_delta`` is
+            then in dB.
 
     Batch size and learning rate: a common rule scales the learning rate linearly with the batch size
     (``learning_rate * batch_size / 1000`` from the tuned 1e-3 at 1000; Goyal et al., 2017), with a few
