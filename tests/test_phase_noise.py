@@ -15,10 +15,20 @@ import pytest
 from scipy import stats
 
 import channel
-from channel.carrier_recovery import (CarrierRecovery, CarrierRecoveryConfig, blind_phase_search, count_cycle_slips,
-                                      estimate_frequency_offset)
-from channel.laser import (LaserConfig, apply_transmitter_laser, mix_local_oscillator, phase_increment_variance,
-                           wiener_phase)
+from channel.carrier_recovery import (
+    CarrierRecovery,
+    CarrierRecoveryConfig,
+    blind_phase_search,
+    count_cycle_slips,
+    estimate_frequency_offset,
+)
+from channel.laser import (
+    LaserConfig,
+    apply_transmitter_laser,
+    mix_local_oscillator,
+    phase_increment_variance,
+    wiener_phase,
+)
 from channel.metrics import evaluate_symbols
 from channel.receiver import normalize
 from channel.storage import cache_path
@@ -92,7 +102,8 @@ def test_blind_phase_search_recovers_qam_under_wiener_phase_noise(modulation, sn
     """Linewidth x symbol time 1e-5 (e.g. 2 x 150 kHz at 30 GBd), SNR for a BER near 2e-3: after blind phase search
     (window 65, per polarization) the effective SNR is within 0.5 dB and the BER within a factor 2 of the same
     symbols and noise without phase noise, with no cycle slip, although the phase wanders across the pi/4 edges of
-    the search range (so the unwrapping is exercised). Without carrier recovery (the data-aided gain alone) the SNR is over 3 dB worse."""
+    the search range (so the unwrapping is exercised). Without carrier recovery (the data-aided gain alone) the SNR
+    is over 3 dB worse."""
     a, indices, y, reference, theta = _qam_with_phase_noise(modulation, snr_db, 1e-5)
     ideal = evaluate_symbols(normalize(reference, a), indices, modulation)
     phase = blind_phase_search(y, modulation, test_phases, 65)
@@ -147,9 +158,9 @@ def _small_link(**sections) -> channel.LinkConfig:
 
 
 def test_link_with_lasers_and_carrier_recovery_matches_ideal_lasers():
-    """Two spans, 16QAM at -16 dBm (SNR about 21 dB), lasers of 100 kHz each and a 1 GHz offset: with frequency-offset removal
-    and blind phase search (joint, 32 phases, window 65, pilots 1/32) the CDC and DBP-1 outputs are within 0.5 dB
-    of the link with ideal lasers, no cycle slip is left, and the info reports the estimated offset within 1 MHz.
+    """Two spans, 16QAM at -16 dBm (SNR about 21 dB), lasers of 100 kHz each and a 1 GHz offset: with frequency-offset
+    removal and blind phase search (joint, 32 phases, window 65, pilots 1/32) the CDC and DBP-1 outputs are within
+    0.5 dB of the link with ideal lasers, no cycle slip is left, and the info reports the estimated offset within 1 MHz.
     Without carrier recovery the same link is lost (BER > 0.1)."""
     ideal = channel.simulate(_small_link())
     lasers = {"tx_linewidth_hz": 1e5, "lo_linewidth_hz": 1e5, "frequency_offset_hz": 1e9}
