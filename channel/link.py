@@ -219,11 +219,12 @@ def _receive(config: LinkConfig, tx_indices: np.ndarray, rx_full: np.ndarray, st
     sps = config.receiver.dbp_samples_per_symbol
     rx_field = receiver_electronics(rx_field, config.transceiver, sps, tx.seed)
     recovery = CarrierRecovery.from_link(config)
-    rx_field, offset = recovery.remove_frequency_offset(rx_field, receiver, sps) if recovery else (rx_field, None)
+    rx_field, offset = (rx_field, None) if recovery is None else recovery.remove_frequency_offset(rx_field, receiver,
+                                                                                                  sps)
     tx_symbols = qam_constellation(config.transmitter.modulation)[0][tx_indices]
     sampled = receiver.matched_filter_and_sample(rx_field, sps, cdc=True)
-    recovered = recovery(sampled, tx_symbols) if recovery else None
-    rx_cdc = normalize(recovered.symbols if recovered else sampled, tx_symbols)
+    recovered = None if recovery is None else recovery(sampled, tx_symbols)
+    rx_cdc = normalize(sampled if recovered is None else recovered.symbols, tx_symbols)
     result = Transmission(config=config, tx_indices=tx_indices, rx_cdc=rx_cdc, rx_field=rx_field)
     result.metrics["CDC"] = evaluate_symbols(rx_cdc, tx_indices, config.transmitter.modulation)
     if dbp:
@@ -231,7 +232,7 @@ def _receive(config: LinkConfig, tx_indices: np.ndarray, rx_full: np.ndarray, st
     result.info = {"ase_only_snr_db": ase_only_snr_db(config) if not config.link.noiseless else None,
                    "forward_steps_per_span": int(len(step_lengths(config))),
                    "wall_time_s": time.perf_counter() - start}
-    if recovered:
+    if recovered is not None:
         result.info["carrier_recovery"] = {"cycle_slips": {}, "frequency_offset_estimate_hz": offset,
                                            "cycle_slips_corrected": {"CDC": recovered.cycle_slips_corrected}}
         _count_cycle_slips(result)

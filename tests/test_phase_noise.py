@@ -157,11 +157,11 @@ def _small_link(**sections) -> channel.LinkConfig:
         receiver={"dbp_steps_per_span": [1], "dbp_xi": 1.0}, **sections)
 
 
-def test_link_with_lasers_and_carrier_recovery_matches_ideal_lasers():
+def test_link_with_lasers_and_carrier_recovery_matches_ideal_lasers(tmp_path):
     """Two spans, 16QAM at -16 dBm (SNR about 21 dB), lasers of 100 kHz each and a 1 GHz offset: with frequency-offset
     removal and blind phase search (joint, 32 phases, window 65, pilots 1/32) the CDC and DBP-1 outputs are within
-    0.5 dB of the link with ideal lasers, no cycle slip is left, and the info reports the estimated offset within 1 MHz.
-    Without carrier recovery the same link is lost (BER > 0.1)."""
+    0.5 dB of the link with ideal lasers, no cycle slip is left, and the info reports the estimated offset within 1 MHz
+    (and survives a save/load round trip). Without carrier recovery the same link is lost (BER > 0.1)."""
     ideal = channel.simulate(_small_link())
     lasers = {"tx_linewidth_hz": 1e5, "lo_linewidth_hz": 1e5, "frequency_offset_hz": 1e9}
     recovery = {"method": "blind_phase_search", "window_symbols": 65, "joint_polarizations": True,
@@ -172,6 +172,7 @@ def test_link_with_lasers_and_carrier_recovery_matches_ideal_lasers():
     info = tr.info["carrier_recovery"]
     assert info["cycle_slips"] == {"CDC": 0, "DBP-1": 0} and info["cycle_slips_corrected"] == {"CDC": 0}
     assert abs(info["frequency_offset_estimate_hz"] - 1e9) < 1e6
+    assert channel.Transmission.load(tr.save(tmp_path / "t.npz")).info["carrier_recovery"] == info
     lost = channel.simulate(_small_link(laser=lasers), dbp=False)
     assert lost.metrics["CDC"].ber > 0.1
 
