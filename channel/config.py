@@ -32,6 +32,9 @@ from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
 import numpy as np
 import tomllib
 
+from .carrier_recovery import CarrierRecoveryConfig
+from .laser import LaserConfig, check_frequency_offset
+from .transceiver import TransceiverConfig
 from .validation import ConfigError, check_choice, check_int, check_number, check_table  # noqa: F401 (re-exported)
 
 SPEED_OF_LIGHT = 299_792_458.0  # m/s
@@ -413,7 +416,10 @@ class LinkConfig:
     """A complete simulated link scenario.
 
     Load one with :func:`load_config` or build it in code; vary the launch power with
-    :meth:`with_launch_power`. ``name`` is a label only.
+    :meth:`with_launch_power`. ``name`` is a label only. The impairment sections ``laser``
+    (:class:`channel.laser.LaserConfig`), ``transceiver`` (:class:`channel.transceiver.TransceiverConfig`) and
+    ``carrier_recovery`` (:class:`channel.carrier_recovery.CarrierRecoveryConfig`) are off by default and then
+    left out of :meth:`to_dict` (digests of configs written before they existed are unchanged).
     """
 
     transmitter: TransmitterConfig = field(default_factory=TransmitterConfig)
@@ -422,10 +428,12 @@ class LinkConfig:
     propagation: PropagationConfig = field(default_factory=PropagationConfig)
     receiver: ReceiverConfig = field(default_factory=ReceiverConfig)
     name: str = "link"
+    laser: LaserConfig = field(default_factory=LaserConfig)
+    transceiver: TransceiverConfig = field(default_factory=TransceiverConfig)
+    carrier_recovery: CarrierRecoveryConfig = field(default_factory=CarrierRecoveryConfig)
 
     def __post_init__(self) -> None:
-        for f, cls in (("transmitter", TransmitterConfig), ("fiber", FiberConfig), ("link", SpanConfig),
-                       ("propagation", PropagationConfig), ("receiver", ReceiverConfig)):
+        for f, cls in _SECTIONS.items():
             if not isinstance(getattr(self, f), cls):
                 raise ConfigError(f"{f}: expected a {cls.__name__}, got {type(getattr(self, f)).__name__}")
         if self.receiver.dbp_samples_per_symbol > self.transmitter.samples_per_symbol:
@@ -442,6 +450,11 @@ class LinkConfig:
             raise ConfigError("transmitter.n_symbols * transmitter.samples_per_symbol = "
                               f"{self.transmitter.n_symbols * self.transmitter.samples_per_symbol}: "
                               "allowed at most 2**26 samples per polarization")
+        if self.laser.frequency_offset_hz:
+            from .receiver import channel_filter_bandwidth  # the receiver module imports this one
+            check_frequency_offset(self.laser.frequency_offset_hz, self.transmitter.symbol_rate,
+                                   self.receiver.dbp_samples_per_symbol, self.transmitter.rolloff,
+                                   channel_filter_bandwidth(self))
 
     @property
     def received_channel(self) -> int:
@@ -482,6 +495,9 @@ class LinkConfig:
         for key in _RECEIVER_KEYS_OMITTED_AT_DEFAULT:  # today's DBP: keeps digests of older configs
             if getattr(self.receiver, key) == getattr(_DEFAULT_RECEIVER, key):
                 del d["receiver"][key]
+        for section in _SECTIONS_OMITTED_AT_DEFAULT:  # off: keeps digests of older configs
+            if getattr(self, section) == _SECTIONS[section]():
+                del d[section]
         return d
 
     def to_json(self) -> str:
@@ -514,7 +530,10 @@ _RECEIVER_KEYS_OMITTED_AT_DEFAULT = ("dbp_nonlinear_position", "dbp_power_filter
 _DEFAULT_RECEIVER = ReceiverConfig()
 
 _SECTIONS = {"transmitter": TransmitterConfig, "fiber": FiberConfig, "link": SpanConfig,
-             "propagation": PropagationConfig, "receiver": ReceiverConfig}
+             "propagation": PropagationConfig, "receiver": ReceiverConfig, "laser": LaserConfig,
+             "transceiver": TransceiverConfig, "carrier_recovery": CarrierRecoveryConfig}
+#: sections left out of :meth:`LinkConfig.to_dict` (and the digest) when equal to their defaults (all off)
+_SECTIONS_OMITTED_AT_DEFAULT = ("laser", "transceiver", "carrier_recovery")
 
 
 def _build(cls: type, values: dict, section: str, base: Any = None):
