@@ -390,7 +390,7 @@ class ReceiverConfig:
             known symbols). It undoes PMD and the polarization rotation of the link.
         mimo_taps: FIR taps per butterfly branch (T/2-spaced), odd integer in [1, 255] (default 15).
         mimo_step_size: step size mu of the training (CMA, RDE or preamble LMS) and of blind tracking, (0, 0.1]
-            (default 1e-3; the equalizer's input has unit power per polarization).
+            (default 3e-3; the equalizer's input has unit power per sample; CMA diverges near 1e-2).
         mimo_dd_step_size: step size of the decision-directed LMS tracking, (0, 0.1] (default 1e-4).
         mimo_training_symbols: symbols of the training pass (blind, or the known preamble), integer in
             [64, transmitter.n_symbols] (default 4096).
@@ -411,7 +411,7 @@ class ReceiverConfig:
     dbp_power_filter_bandwidth: Union[float, str] = "optimize"
     mimo: str = "off"
     mimo_taps: int = 15
-    mimo_step_size: float = 1e-3
+    mimo_step_size: float = 3e-3
     mimo_dd_step_size: float = 1e-4
     mimo_training_symbols: int = 4096
     mimo_block_symbols: int = 16

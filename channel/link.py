@@ -9,6 +9,10 @@ receiver, DBP and metrics, and the one place that builds those blocks from a :cl
              -> CDC -> matched filter -> sample -> normalize               ("CDC")
              -> DBP(k steps/span, xi) -> matched filter -> sample -> normalize ("DBP-k")
 
+With ``receiver.mimo`` on, "matched filter -> sample" is "matched filter at 2 sps -> adaptive 2x2 MIMO equalizer
+(1 sps out)" (:mod:`channel.mimo`), after CDC and after DBP; PMD (``fiber.pmd_ps_sqrt_km``) acts in the forward
+stepper (:mod:`channel.pmd`).
+
 With WDM (``transmitter.n_channels > 1``) the forward propagation carries every channel; the receiver
 keeps the channel ``config.received_channel`` (``receiver.channel_index``, default the centre one), and
 every symbol array of the :class:`Transmission` is that channel's.
@@ -29,6 +33,7 @@ from .config import LinkConfig
 from .dbp import DigitalBackPropagation
 from .fiber import SplitStepFourier, step_lengths
 from .metrics import Metrics, evaluate_symbols
+from .mimo import AdaptiveEqualizer
 from .receiver import CoherentReceiver, normalize
 from .transmitter import qam_constellation, transmit
 
@@ -195,7 +200,9 @@ def _receive(config: LinkConfig, tx_indices: np.ndarray, rx_full: np.ndarray, st
     del rx_full
     tx_symbols = qam_constellation(config.transmitter.modulation)[0][tx_indices]
     sps = config.receiver.dbp_samples_per_symbol
-    rx_cdc = normalize(receiver.matched_filter_and_sample(rx_field, sps, cdc=True), tx_symbols)
+    equalizer = AdaptiveEqualizer.from_link(config)  # receiver.mimo: None when "off"
+    rx_cdc = normalize(receiver.matched_filter_and_sample(rx_field, sps, cdc=True) if equalizer is None
+                       else equalizer.receive(receiver, rx_field, sps, tx_symbols, cdc=True), tx_symbols)
     result = Transmission(config=config, tx_indices=tx_indices, rx_cdc=rx_cdc, rx_field=rx_field)
     result.metrics["CDC"] = evaluate_symbols(rx_cdc, tx_indices, config.transmitter.modulation)
     if dbp:
