@@ -391,7 +391,8 @@ class ReceiverConfig:
         mimo_taps: FIR taps per butterfly branch (T/2-spaced), odd integer in [1, 255] (default 15).
         mimo_step_size: step size mu of the training (CMA, RDE or preamble LMS) and of blind tracking, (0, 0.1]
             (default 3e-3; the equalizer's input has unit power per sample; CMA diverges near 1e-2).
-        mimo_dd_step_size: step size of the decision-directed LMS tracking, (0, 0.1] (default 1e-4).
+        mimo_tracking_step_size: step size of the tracking pass (decision-directed LMS, or blind CMA/RDE),
+            (0, 0.1] (default 1e-4).
         mimo_training_symbols: symbols of the training pass (blind, or the known preamble), integer in
             [64, transmitter.n_symbols] (default 4096).
         mimo_block_symbols: symbols per block of the block LMS (taps updated once per block with the summed
@@ -412,7 +413,7 @@ class ReceiverConfig:
     mimo: str = "off"
     mimo_taps: int = 15
     mimo_step_size: float = 3e-3
-    mimo_dd_step_size: float = 1e-4
+    mimo_tracking_step_size: float = 1e-4
     mimo_training_symbols: int = 4096
     mimo_block_symbols: int = 16
     mimo_tracking: str = "decision_directed"
@@ -456,7 +457,7 @@ class ReceiverConfig:
                 or taps % 2 != 1:
             raise ConfigError(f"receiver.mimo_taps = {taps!r}: allowed odd integers in [1, {MIMO_MAX_TAPS}]")
         _check_range("receiver.mimo_step_size", self.mimo_step_size, 0, 0.1, low_open=True)
-        _check_range("receiver.mimo_dd_step_size", self.mimo_dd_step_size, 0, 0.1, low_open=True)
+        _check_range("receiver.mimo_tracking_step_size", self.mimo_tracking_step_size, 0, 0.1, low_open=True)
         check_int("receiver.mimo_training_symbols", self.mimo_training_symbols, 64, 2**24)
         check_int("receiver.mimo_block_symbols", self.mimo_block_symbols, 1, 1024)
         _check_choice("receiver.mimo_tracking", self.mimo_tracking, MIMO_TRACKING)
@@ -572,7 +573,7 @@ class LinkConfig:
 #: receiver keys left out of :meth:`LinkConfig.to_dict` (and the digest) at their default values: they were added
 #: after simulation caches existed, and at those values DBP is what it was before them
 _RECEIVER_KEYS_OMITTED_AT_DEFAULT = ("dbp_nonlinear_position", "dbp_power_filter_taps", "dbp_power_filter_bandwidth",
-                                     "mimo", "mimo_taps", "mimo_step_size", "mimo_dd_step_size",
+                                     "mimo", "mimo_taps", "mimo_step_size", "mimo_tracking_step_size",
                                      "mimo_training_symbols", "mimo_block_symbols", "mimo_tracking")
 _DEFAULT_RECEIVER = ReceiverConfig()
 #: fiber keys left out of :meth:`LinkConfig.to_dict` at their default values (no PMD: the fibre of older configs)

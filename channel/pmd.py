@@ -25,9 +25,10 @@ N grows the DGD tends to the Maxwellian law, whose mean and RMS are related by
 
 The RMS DGD is then exact for every N; the mean is exact in the Maxwellian limit and, for a finite walk, higher by
 ``E|S_N| / sqrt(8 N / (3 pi)) - 1`` (``S_N`` the walk of N unit steps): +8.5 % for N = 1, +2.3 % for N = 2, about
-``1 / (21 N)`` beyond (+0.5 % at N = 10, +0.12 % at N = 40; Monte Carlo). Because every section has the same ``tau_s``, the link's PMD is periodic in frequency with period
-``1 / tau_s`` (an artefact of the model): keep ``1 / tau_s`` well above the simulated bandwidth (e.g.
-0.1 ps/sqrt(km), 50 km spans, 20 sections per span: ``tau_s = 0.17 ps``, period 5.9 THz).
+``1 / (21 N)`` beyond (+0.5 % at N = 10, +0.12 % at N = 40; Monte Carlo). Because every section has the same
+``tau_s``, the link's PMD is periodic in frequency with period ``1 / tau_s`` (an artefact of the model): keep
+``1 / tau_s`` well above the simulated bandwidth (e.g. 0.1 ps/sqrt(km), 50 km spans, 20 sections per span:
+``tau_s = 0.17 ps``, period 5.8 THz).
 
 Placement in the stepper: the section operators commute with the (scalar, per-frequency) dispersion and loss of
 the linear step, so each is applied in the frequency domain at a linear step of :class:`channel.fiber.SplitStepFourier`

@@ -63,8 +63,15 @@ def test_link_dgd_is_maxwellian_with_the_configured_mean():
     n_fibres, mean_dgd = 1500, 10e-12
     d = 2 * math.pi * 1e9  # DGD d = 0.06 rad: well inside the validity bound pi/2
     omega = np.array([5e10 - d, 5e10 + d])
-    jones = np.stack([PolarizationModeDispersion.draw(mean_dgd, 3, 20, seed).jones_matrix(omega)
-                      for seed in range(n_fibres)])
+    fibres = [PolarizationModeDispersion.draw(mean_dgd, 3, 20, seed) for seed in range(n_fibres)]
+    rotations = np.stack([f.rotations for f in fibres])  # (fibre, section, 2, 2)
+    phasor = fibres[0].birefringence_phasor(omega)
+    birefringence = np.zeros((2, 2, 2), complex)
+    birefringence[:, 0, 0], birefringence[:, 1, 1] = phasor, np.conj(phasor)
+    jones = np.broadcast_to(np.eye(2, dtype=complex), (n_fibres, 2, 2, 2))  # (fibre, frequency, 2, 2)
+    for k in range(rotations.shape[1]):
+        jones = rotations[:, None, k] @ (birefringence @ jones)
+    np.testing.assert_allclose(jones[7], fibres[7].jones_matrix(omega), atol=1e-12)
     dgd = differential_group_delay(jones, omega)
     # the Maxwellian's standard deviation is sqrt(3 pi / 8 - 1) = 0.42 of its mean
     standard_error = math.sqrt(3 * math.pi / 8 - 1) * mean_dgd / math.sqrt(n_fibres)
@@ -135,9 +142,10 @@ def test_pmd_errors():
         SplitStepFourier.from_link(_tiny_link()).propagate(np.ones(256 * 4, complex), 1)
     with pytest.raises(ValueError, match="n_spans = 4"):
         SplitStepFourier.from_link(_tiny_link()).propagate(np.ones((2, 256 * 4), complex), 4)
-    for key, value, message in [("pmd_ps_sqrt_km", 11.0, r"fiber.pmd_ps_sqrt_km = 11.0 is out of range: allowed \[0, 10\]"),
-                                ("pmd_sections_per_span", 0, r"fiber.pmd_sections_per_span = 0 .*\[1, 1000\]"),
-                                ("pmd_seed", -1, r"fiber.pmd_seed = -1 .*\[0, inf\]"),
-                                ("pmd_sections_per_span", 2.5, r"fiber.pmd_sections_per_span = 2.5: must be an integer")]:
+    for key, value, message in [
+            ("pmd_ps_sqrt_km", 11.0, r"fiber.pmd_ps_sqrt_km = 11.0 is out of range: allowed \[0, 10\]"),
+            ("pmd_sections_per_span", 0, r"fiber.pmd_sections_per_span = 0 .*\[1, 1000\]"),
+            ("pmd_seed", -1, r"fiber.pmd_seed = -1 .*\[0, inf\]"),
+            ("pmd_sections_per_span", 2.5, r"fiber.pmd_sections_per_span = 2.5: must be an integer")]:
         with pytest.raises(ConfigError, match=message):
             channel.reference_config().replace(fiber={key: value})
