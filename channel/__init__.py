@@ -32,6 +32,8 @@ from .dbp import DBPSettings, DigitalBackPropagation, backpropagate, optimize_db
 from .fiber import FiberParameters, PropagationError, SplitStepFourier, step_lengths, step_plan
 from .link import Transmission, propagate_link, simulate, sweep_launch_power
 from .metrics import Metrics, evaluate_symbols, q_factor_db, qam_ber_awgn
+from .mimo import AdaptiveEqualizer
+from .pmd import PolarizationModeDispersion
 from .receiver import CoherentReceiver
 from .runtime import RuntimeSettings
 from .storage import CorruptFileError
@@ -39,8 +41,8 @@ from .transmitter import qam_constellation, transmit
 from .wdm import ChannelGrid
 
 __all__ = [
-    "Amplifier", "ChannelGrid", "CoherentReceiver", "DBPSettings", "DigitalBackPropagation", "RuntimeSettings",
-    "runtime", "step_plan",
+    "AdaptiveEqualizer", "Amplifier", "ChannelGrid", "CoherentReceiver", "DBPSettings", "DigitalBackPropagation",
+    "PolarizationModeDispersion", "RuntimeSettings", "runtime", "step_plan",
     "ConfigError", "CorruptFileError", "FiberConfig", "FiberParameters", "LinkConfig", "Metrics",
     "PropagationConfig", "PropagationError", "ReceiverConfig", "SpanConfig", "SplitStepFourier",
     "Transmission", "TransmitterConfig", "ase_noise_power", "ase_only_snr_db", "backpropagate",

@@ -386,11 +386,12 @@ class ReceiverConfig:
             defaults (digests of configs written before they existed are unchanged).
         mimo: the adaptive 2x2 butterfly MIMO equalizer after CDC (and after DBP), at 2 samples per symbol
             (:mod:`channel.mimo`): "off" (the default: none), "cma" (trained blind by the constant-modulus
-            algorithm), "rde" (blind, radius-directed: for 16QAM and above) or "data_aided" (LMS on a preamble of
-            known symbols). It undoes PMD and the polarization rotation of the link.
+            algorithm), "rde" (blind, radius-directed after a CMA start: for 16QAM and above) or "data_aided"
+            (least-squares taps on a preamble of known symbols: the first mimo_training_symbols of the block).
+            It undoes PMD and the polarization rotation of the link.
         mimo_taps: FIR taps per butterfly branch (T/2-spaced), odd integer in [1, 255] (default 15).
-        mimo_step_size: step size mu of the training (CMA, RDE or preamble LMS) and of blind tracking, (0, 0.1]
-            (default 3e-3; the equalizer's input has unit power per sample; CMA diverges near 1e-2).
+        mimo_step_size: step size mu of the blind training (CMA, RDE, and the decision-directed LMS that ends it),
+            (0, 0.1] (default 3e-3; the equalizer's input has unit power per sample; CMA diverges near 1e-2).
         mimo_tracking_step_size: step size of the tracking pass (decision-directed LMS, or blind CMA/RDE),
             (0, 0.1] (default 1e-4).
         mimo_training_symbols: symbols of the training pass (blind, or the known preamble), integer in
