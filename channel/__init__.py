@@ -34,6 +34,8 @@ from .fiber import FiberParameters, PropagationError, SplitStepFourier, step_len
 from .laser import LaserConfig
 from .link import Transmission, propagate_link, simulate, sweep_launch_power
 from .metrics import Metrics, evaluate_symbols, q_factor_db, qam_ber_awgn
+from .mimo import AdaptiveEqualizer
+from .pmd import PolarizationModeDispersion
 from .receiver import CoherentReceiver
 from .runtime import RuntimeSettings
 from .storage import CorruptFileError
@@ -42,8 +44,9 @@ from .transmitter import qam_constellation, transmit
 from .wdm import ChannelGrid
 
 __all__ = [
-    "Amplifier", "ChannelGrid", "CoherentReceiver", "DBPSettings", "DigitalBackPropagation", "RuntimeSettings",
-    "runtime", "step_plan", "CarrierRecovery", "CarrierRecoveryConfig", "LaserConfig", "TransceiverConfig",
+    "AdaptiveEqualizer", "Amplifier", "ChannelGrid", "CoherentReceiver", "DBPSettings", "DigitalBackPropagation",
+    "PolarizationModeDispersion", "RuntimeSettings", "runtime", "step_plan", "CarrierRecovery",
+    "CarrierRecoveryConfig", "LaserConfig", "TransceiverConfig",
     "ConfigError", "CorruptFileError", "FiberConfig", "FiberParameters", "LinkConfig", "Metrics",
     "PropagationConfig", "PropagationError", "ReceiverConfig", "SpanConfig", "SplitStepFourier",
     "Transmission", "TransmitterConfig", "ase_noise_power", "ase_only_snr_db", "backpropagate",

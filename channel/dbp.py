@@ -53,6 +53,7 @@ from .carrier_recovery import CarrierRecovery
 from .config import DBP_FILTER_BANDWIDTH_BOUNDS, LinkConfig
 from .fiber import FiberParameters, SplitStepFourier
 from .metrics import effective_snr_db
+from .mimo import AdaptiveEqualizer
 from .receiver import CoherentReceiver, normalize
 
 #: search interval and tolerance (absolute) of each parameter set to "optimize"
@@ -117,6 +118,8 @@ class DigitalBackPropagation:
             1 (default): no filter.
         carrier_recovery: applied to the sampled symbols before the gain normalization of :meth:`symbols`
             (:class:`channel.carrier_recovery.CarrierRecovery`); None (default): none.
+        equalizer: the adaptive 2x2 MIMO equalizer that follows the matched filter (at 2 sps) in :meth:`symbols`
+            (:class:`channel.mimo.AdaptiveEqualizer`, ``receiver.mimo``); None (default): plain sampling.
     """
 
     params: FiberParameters
@@ -128,6 +131,7 @@ class DigitalBackPropagation:
     receiver: CoherentReceiver
     power_filter_taps: int = 1
     carrier_recovery: Optional[CarrierRecovery] = None
+    equalizer: Optional[AdaptiveEqualizer] = None
 
     @classmethod
     def from_link(cls, config: LinkConfig) -> "DigitalBackPropagation":
@@ -140,7 +144,8 @@ class DigitalBackPropagation:
                    gain=span_gain(config), symbol_rate=config.transmitter.symbol_rate,
                    samples_per_symbol=config.receiver.dbp_samples_per_symbol, receiver=receiver,
                    power_filter_taps=config.receiver.dbp_power_filter_taps,
-                   carrier_recovery=CarrierRecovery.from_link(config))
+                   carrier_recovery=CarrierRecovery.from_link(config),
+                   equalizer=AdaptiveEqualizer.from_link(config))
 
     def backpropagate(self, signal: np.ndarray, steps_per_span: int, xi: float,
                       samples_per_symbol: Optional[int] = None, steps: Optional[np.ndarray] = None,
@@ -197,7 +202,10 @@ class DigitalBackPropagation:
         sps = self.samples_per_symbol
         out = self.backpropagate(signal, steps_per_span, xi, nonlinear_position=nonlinear_position,
                                  power_filter_bandwidth=power_filter_bandwidth)
-        sampled = self.receiver.matched_filter_and_sample(out, sps, overwrite_input=True)
+        if self.equalizer is not None:  # receiver.mimo (channel.mimo)
+            sampled = self.equalizer.receive(self.receiver, out, sps, tx_symbols, overwrite_input=True)
+        else:
+            sampled = self.receiver.matched_filter_and_sample(out, sps, overwrite_input=True)
         if self.carrier_recovery is not None:  # channel.carrier_recovery: after sampling, before the gain
             sampled = self.carrier_recovery(sampled, tx_symbols).symbols
         return normalize(sampled, tx_symbols)

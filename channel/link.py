@@ -13,6 +13,10 @@ receiver, DBP and metrics, and the one place that builds those blocks from a :cl
 The bracketed blocks are off by default (:mod:`channel.transceiver`, :mod:`channel.laser`,
 :mod:`channel.carrier_recovery`; the ``[transceiver]``, ``[laser]``, ``[carrier_recovery]`` sections).
 
+With ``receiver.mimo`` on, "matched filter -> sample" is "matched filter at 2 sps -> adaptive 2x2 MIMO equalizer
+(1 sps out)" (:mod:`channel.mimo`), after CDC and after DBP; PMD (``fiber.pmd_ps_sqrt_km``) acts in the forward
+stepper (:mod:`channel.pmd`).
+
 With WDM (``transmitter.n_channels > 1``) the forward propagation carries every channel; the receiver
 keeps the channel ``config.received_channel`` (``receiver.channel_index``, default the centre one), and
 every symbol array of the :class:`Transmission` is that channel's.
@@ -35,6 +39,7 @@ from .dbp import DigitalBackPropagation
 from .fiber import SplitStepFourier, step_lengths
 from .laser import apply_transmitter_laser, mix_local_oscillator
 from .metrics import Metrics, evaluate_symbols
+from .mimo import AdaptiveEqualizer
 from .receiver import CoherentReceiver, normalize
 from .transceiver import receiver_electronics, transmitter_electronics
 from .transmitter import qam_constellation, transmit
@@ -222,7 +227,9 @@ def _receive(config: LinkConfig, tx_indices: np.ndarray, rx_full: np.ndarray, st
     rx_field, offset = (rx_field, None) if recovery is None else recovery.remove_frequency_offset(rx_field, receiver,
                                                                                                   sps)
     tx_symbols = qam_constellation(config.transmitter.modulation)[0][tx_indices]
-    sampled = receiver.matched_filter_and_sample(rx_field, sps, cdc=True)
+    equalizer = AdaptiveEqualizer.from_link(config)  # receiver.mimo: None when "off"
+    sampled = (receiver.matched_filter_and_sample(rx_field, sps, cdc=True) if equalizer is None
+               else equalizer.receive(receiver, rx_field, sps, tx_symbols, cdc=True))
     recovered = None if recovery is None else recovery(sampled, tx_symbols)
     rx_cdc = normalize(sampled if recovered is None else recovered.symbols, tx_symbols)
     result = Transmission(config=config, tx_indices=tx_indices, rx_cdc=rx_cdc, rx_field=rx_field)
