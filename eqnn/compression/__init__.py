@@ -129,7 +129,8 @@ from .quantization import QUANTIZE_MODES, KBitQuantizeConfig, quantize, quantize
 from .stats import tensor_size_bits, weight_stats
 
 __all__ = [
-    "FineTune", "Calibration", "prune", "cluster", "quantize", "compress", "CompressionConfig", "CompressionResult", "StepReport",
+    "FineTune", "Calibration", "prune", "cluster", "quantize", "compress", "CompressionConfig", "CompressionResult",
+    "StepReport",
     "PruningMethod", "PRUNING_METHODS", "register_pruning_method", "unregister_pruning_method",
     "PrunableBidirectional", "KBitQuantizeConfig", "compression_info", "weight_stats", "kernel_weights",
     "quantize_array", "SCHEDULES", "SCOPES", "CLUSTER_INITS", "QUANTIZE_MODES", "MIN_BITS", "MAX_BITS",
