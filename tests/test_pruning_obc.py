@@ -10,6 +10,7 @@ import eqnn  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is import
 from channel import ConfigError
 from eqnn import complexity as cx
 from eqnn import compress as C
+from eqnn.compression import obs
 from eqnn.compression.pruning import obc
 from eqnn.studies.compression_config import CompressionSearchConfig
 
@@ -44,7 +45,7 @@ def test_obs_rows_are_the_least_squares_optimum_of_their_support_and_beat_magnit
     damping = 0.01
     new = obc.prune_rows(w, x, 0.5, damping)
     assert np.all(np.sum(new == 0.0, axis=1) == 6)  # d - round(d (1 - s)) zeros per row
-    h = obc.hessian(x, damping)
+    h = obs.hessian(x, damping)
     assert np.allclose(h, 2 * x.T @ x + damping * np.mean(np.diag(2 * x.T @ x)) * np.eye(12))
     for row, row0 in zip(new, w):
         keep = row != 0.0
@@ -86,7 +87,7 @@ def test_im2col_is_the_convolution(padding, strides, dilation):
     x = np.random.default_rng(0).normal(size=(5, T, F)).astype(np.float32)
     y = conv(x).numpy()
     kernel, bias = conv.get_weights()
-    patches = obc.im2col(conv, x.astype(np.float64))
+    patches = obs.im2col(conv, x.astype(np.float64))
     np.testing.assert_allclose(patches @ kernel.reshape(-1, 3) + bias, y, rtol=1e-5, atol=1e-5)
 
 
@@ -153,7 +154,7 @@ def test_compress_pipeline_and_search_pass_calibration_and_options():
 def test_bad_settings_fail_in_one_line_before_any_work(monkeypatch):
     model = keras.Sequential([keras.Input((12,)), keras.layers.Dense(4, name="out")])
     x = _correlated_inputs().astype(np.float32)
-    monkeypatch.setattr(obc, "_prune_layer", lambda *a, **k: pytest.fail("pruned despite bad settings"))
+    monkeypatch.setattr(obc, "obs_model", lambda *a, **k: pytest.fail("pruned despite bad settings"))
     cases = [({"options": {"calibration_samples": 0}, "calibration": x}, "prune_options.calibration_samples"),
              ({"options": {"damping": -1.0}, "calibration": x}, "prune_options.damping"),
              ({"options": {"blocks": 2}, "calibration": x}, "blocks"),

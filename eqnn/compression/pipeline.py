@@ -12,6 +12,7 @@ from typing import Any
 
 import tf_keras as keras
 
+from .calibration import calibration_data
 from .clustering import CLUSTER_INITS, cluster
 from .common import (
     SCHEDULES,
@@ -177,7 +178,8 @@ def compress(model: keras.Model, config: CompressionConfig, fine_tune: FineTune 
     ``evaluate(model) -> dict`` (e.g. Q-factor on the test set) and ``complexity(model, weight_bits,
     activation_bits) -> dict`` (RMpS, BoP, NABS; bits are ``None`` while the model is float) are injected so this
     module depends on neither training nor complexity code. ``calibration``: data of a pruning method with
-    ``needs_calibration`` (:func:`eqnn.compress.prune`; None: the fine-tuning windows). Every argument is checked
+    ``needs_calibration`` (:func:`eqnn.compress.prune`) and of ``quantize_mode="obq"`` (None: the fine-tuning
+    windows). Every argument is checked
     before any training.
     """
     _check_model(model)
@@ -193,6 +195,9 @@ def compress(model: keras.Model, config: CompressionConfig, fine_tune: FineTune 
         method_calibration(pm, method_options(pm, config.prune_options), calibration, fine_tune)
     if config.weight_bits is not None and config.quantize_mode == "qat" and fine_tune is None:
         raise ValueError("quantize_mode='qat' needs fine_tune")
+    if config.weight_bits is not None and config.quantize_mode == "obq" and \
+            calibration_data(calibration, fine_tune) is None:
+        raise ValueError("quantize_mode='obq' needs calibration data: pass calibration= (or fine_tune)")
     if config.n_clusters is not None:
         _check_clusters(config.n_clusters, config.cluster_preserves_sparsity())
 
@@ -220,7 +225,8 @@ def compress(model: keras.Model, config: CompressionConfig, fine_tune: FineTune 
         start = time.perf_counter()
         current = quantize(current, config.weight_bits, activation_bits=config.activation_bits,
                            mode=config.quantize_mode, per_channel=config.per_channel,
-                           quantize_bias=config.quantize_bias, fine_tune=fine_tune)
+                           quantize_bias=config.quantize_bias, fine_tune=fine_tune,
+                           calibration=calibration if config.quantize_mode == "obq" else None)
         reports.append(_step_report("quantize", params, current, time.perf_counter() - start, evaluate,
                                     complexity))
     if current is model:

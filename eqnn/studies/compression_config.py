@@ -96,7 +96,8 @@ class CompressionSearchConfig:
             categorical.
         schedule: "constant" | "polynomial" pruning schedule, or a list of both (categorical).
         calibration_samples: training windows (a seeded subsample; blocks of a sequence model) that the
-            post-training methods ("obc", "filters" with the Taylor importance) run through the model, >= 1.
+            post-training methods ("obc", "filters" with the Taylor importance, quantize_mode "obq") run through
+            the model, >= 1.
         obc_damping: dampening lambda of the "obc" Hessian, H = 2 X^T X + lambda mean(diag(2 X^T X)) I, [0, 10].
         filter_importance: "l1" (L1 norm of the filter) | "taylor" (first-order Taylor importance on the
             calibration windows) of "filters" pruning, or a list of both (categorical).
@@ -104,7 +105,8 @@ class CompressionSearchConfig:
         cluster_init: "linear" | "kmeans++" | "density" | "random", or a list (categorical).
         weight_bits: bits of the quantized kernels, 2..16; false = no quantization.
         activation_bits: bits of the activations, 2..16 (simulated in QAT, recorded in PTQ); false = float.
-        quantize_mode: "ptq" | "qat", or ["ptq", "qat"] (categorical).
+        quantize_mode: "ptq" | "qat" | "obq" (Optimal Brain Quantization: post-training, the grid of "ptq" with
+            OBS compensation on the calibration windows), or a list (categorical).
         per_channel: PTQ with one scale per output channel.
         fine_tune_epochs: epochs of fine-tuning per step, [0, 1000]; 0 = one-shot (no training).
         fine_tune_batch_size: fine-tuning mini-batch size, [1, 1048576].
@@ -317,11 +319,12 @@ class CompressionSearchConfig:
                                     learning_rate=self.fine_tune_learning_rate, seed=self.seed)
 
     def calibration(self, windows: WindowSet) -> Optional[compression.Calibration]:
-        """The calibration windows of the post-training pruning methods: at most ``calibration_samples`` training
-        windows (seeded subsample, in order) with their targets; None if no method of ``pruning_methods`` reads
-        calibration data (or nothing is pruned)."""
-        if not self.prunes or all(compression.PRUNING_METHODS[m].needs_calibration is None
-                                  for m in self.pruning_methods):
+        """The calibration windows of the post-training methods: at most ``calibration_samples`` training windows
+        (seeded subsample, in order) with their targets; None if neither a method of ``pruning_methods`` (when
+        pruning) nor ``quantize_mode`` "obq" (when quantizing) reads calibration data."""
+        pruning = self.prunes and any(compression.PRUNING_METHODS[m].needs_calibration is not None
+                                      for m in self.pruning_methods)
+        if not pruning and not (self.weight_bits is not None and "obq" in self.quantize_mode):
             return None
         n = len(windows)
         if self.calibration_samples >= n:
