@@ -159,7 +159,8 @@ def prune(model: keras.Model, sparsity: float, *, method: str = "magnitude", sch
     """Prune a trained model; returns a new plain tf_keras model (``model`` is unchanged).
 
     ``sparsity``: fraction in [0, 1) for every prunable layer (``method="magnitude"``: of its kernels' weights;
-    ``"structured"``: of its units). ``per_layer``: ``{layer name: fraction}`` overriding ``sparsity`` for those
+    ``"obc"``: of the weights of each kernel row; ``"structured"``: of its units; ``"filters"``: of its Conv1D
+    filters). ``per_layer``: ``{layer name: fraction}`` overriding ``sparsity`` for those
     layers (0 leaves a layer untouched). ``scope="global"`` (methods with ``supports_global_scope``, e.g. magnitude):
     one magnitude threshold over the layers not in ``per_layer``. ``schedule``: ``"constant"`` (TFMOT
     ConstantSparsity) or ``"polynomial"``
