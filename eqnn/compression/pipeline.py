@@ -179,8 +179,7 @@ def compress(model: keras.Model, config: CompressionConfig, fine_tune: FineTune 
     activation_bits) -> dict`` (RMpS, BoP, NABS; bits are ``None`` while the model is float) are injected so this
     module depends on neither training nor complexity code. ``calibration``: data of a pruning method with
     ``needs_calibration`` (:func:`eqnn.compress.prune`) and of ``quantize_mode="obq"`` (None: the fine-tuning
-    windows). Every argument is checked
-    before any training.
+    windows). Every argument is checked before any training.
     """
     _check_model(model)
     if not isinstance(config, CompressionConfig):
