@@ -120,6 +120,19 @@ def test_every_layer_type_gets_its_sparsity_per_row_and_costs_what_the_reference
     assert mc.rmps < cx.model_complexity(model).rmps
 
 
+def test_gru_kernels_are_pruned_per_gate_column_on_inputs_and_hidden_states():
+    model = keras.Sequential([keras.Input((T, F)), keras.layers.GRU(4, name="gru"), keras.layers.Dense(2, name="out")])
+    x = np.random.default_rng(1).normal(size=(32, T, F)).astype(np.float32)
+    pruned = C.prune(model, 0.5, method="obc", per_layer={"out": 0.0}, calibration=x)
+    kernels = C.kernel_weights(pruned)
+    for key in ("gru/kernel", "gru/recurrent_kernel"):
+        zeros, d = _rows_zeros(kernels[key])
+        assert kernels[key].shape[1] == 12 and np.all(zeros == d // 2), key
+    np.testing.assert_array_equal(kernels["out/kernel"], model.get_layer("out").kernel.numpy())
+    ref = cx.count_multiplications_reference(pruned, x[0])
+    assert ref.multiplications == cx.model_complexity(pruned).multiplications_per_window
+
+
 def test_compress_pipeline_and_search_pass_calibration_and_options():
     x = _correlated_inputs(d=T * F).astype(np.float32).reshape(-1, T, F)
     y = np.random.default_rng(3).normal(size=(len(x), 2)).astype(np.float32)
