@@ -14,11 +14,19 @@ lists of the same length (or one value each).
 - :meth:`DatasetConfig.parts`: the files checked from their headers (:func:`channel.measured.dataset_length`) and
   the symbol ranges resolved: ``{"train": [MeasuredPart per power], "test": [...]}``.
 - :func:`save_dataset`: write a transmission in this format (:func:`channel.measured.save_dataset`).
+- :func:`export_simulation`: the training and test transmissions of a (simulated) training TOML written as dataset
+  files, one pair per launch power, with the ``[dataset]`` table that reads them back::
+
+      python -m eqnn.measured experiments/train_quick.toml results/measured_quick [--format npz|mat|h5]
+
+  (then ``experiments/measured_example.toml`` trains on them as if they were measured).
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -28,7 +36,7 @@ from channel.config import MODULATIONS, unknown_keys_error
 from channel.measured import DatasetError, MeasuredPart, dataset_length, load_part, save_dataset
 from channel.validation import check_bool, check_choice, check_int, check_number
 
-__all__ = ["DatasetConfig", "DatasetError", "MeasuredPart", "load_part", "save_dataset"]
+__all__ = ["DatasetConfig", "DatasetError", "MeasuredPart", "export_simulation", "load_part", "save_dataset"]
 
 
 def _as_tuple(key: str, value: Any, kind: str) -> tuple:
@@ -214,3 +222,61 @@ class DatasetConfig:
                 raise ConfigError(f"dataset.{key} is required (the [dataset] table: path, launch_power_dbm, "
                                   "tx_symbols, rx_symbols, modulation, symbol_rate_gbd)")
         return cls(**data).with_base(base_dir)
+
+
+def export_simulation(config, folder: Union[str, Path], fmt: str = "npz", waveform: bool = True,
+                      progress: bool = False) -> dict:
+    """Simulate (or take from the cache) the training and test transmissions of ``config`` (a training TOML path or
+    a :class:`eqnn.training.TrainRunConfig` without a dataset) at each launch power and write them to
+    ``<folder>/train_<P>dBm.<fmt>`` and ``test_<P>dBm.<fmt>`` (:func:`save_dataset`, arrays ``tx_symbols``,
+    ``rx_symbols`` and, with ``waveform``, ``rx_waveform``). Returns the ``[dataset]`` table that reads them
+    (absolute paths): training on it gives what training on the simulation gives."""
+    from .training.config import TrainRunConfig, cache_folder, load_train_config
+
+    if not isinstance(config, TrainRunConfig):
+        config = load_train_config(config, study_tables="ignore")
+    if config.dataset is not None:
+        raise ConfigError("export_simulation: the config already reads a [dataset]; give a simulated one")
+    if fmt not in ("npz", "mat", "h5"):
+        raise ConfigError(f"format = {fmt!r}: allowed 'npz', 'mat', 'h5'")
+    folder = Path(folder)
+    cache = cache_folder(config.cache_dir, folder)
+    table: dict[str, Any] = {"path": [], "test_path": [], "launch_power_dbm": list(config.powers_dbm),
+                             "tx_symbols": "tx_symbols", "rx_symbols": "rx_symbols",
+                             "modulation": config.scenario.transmitter.modulation,
+                             "symbol_rate_gbd": config.scenario.transmitter.symbol_rate_gbd}
+    if waveform:
+        table["rx_waveform"] = "rx_waveform"
+        table["samples_per_symbol"] = config.scenario.receiver.dbp_samples_per_symbol
+    for p in config.powers_dbm:
+        for which, key in (("train", "path"), ("test", "test_path")):
+            tr = config.transmission(which, p, cache_dir=cache, dbp=False, progress=progress)
+            path = save_dataset(tr, folder / f"{which}_{p:g}dBm.{fmt}", rx_waveform="rx_waveform" if waveform else None)
+            table[key].append(str(path.resolve()))
+    return table
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m eqnn.measured", description=(
+        "Write the training and test transmissions of a training TOML as measured-dataset files (one pair per "
+        "launch power) and print the [dataset] table that reads them."))
+    parser.add_argument("config", help="a training (or study) TOML without [dataset]")
+    parser.add_argument("folder", help="output folder")
+    parser.add_argument("--format", default="npz", choices=("npz", "mat", "h5"), help="file format (default npz)")
+    parser.add_argument("--no-waveform", action="store_true", help="leave out the received waveform")
+    args = parser.parse_args(argv)
+    try:
+        table = export_simulation(args.config, args.folder, args.format, waveform=not args.no_waveform, progress=True)
+    except ConfigError as exc:
+        print(f"python -m eqnn.measured: error: {exc}", file=sys.stderr)
+        return 2
+    print("[dataset]")
+    for key, value in table.items():
+        text = "[" + ", ".join(f'"{v}"' if isinstance(v, str) else repr(v) for v in value) + "]" \
+            if isinstance(value, list) else (f'"{value}"' if isinstance(value, str) else repr(value))
+        print(f"{key} = {text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

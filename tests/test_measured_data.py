@@ -5,19 +5,20 @@ and bad files or parts fail in one line naming the array and the file."""
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+import tomllib
 from scipy import io
 from tiny_configs import TINY_TRAINING
 
 import channel
 from channel import ConfigError
 from channel.measured import DatasetError, MeasuredPart, dataset_length, load_part, read_array, save_dataset
-from eqnn.measured import DatasetConfig
+from eqnn.measured import DatasetConfig, export_simulation, main
+from eqnn.study import _dsp_rows
 from eqnn.training.config import TrainRunConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,6 +191,7 @@ def test_dataset_length_and_read_array_of_a_mat_file(tmp_path, simulated):
 def test_training_on_the_file_is_training_on_the_simulation(tmp_path, simulated):
     """The same weights and the same Q table (NN and CDC rows), whether the training stage simulates the
     transmissions or reads them from files written from those simulations."""
+    from eqnn.studies.compress_cli import _measured_parts
     from eqnn.training.equalizer import load_equalizer
     from eqnn.training.run import train_stage
 
@@ -209,9 +211,37 @@ def test_training_on_the_file_is_training_on_the_simulation(tmp_path, simulated)
     for key in rows[0]:
         assert rows[1][key].snr_db == pytest.approx(rows[0][key].snr_db, abs=1e-4)
         assert rows[1][key].bit_errors == rows[0][key].bit_errors
-    info = load_equalizer(tmp_path / "file" / "models" / "MLP@+0p00dBm").info
-    assert info["train_parts"][0]["path"] == str((tmp_path / "train.npz").resolve())
-    assert info["test_parts"][0]["stop"] == 1024
+    # eqnn compress <saved folder> reads the same parts again
+    saved = load_equalizer(tmp_path / "file" / "models" / "MLP@+0p00dBm")
+    train_parts, test_parts = _measured_parts(saved)
+    assert train_parts == [file_config.measured_part("train", 0.0)]
+    assert test_parts == [file_config.measured_part("test", 0.0)]
+    again = load_part(test_parts[0], channel.LinkConfig.from_dict(saved.info["test_links"][0]))
+    assert np.array_equal(again.tx_indices, test.tx_indices)
+
+
+def test_export_and_the_dsp_stage_of_a_study(tmp_path, simulated, capsys):
+    """``python -m eqnn.measured`` writes the transmissions of a training TOML with the [dataset] table that reads
+    them; stage 1 of ``eqnn run`` then reports CDC and DBP of the read test data, equal to the simulation's."""
+    from eqnn.study import StudyConfig, _stage_dsp
+
+    config, _, test = simulated
+    (tmp_path / "sim.toml").write_text('name = "tiny"\npowers_dbm = [0.0]\ncache_dir = ""\n' + TINY_TRAINING)
+    assert main([str(tmp_path / "sim.toml"), str(tmp_path / "data"), "--format", "h5"]) == 0
+    table = tomllib.loads(capsys.readouterr().out)["dataset"]  # the printed [dataset] table
+    assert table == export_simulation(tmp_path / "sim.toml", tmp_path / "data", "h5")
+    assert [Path(p).name for p in table["path"] + table["test_path"]] == ["train_0dBm.h5", "test_0dBm.h5"]
+    data = {k: v for k, v in BASE.items() if k != "powers_dbm"}
+    study = StudyConfig.from_dict({**data, "dataset": {**table, "rescale_waveform": False},
+                                   "study": {"dsp_powers_dbm": []}}, tensorflow=False)
+    log = {}
+    rows = {r.method: r for r in _stage_dsp(study, tmp_path / "cache", False, log, None)}
+    assert set(rows) == {"CDC", "DBP-1"} and log["dsp"]["measured"] == 1
+    sim_rows = {r.method: r for r in _dsp_rows(test, config, {"CDC": 0.0, "DBP-1": 0.0})}
+    for method in rows:
+        assert rows[method].snr_db == pytest.approx(sim_rows[method].snr_db, abs=1e-9)
+    with pytest.raises(ConfigError, match=r"study.dsp_powers_dbm: 1 dBm is not a launch power of the dataset"):
+        StudyConfig.from_dict({**data, "dataset": table, "study": {"dsp_powers_dbm": [1.0]}}, tensorflow=False)
 
 
 _PROBE = """
@@ -224,12 +254,12 @@ print(code, ','.join(heavy) or '-')
 
 
 @pytest.mark.parametrize("command, dataset, needle", [
-    ("train", 'train = [0.0, 0.6]\ntest = [0.5, 1.0]\n', "overlap in"),
     ("run", 'train = [0.0, 0.5]\ntest = [0.5, 1.0]\nrx_symbols = "nothing"\n',
      "dataset.rx_symbols = 'nothing' in"),
 ])
 def test_bad_dataset_fails_before_tensorflow(tmp_path, simulated, command, dataset, needle):
-    """``eqnn train`` / ``eqnn run``: one line on stderr, exit code 2, TensorFlow never imported."""
+    """``eqnn run`` (the same config loading as ``eqnn train`` and ``eqnn compress``): one line on stderr, exit
+    code 2, TensorFlow never imported."""
     _write(tmp_path / "one.npz", simulated[1], waveform=False)
     text = TINY_TRAINING + ('\n[dataset]\npath = "one.npz"\nlaunch_power_dbm = 0.0\ntx_symbols = "tx"\n'
                             'modulation = "16QAM"\nsymbol_rate_gbd = 30.0\n' + dataset)

@@ -170,7 +170,8 @@ class TrainRunConfig:
     Attributes:
         scenario: the link (``[scenario]``: the sections of a link TOML, optionally ``base = "<link TOML>"``
             relative to this file, whose values the other keys override).
-        powers_dbm: launch powers (dBm), each in [-30, 30], distinct; required.
+        powers_dbm: launch powers (dBm), each in [-30, 30], distinct; required (with a ``[dataset]``: default
+            its ``launch_power_dbm``, each one of them).
         mode: "per_power" (one model per launch power) or "combined" (one model trained on the concatenated
             data of all powers, evaluated at each).
         seeds: transmitter seeds of the training and the test transmissions (``[seeds]``).
@@ -181,7 +182,8 @@ class TrainRunConfig:
             may hold a ``training`` sub-table (e.g. ``training = {batch_size = 256}``) whose keys override
             ``[training]`` for that model only (a sequence model counts ``batch_size`` in blocks, an MLP in windows).
         model_training: the per-model overrides, ``((name, {key: value}), ...)``; :meth:`training_for` applies them.
-        dbp: compute DBP on the test transmissions (the ``[scenario.receiver]`` variants).
+        dbp: compute DBP on the test transmissions (the ``[scenario.receiver]`` variants); with a ``[dataset]``
+            the default is whether it has ``rx_waveform`` (DBP needs the waveform).
         cache_dir: simulation cache folder (relative to the working directory); "" = the run's own
             ``<out>/cache`` (for ``eqnn train``, ``eqnn compress`` and ``eqnn run`` alike); ``--no-cache`` runs
             without a cache.
