@@ -33,6 +33,7 @@ Complex values are stored natively (NumPy, MATLAB v7 and earlier) or as a compou
 
 from __future__ import annotations
 
+import hashlib
 import math
 import zipfile
 from dataclasses import asdict, dataclass
@@ -317,7 +318,10 @@ def load_part(part: MeasuredPart, link: LinkConfig, dbp: bool = False) -> "Trans
     result.metrics["CDC"] = evaluate_symbols(rx_cdc, tx_indices, modulation)
     if dbp and part.rx_waveform is not None:
         _add_dbp(result, link.receiver.dbp_steps_per_span)
-    result.info = {"ase_only_snr_db": None, "measured": part.to_dict()}
+    digest = hashlib.sha256()
+    for array in (tx_indices, rx_cdc, field):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    result.info = {"ase_only_snr_db": None, "measured": part.to_dict(), "measured_digest": digest.hexdigest()[:32]}
     return result
 
 

@@ -107,6 +107,22 @@ def test_parts_of_one_file(tmp_path, simulated):
         _measured(tmp_path, {"path": "one.npz", "launch_power_dbm": 0.0, "train": [0, 900], "test": [900, 2000]})
 
 
+def test_the_model_fingerprint_tells_parts_apart(tmp_path, simulated):
+    """A saved model is reused (``resume``) only on the same data: two parts of equal length differ in the key;
+    simulated data keep their key (the links' digests alone)."""
+    from eqnn.training.run import _data_key
+
+    config, train, _ = simulated
+    _write(tmp_path / "one.npz", train, waveform=False)
+    first = _measured(tmp_path, {"path": "one.npz", "launch_power_dbm": 0.0, "train": [0.0, 0.5], "test": [0.5, 1.0]})
+    second = _measured(tmp_path, {"path": "one.npz", "launch_power_dbm": 0.0, "train": [0.5, 1.0],
+                                  "test": [0.0, 0.5]})
+    assert first.train_link(0.0) == second.train_link(0.0)
+    keys = [_data_key([c.transmission("train", 0.0)]) for c in (first, second, first)]
+    assert keys[0] != keys[1] and keys[0] == keys[2]
+    assert _data_key([train]) == [config.train_link(0.0).digest()]
+
+
 @pytest.mark.parametrize("dataset, top, needle", [
     ({"train": [0.0, 0.5]}, {}, "dataset.test is required without dataset.test_path"),
     ({"train": [0.0, 0.5], "test": [0.5, 1]}, {}, "dataset.test = [0.5, 1]: allowed two fractions"),

@@ -130,6 +130,13 @@ def _train_pair(p: float, config: TrainRunConfig, cache: Optional[Path], progres
     return train_tr, test_tr
 
 
+def _data_key(train_trs: Sequence[Transmission]) -> list:
+    """What identifies the training data of a model fingerprint: the link of each simulated transmission; for
+    measured data also the digest of the symbols read (another part or another file of the same length)."""
+    return [t.config.digest() if "measured_digest" not in t.info else [t.config.digest(), t.info["measured_digest"]]
+            for t in train_trs]
+
+
 def _train_models(config: TrainRunConfig, train_trs: list[Transmission], test_trs: list[Transmission], tag: str,
                   out: Path, resume: bool, progress: bool, verbose: bool = True, epoch_lines: bool = False,
                   only: Optional[Sequence[int]] = None) -> tuple[list[Equalizer], list[TrainedModel]]:
@@ -147,8 +154,7 @@ def _train_models(config: TrainRunConfig, train_trs: list[Transmission], test_tr
     for mc in (config.models if only is None else [config.models[i] for i in only]):
         folder = out / "models" / f"{mc.name}@{tag}"
         training = config.training_for(mc.name)
-        key = _fingerprint(model_config_to_dict(mc), config.data.to_dict(), training.to_dict(),
-                           [t.config.digest() for t in train_trs])
+        key = _fingerprint(model_config_to_dict(mc), config.data.to_dict(), training.to_dict(), _data_key(train_trs))
         eq = None
         if resume and (folder / "equalizer.json").is_file():
             try:
