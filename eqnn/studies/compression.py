@@ -366,6 +366,8 @@ def compress_equalizer(equalizer: Equalizer, train_windows: WindowSet, test_tran
               "pipeline": PIPELINE_VERSION}
     if calibration is not None:  # only studies with a post-training method (older setups stay resumable)
         inputs["calibration_data"] = _digest(arrays=[calibration.x, calibration.y])
+    if "measured_digest" in test_transmission.info:  # measured data: the symbols read, not only the link
+        inputs["test_data"] = test_transmission.info["measured_digest"]
 
     def measure_uncompressed() -> dict:
         ev = evaluate(equalizer, test_transmission)
