@@ -346,7 +346,8 @@ class TrainRunConfig:
             n = part.n_symbols
             if not 64 <= n <= 2**24:
                 raise ConfigError(f"dataset.{which} = {list(getattr(self.dataset, which))}: {n} symbols of "
-                                  f"{part.path}: allowed 64 to {2**24} symbols per polarization")
+                                  f"{part.path}: allowed 64 to {2**24} symbols per polarization (integers are "
+                                  "symbol indices, floats fractions: [0.0, 0.8])")
         link = self.scenario if n is None else self.scenario.replace(transmitter={"n_symbols": n})
         seed = self.seeds.train if which == "train" else self.seeds.test
         return link.with_seed(seed).with_launch_power(power_dbm)
