@@ -229,8 +229,9 @@ def export_simulation(config, folder: Union[str, Path], fmt: str = "npz", wavefo
     """Simulate (or take from the cache) the training and test transmissions of ``config`` (a training TOML path or
     a :class:`eqnn.training.TrainRunConfig` without a dataset) at each launch power and write them to
     ``<folder>/train_<P>dBm.<fmt>`` and ``test_<P>dBm.<fmt>`` (:func:`save_dataset`, arrays ``tx_symbols``,
-    ``rx_symbols`` and, with ``waveform``, ``rx_waveform``). Returns the ``[dataset]`` table that reads them
-    (absolute paths): training on it gives what training on the simulation gives."""
+    ``rx_symbols`` and, with ``waveform``, ``rx_waveform`` in sqrt(W)). Returns the ``[dataset]`` table that reads
+    them (absolute paths; ``rescale_waveform = false``): training on it gives what training on the simulation
+    gives, DBP included."""
     from .training.config import TrainRunConfig, cache_folder, load_train_config
 
     if not isinstance(config, TrainRunConfig):
@@ -248,6 +249,7 @@ def export_simulation(config, folder: Union[str, Path], fmt: str = "npz", wavefo
     if waveform:
         table["rx_waveform"] = "rx_waveform"
         table["samples_per_symbol"] = config.scenario.receiver.dbp_samples_per_symbol
+        table["rescale_waveform"] = False  # the simulated field is in sqrt(W) already
     for p in config.powers_dbm:
         for which, key in (("train", "path"), ("test", "test_path")):
             tr = config.transmission(which, p, cache_dir=cache, dbp=False, progress=progress)
