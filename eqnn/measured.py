@@ -272,11 +272,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     except ConfigError as exc:
         print(f"python -m eqnn.measured: error: {exc}", file=sys.stderr)
         return 2
+    def toml(value: Any) -> str:
+        if isinstance(value, list):
+            return "[" + ", ".join(map(toml, value)) + "]"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return f'"{value}"' if isinstance(value, str) else repr(value)
+
     print("[dataset]")
     for key, value in table.items():
-        text = "[" + ", ".join(f'"{v}"' if isinstance(v, str) else repr(v) for v in value) + "]" \
-            if isinstance(value, list) else (f'"{value}"' if isinstance(value, str) else repr(value))
-        print(f"{key} = {text}")
+        print(f"{key} = {toml(value)}")
     return 0
 
 
