@@ -366,6 +366,8 @@ def compress_equalizer(equalizer: Equalizer, train_windows: WindowSet, test_tran
               "pipeline": PIPELINE_VERSION}
     if calibration is not None:  # only studies with a post-training method (older setups stay resumable)
         inputs["calibration_data"] = _digest(arrays=[calibration.x, calibration.y])
+    if "measured_digest" in test_transmission.info:  # measured data: the symbols read, not only the link
+        inputs["test_data"] = test_transmission.info["measured_digest"]
 
     def measure_uncompressed() -> dict:
         ev = evaluate(equalizer, test_transmission)
@@ -414,16 +416,16 @@ def compress_trained(training: TrainingResult, name: str, power_dbm: float, conf
 
     The saved equalizer used at ``power_dbm`` is loaded, its training transmissions (that power, or every power of
     a combined model) and the test transmission at ``power_dbm`` are simulated again (from ``cache_dir``, where the
-    training stage left them), and :func:`compress_equalizer` searches in ``folder`` (resumed under its rule).
+    training stage left them), or read again from the measured dataset, and :func:`compress_equalizer` searches in
+    ``folder`` (resumed under its rule).
     ``dbp``: DBP references (also needs the training config's ``dbp``).
     """
     train = training.config
     equalizer = load_equalizer(training.model(name, power_dbm).folder)
     train_powers = [power_dbm] if train.mode == "per_power" else list(train.powers_dbm)
-    train_trs = [channel.simulate(train.train_link(q), cache_dir=cache_dir, dbp=False, progress=progress)
+    train_trs = [train.transmission("train", q, cache_dir=cache_dir, dbp=False, progress=progress)
                  for q in train_powers]
-    test_tr = channel.simulate(train.test_link(power_dbm), cache_dir=cache_dir, dbp=dbp and train.dbp,
-                               progress=progress)
+    test_tr = train.transmission("test", power_dbm, cache_dir=cache_dir, dbp=dbp and train.dbp, progress=progress)
     windows = equalizer.training_set(train_trs)  # windows, or blocks of a sequence model
     return compress_equalizer(equalizer, windows, test_tr, config, folder,
                               references=reference_points(test_tr, equalizer), progress=progress, executor=executor)
