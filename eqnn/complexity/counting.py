@@ -21,6 +21,7 @@ from ..limits import DEFAULT_COUNT_BITS as DEFAULT_BITS
 
 FREE_ACTIVATIONS = frozenset({"linear", "relu"})
 LEAKY_RELU_FUNCTION_ALPHA = 0.2  # slope of tf.nn.leaky_relu, what keras' "leaky_relu" string resolves to
+MAX_POW2_TERMS = 8  # terms of a power-of-two weight (sums of at most this many signed powers of two)
 
 
 class ComplexityError(ValueError):

@@ -118,13 +118,14 @@ from .pruning import (
     units_of,
     unregister_pruning_method,
 )
-from .quantization import QUANTIZE_MODES, KBitQuantizeConfig, quantize, quantize_array
+from .quantization import QUANTIZE_GRIDS, QUANTIZE_MODES, KBitQuantizeConfig, quantize, quantize_array
 from .stats import tensor_size_bits, weight_stats
 
 __all__ = [
     "FineTune", "prune", "cluster", "quantize", "compress", "CompressionConfig", "CompressionResult", "StepReport",
     "PruningMethod", "PRUNING_METHODS", "register_pruning_method", "unregister_pruning_method",
     "PrunableBidirectional", "KBitQuantizeConfig", "compression_info", "weight_stats", "kernel_weights",
-    "quantize_array", "SCHEDULES", "SCOPES", "CLUSTER_INITS", "QUANTIZE_MODES", "MIN_BITS", "MAX_BITS",
-    "FLOAT_BITS", "KERNEL_NAMES", "copy_model", "kernel_entries", "layer_kind", "tensor_size_bits", "units_of",
+    "quantize_array", "SCHEDULES", "SCOPES", "CLUSTER_INITS", "QUANTIZE_GRIDS", "QUANTIZE_MODES", "MIN_BITS",
+    "MAX_BITS", "FLOAT_BITS", "KERNEL_NAMES", "copy_model", "kernel_entries", "layer_kind", "tensor_size_bits",
+    "units_of",
 ]
