@@ -365,7 +365,8 @@ def activation_value(fn, x: np.ndarray) -> np.ndarray:
     if name == "leaky_relu":
         return np.where(x > 0, x, LEAKY_RELU_FUNCTION_ALPHA * x)
     if name == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-x))
+        with np.errstate(over="ignore"):  # exp overflows to inf for x < -709: the sigmoid is then exactly 0
+            return 1.0 / (1.0 + np.exp(-x))
     if name == "tanh":
         return np.tanh(x)
     import tensorflow as tf  # any other activation: keras' own function, in float64
