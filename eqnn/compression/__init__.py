@@ -17,9 +17,14 @@ prune "magnitude"   TFMOT prune_low_magnitude  TFMOT (kernel + recurrent   TFMOT
                                                                            cells' kernels and recurrent kernels)
 prune "structured"  neurons / filters removed  units removed (4 gate       units removed per direction
                                                columns + recurrent rows)
+prune "gates"       -                          gate pre-activation groups  the same, per direction
+                                               (or neurons, or weights)
+                                               zeroed: constant gates
 cluster             TFMOT cluster_weights      TFMOT                       TFMOT (also after pruning)
 quantize "ptq"      numpy rounding             numpy rounding              numpy rounding
 quantize "qat"      TFMOT + KBitQuantizeConfig TFMOT + KBitQuantizeConfig  TFMOT + KBitQuantizeConfig (cells)
+quantize "pow2"     numpy rounding to sums of  the same                    the same
+grid (ptq)          <= k signed powers of two
 ==================  =========================  ==========================  ====================================
 
 QAT uses the one k-bit :class:`KBitQuantizeConfig` for every layer type, Dense included: TFMOT's built-in schemes
@@ -87,10 +92,10 @@ method's prunable layers, seeds, calls ``apply`` and records ``info``. ``apply``
 Layout
 ------
 :mod:`.common` (checks, copies, weight entries, the info record), :mod:`.fine_tune` (:class:`FineTune`),
-:mod:`.pruning` (registry; :mod:`.pruning.magnitude`, :mod:`.pruning.structured`), :mod:`.clustering`,
-:mod:`.quantization`, :mod:`.stats` (:func:`weight_stats`), :mod:`.pipeline` (:class:`CompressionConfig`,
-:func:`compress`). What a layer type allows (structured slicing, QAT weights, TFMOT prunable weights) comes from
-:mod:`eqnn.layers`. ``eqnn.compress`` re-exports the public names.
+:mod:`.pruning` (registry; :mod:`.pruning.magnitude`, :mod:`.pruning.structured`, :mod:`.pruning.gates`),
+:mod:`.clustering`, :mod:`.quantization`, :mod:`.stats` (:func:`weight_stats`), :mod:`.pipeline`
+(:class:`CompressionConfig`, :func:`compress`). What a layer type allows (structured slicing, QAT weights, TFMOT
+prunable weights) comes from :mod:`eqnn.layers`. ``eqnn.compress`` re-exports the public names.
 """
 
 from .clustering import CLUSTER_INITS, cluster

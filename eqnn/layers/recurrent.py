@@ -12,9 +12,11 @@ LSTM (``n_i`` inputs, ``n_h`` units, keras gate order i, f, c, o): per time step
 steps whether it returns the sequence or only its final state. Bidirectional: the forward and the backward RNN
 over the whole window plus the merge ("concat" free; "sum", "mul", "ave" ``n_h`` operations per output position).
 
-Structured pruning removes units: unit ``u`` owns the columns ``g n_h + u`` (g = 0 .. gates - 1) of ``W``, ``U``
-and ``b`` (every row of a 2-D bias) and the row ``u`` of ``U``. In a Bidirectional each direction keeps its own
-units ("concat") or the forward and backward unit ``j`` are kept together (the other merges pair them).
+A gate whose pre-activation weights are all zero is a constant (:func:`constant_gate_values`), counted as such
+(:func:`lstm_tally`). Structured pruning removes units: unit ``u`` owns the columns ``g n_h + u`` (g = 0 .. gates -
+1) of ``W``, ``U`` and ``b`` (every row of a 2-D bias) and the row ``u`` of ``U``. In a Bidirectional each direction
+keeps its own units ("concat") or the forward and backward unit ``j`` are kept together (the other merges pair
+them).
 """
 
 from __future__ import annotations
