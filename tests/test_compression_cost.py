@@ -18,9 +18,9 @@ from eqnn.train import load_equalizer
 
 TOML = """
 [compression]
-n_calls = 4
-n_initial_points = 4
-seed = 3
+n_calls = 3
+n_initial_points = 3
+seed = 0
 cost = "bop"
 sparsity = [0.2, 0.8]
 pruning_methods = ["magnitude", "gates"]
@@ -114,7 +114,7 @@ def test_search_with_method_dimension_and_bop_cost_end_to_end(lstm_equalizer, tm
     assert spec["objective"]["cost"] == "bop"
     assert spec["objective"]["rmps_reference"] == study.uncompressed["bop"]
     evaluations = study.search.evaluations
-    assert len(evaluations) == 4 and not any(e.metrics.get("failed") for e in evaluations)
+    assert len(evaluations) == 3 and not any(e.metrics.get("failed") for e in evaluations)
     assert {e.params["pruning_method"] for e in evaluations} == {"magnitude", "gates"}
     assert {e.params["quantize_grid"] for e in evaluations} == {"uniform", "pow2"}
     objective = Objective.constrained(study.q_target_db, study.uncompressed["bop"], cost="bop")
