@@ -47,6 +47,11 @@ Objective (the scalar the optimizer minimizes; ``R0`` = ``rmps_reference``, ``u 
 
   ``rmps_reference`` may be left out here (None means 1 RMpS): R0 only shifts y.
 
+``Objective(cost=...)`` (:data:`COSTS`: "rmps" default, "bop", "nabs") puts another metric of ``evaluate`` in the
+place of RMpS in both modes (``u = log10(metrics[cost] / R0)``, ``R0`` in that unit, e.g. the uncompressed BoP):
+"bop" rewards fewer weight and activation bits, which RMpS does not see. The Pareto front, the plot and the
+tie-breaks stay in RMpS; the spec of an "rmps" objective is what it always was.
+
 Files in ``folder`` (the same command, run again, resumes; no pickles are involved):
 
 * ``search.json``: ``{"format", "spec_hash", "spec", "created"}``; ``spec`` holds the space, the objective, the
@@ -105,6 +110,7 @@ name above stays importable from here.
 
 from .searching.files import (
     ACQ_FUNCS,
+    COSTS,
     CSV_FILE,
     FORMAT,
     INITIAL_POINT_GENERATORS,
@@ -123,7 +129,7 @@ from .searching.run import search
 from .searching.space import Categorical, Dimension, Integer, Real, check_space
 from .searching.storage import _jsonable, load
 
-__all__ = ["ACQ_FUNCS", "CSV_FILE", "FORMAT", "INITIAL_POINT_GENERATORS", "LOCK_FILE", "MODES", "PLOT_FILE",
+__all__ = ["ACQ_FUNCS", "COSTS", "CSV_FILE", "FORMAT", "INITIAL_POINT_GENERATORS", "LOCK_FILE", "MODES", "PLOT_FILE",
            "RECORDS_FILE", "RESULT_FILE", "SEARCH_FILE", "Categorical", "Dimension", "Evaluation", "Integer",
            "Objective", "Real", "SearchLockedError", "SearchMismatchError", "SearchResult", "check_space", "load",
            "pareto_front", "search", "_jsonable"]

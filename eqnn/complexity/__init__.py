@@ -64,6 +64,17 @@ Layers:
   RMpS ``= T (4 n_h n_i + 4 n_h^2 + 3 n_h)`` = ``T n_h (4 n_i + 4 n_h + 3)`` (the LSTM formula of Freire et
   al. 2021 and 2023 with ``n_s = T``). The 3 n_h gate products multiply two variables (BoP ``b_a^2`` each, NABS
   ``2 b_a - 1`` each); the cell update adds two ``b_a x b_a`` products (BoP ``2 b_a + 1`` each).
+  A *constant gate* (gate ``k`` of unit ``u`` whose pre-activation weights, column ``k n_h + u`` of ``W`` and
+  ``U``, are all zero, e.g. after the "gates" pruning of :mod:`eqnn.compression.pruning.gates`) has the value
+  ``act(b)`` at every step, computed once offline. It saves: its ``n_i + n_h`` products and its additions in the
+  matrix-vector product (zero weights are free, as anywhere), its activation evaluation, and the product of two
+  variables in its elementwise product (``f c_{t-1}``, ``i g`` or ``o tanh(c_t)``), which becomes a product of a
+  variable by the constant (still one multiplication; BoP ``b_w b_a``, NABS ``2 k - 1`` with ``k`` the CSD digits
+  of the constant at ``b_w`` bits). Only where the constant is exactly 0 (the term and its addition vanish;
+  ``o = 0`` also skips ``tanh(c_t)``) or exactly 1 (the other factor passes) is the product folded away, and
+  ``i g`` of two constant gates is a constant. The values are those of float64 (a sigmoid is exactly 1 above
+  ``b`` of about 37 and exactly 0 below about -745). A unit whose four gates are constant has data-independent
+  states that could be precomputed: this is not exploited.
 - **GRU** (``reset_after=True``, tf_keras's default; gate order z, r, h; bias ``(2, 3 n_h)``: input bias ``b^x`` and
   recurrent bias ``b^h``): per step the products of ``x_t`` with ``W`` and of ``h_{t-1}`` with ``U`` (per input,
   one per distinct non-zero weight of its row over all three gates); the z and r columns each sum their products of
@@ -107,6 +118,16 @@ tensor (kernel, recurrent kernel) is put on the symmetric two's-complement ``b_w
 weights lie exactly on such per-channel grids and not on the per-tensor one; ``k(w)`` is the number of non-zero
 CSD digits of ``|q|``. Weights quantized to ``b_w`` bits by that function thus give their own integers back
 exactly; for any other weights the digits are those of the nearest grid point.
+
+Power-of-two weights (``model_complexity(..., pow2_terms=m)``): the weights lie on the power-of-two grid of
+:func:`eqnn.compress.quantize_array` (``grid="pow2"``: ``w = s q``, ``q`` a sum of at most ``m`` signed powers of
+two); their integers are found back with :func:`~.counting.pow2_integers` instead of the uniform grid. A product of
+a variable by a constant of ``k`` CSD digits is then ``k`` shifts and ``k - 1`` additions, counted in BoP as
+``(k - 1)(b_w + b_a)`` (a shift is wiring: no bit operation; each addition at the width of the shifted operands)
+instead of ``b_w b_a``; NABS counts ``2 k - 1`` as on any grid (for power-of-two weights ``k <= m``); RMpS still
+counts the product (the metric counts the network's products whatever their implementation).
+:func:`count_multiplications_reference` with ``shift_add_bits`` performs the products by the weights of Dense,
+LSTM and GRU layers as those shifts and adds and counts them (``shifts``, ``shift_additions``).
 
 Classical DSP
 =============

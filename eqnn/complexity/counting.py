@@ -21,6 +21,7 @@ from ..limits import DEFAULT_COUNT_BITS as DEFAULT_BITS
 
 FREE_ACTIVATIONS = frozenset({"linear", "relu"})
 LEAKY_RELU_FUNCTION_ALPHA = 0.2  # slope of tf.nn.leaky_relu, what keras' "leaky_relu" string resolves to
+MAX_POW2_TERMS = 8  # terms of a power-of-two weight (sums of at most this many signed powers of two)
 
 
 class ComplexityError(ValueError):
@@ -74,6 +75,62 @@ def _grid(w: np.ndarray, bits: int, axes) -> tuple[np.ndarray, bool]:
     return q.astype(np.int64), exact
 
 
+def pow2_max_level(bits: int, terms: int) -> int:
+    """The largest integer magnitude of the power-of-two grid (:func:`eqnn.compress.quantize_array` with
+    ``grid="pow2"``): ``2^(bits-1) - 1`` (two CSD digits, ``2^(bits-1) - 2^0``) for ``terms >= 2``, ``2^(bits-2)``
+    for ``terms = 1``."""
+    return 2 ** (bits - 1) - 1 if terms >= 2 else 2 ** (bits - 2)
+
+
+def pow2_levels(bits: int, terms: int) -> np.ndarray:
+    """The non-negative integers of the power-of-two grid: ``0 .. pow2_max_level(bits, terms)`` whose canonical
+    signed digit form has at most ``terms`` non-zero digits (sums of at most ``terms`` signed powers of two)."""
+    candidates = np.arange(pow2_max_level(bits, terms) + 1, dtype=np.int64)
+    return candidates[csd_digit_count(candidates) <= terms]
+
+
+def pow2_integers(weights: np.ndarray, bits: int, terms: int) -> np.ndarray:
+    """Signed integers of ``weights`` on the power-of-two grid of ``bits`` bits and ``terms`` terms: scale
+    ``s = max|w| / pow2_max_level(bits, terms)`` per tensor (per index of the last axis instead if the weights lie
+    on such per-channel grids and not on the per-tensor one), ``q = round(w / s)`` (then the nearest level of
+    :func:`pow2_levels`). Weights quantized by ``quantize_array(w, bits, grid="pow2", pow2_terms=terms)`` give
+    their own integers back exactly."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.size == 0:
+        return np.zeros(w.shape, dtype=np.int64)
+    levels = pow2_levels(bits, terms)
+    top = float(levels[-1])
+
+    def grid(axes):
+        scale = np.max(np.abs(w), axis=axes, keepdims=True) / top
+        ratio = np.abs(w) / np.where(scale > 0, scale, 1.0)
+        index = np.clip(np.searchsorted(levels, ratio), 1, len(levels) - 1)
+        lower, upper = levels[index - 1], levels[index]
+        q = np.where(ratio - lower <= upper - ratio, lower, upper)
+        exact = bool(np.all(np.abs(ratio - q) <= 1e-3 + 1e-6 * q))
+        return (np.sign(w) * q).astype(np.int64), exact
+
+    q, exact = grid(None)
+    if exact or w.ndim < 2:
+        return q
+    q_channel, exact_channel = grid(tuple(range(w.ndim - 1)))
+    return q_channel if exact_channel else q
+
+
+def signed_digits(value: int) -> list[tuple[int, int]]:
+    """The canonical signed digits of an integer: ``[(sign, exponent), ...]`` with ``value = sum sign 2^exponent``
+    (the non-adjacent form; ``len`` is :func:`csd_digit_count`)."""
+    n, sign, exponent, out = abs(int(value)), 1 if value >= 0 else -1, 0, []
+    while n:
+        if n & 1:
+            digit = 2 - (n & 3)
+            out.append((sign * digit, exponent))
+            n -= digit
+        n >>= 1
+        exponent += 1
+    return out
+
+
 def quantize_to_integers(weights: np.ndarray, bits: int) -> np.ndarray:
     """Signed integers of ``weights`` on the symmetric two's-complement grid of ``bits`` bits.
 
@@ -125,11 +182,17 @@ class Tally:
     adds to ``multiplications``, ``additions``, ``activations``, ``bop`` and ``nabs``: ``const_products`` (variable x
     constant: ``b_w b_a`` BoP, ``2k - 1`` NABS), ``var_products`` (variable x variable: ``b_a^2``, ``2 b_a - 1``),
     ``adds`` (at an accumulator ``width``), ``activate`` (an activation on ``count`` elements), ``leaky``.
+    ``pow2_terms``: None (weights on the uniform grid: a product by a constant costs ``b_w b_a`` BoP), or ``k``
+    (weights on the power-of-two grid of :func:`pow2_integers`): every product by a constant of ``k'`` CSD digits
+    is ``k'`` shifts (no bit operation: wiring) and ``k' - 1`` additions at ``b_w + b_a`` bits, in BoP
+    ``(k' - 1)(b_w + b_a)``; NABS is ``2 k' - 1`` on either grid. :meth:`integers` gives the weights' integers on
+    the grid in use.
     """
 
     bw: int
     ba: int
     act_mult: int
+    pow2_terms: Optional[int] = None
     multiplications: int = 0
     additions: int = 0
     activations: int = 0
@@ -140,8 +203,22 @@ class Tally:
         """``count`` products of a variable by constants with the given CSD digit counts, ``times`` over."""
         k = np.asarray(csd_digits, dtype=np.int64)
         self.multiplications += times * count
-        self.bop += times * count * self.bw * self.ba
+        if self.pow2_terms is None:
+            self.bop += times * count * self.bw * self.ba
+        else:
+            self.bop += times * int(np.sum(np.maximum(k - 1, 0))) * (self.bw + self.ba)
         self.nabs += times * int(np.sum(np.where(k > 0, 2 * k - 1, 0)))
+
+    def integers(self, weights: np.ndarray) -> np.ndarray:
+        """The integers of a weight tensor on the grid in use (:func:`quantize_to_integers` or, with
+        ``pow2_terms``, :func:`pow2_integers`)."""
+        if self.pow2_terms is None:
+            return quantize_to_integers(weights, self.bw)
+        return pow2_integers(weights, self.bw, self.pow2_terms)
+
+    def digits(self, weights: np.ndarray) -> np.ndarray:
+        """CSD digit counts of the weights' integers on the grid in use."""
+        return csd_digit_count(self.integers(weights))
 
     def var_products(self, count: int) -> None:
         self.multiplications += count
@@ -212,16 +289,51 @@ class Counter:
 
     ``activation(fn, x)`` evaluates an activation in float64 and counts its non-free evaluations
     (``activations``); leaky ReLU counts one product by its slope per element instead.
+    ``shift_add_bits`` (None: products are plain multiplications): the weights are read as integers on their
+    ``b_w``-bit grid (:meth:`integers`: the uniform grid, or the power-of-two grid of ``pow2_terms`` terms), and
+    ``weight_product(x, w, q)`` (the product of a variable by a weight of integer ``q``) is performed as shifts and
+    adds of ``x`` by the canonical signed digits of ``q`` (counted in ``shifts`` and ``shift_additions``), then
+    scaled by the tensor's scale ``w / q`` (folded into the next stage on any grid, not counted). It counts one
+    multiplication either way (RMpS does not depend on the grid).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, shift_add_bits: Optional[int] = None, pow2_terms: Optional[int] = None) -> None:
         self.multiplications = 0
         self.additions = 0
         self.activations = 0
+        self.shift_add_bits = shift_add_bits
+        self.pow2_terms = pow2_terms
+        self.shift_add = shift_add_bits is not None
+        self.shifts = 0
+        self.shift_additions = 0
+
+    def integers(self, weights: np.ndarray) -> Optional[np.ndarray]:
+        """The weights' integers on their grid for shift-and-add products, or None (plain multiplications)."""
+        if not self.shift_add:
+            return None
+        if self.pow2_terms is None:
+            return quantize_to_integers(weights, self.shift_add_bits)
+        return pow2_integers(weights, self.shift_add_bits, self.pow2_terms)
 
     def mul(self, a: float, b: float) -> float:
         self.multiplications += 1
         return a * b
+
+    def weight_product(self, x: float, w: float, q: Optional[int] = None) -> float:
+        if not self.shift_add or q is None or q == 0:
+            return self.mul(x, w)
+        self.multiplications += 1
+        digits = signed_digits(q)
+        acc = None
+        for sign, exponent in digits:
+            self.shifts += 1
+            term = sign * np.ldexp(float(x), exponent)
+            if acc is None:
+                acc = term
+            else:
+                self.shift_additions += 1
+                acc = acc + term
+        return acc * (float(w) / float(q))
 
     def add(self, a: float, b: float) -> float:
         self.additions += 1
@@ -239,17 +351,27 @@ class Counter:
             return self.leaky(LEAKY_RELU_FUNCTION_ALPHA, x)
         if name not in FREE_ACTIVATIONS:
             self.activations += x.size
-        if name == "linear":
-            return x
-        if name == "relu":
-            return np.maximum(x, 0.0)
-        if name == "sigmoid":
-            return 1.0 / (1.0 + np.exp(-x))
-        if name == "tanh":
-            return np.tanh(x)
-        import tensorflow as tf  # any other activation: keras' own function, in float64
+        return activation_value(fn, x)
 
-        return np.asarray(fn(tf.constant(x, dtype=tf.float64)), dtype=np.float64)
+
+def activation_value(fn, x: np.ndarray) -> np.ndarray:
+    """An activation function evaluated in float64, nothing counted (e.g. a constant computed offline)."""
+    name = activation_name(fn)
+    x = np.asarray(x, dtype=np.float64)
+    if name == "linear":
+        return x
+    if name == "relu":
+        return np.maximum(x, 0.0)
+    if name == "leaky_relu":
+        return np.where(x > 0, x, LEAKY_RELU_FUNCTION_ALPHA * x)
+    if name == "sigmoid":
+        with np.errstate(over="ignore"):  # exp overflows to inf for x < -709: the sigmoid is then exactly 0
+            return 1.0 / (1.0 + np.exp(-x))
+    if name == "tanh":
+        return np.tanh(x)
+    import tensorflow as tf  # any other activation: keras' own function, in float64
+
+    return np.asarray(fn(tf.constant(x, dtype=tf.float64)), dtype=np.float64)
 
 
 def ref_sum(counter: Counter, terms: Sequence[float]) -> float:
@@ -262,15 +384,17 @@ def ref_sum(counter: Counter, terms: Sequence[float]) -> float:
     return acc
 
 
-def ref_products(counter: Counter, x: np.ndarray, W: np.ndarray) -> list[dict]:
-    """Per input ``x_i``, a table ``{w: x_i w}`` of its products with the distinct non-zero weights of row ``i``."""
+def ref_products(counter: Counter, x: np.ndarray, W: np.ndarray,
+                 integers: Optional[np.ndarray] = None) -> list[dict]:
+    """Per input ``x_i``, a table ``{w: x_i w}`` of its products with the distinct non-zero weights of row ``i``
+    (``integers``: the weights' integers on their grid, for a ``shift_add`` counter)."""
     tables = []
     for i in range(W.shape[0]):
         table: dict[float, float] = {}
-        for w in W[i]:
+        for j, w in enumerate(W[i]):
             w = float(w)
             if w != 0 and w not in table:
-                table[w] = counter.mul(float(x[i]), w)
+                table[w] = counter.weight_product(float(x[i]), w, None if integers is None else int(integers[i, j]))
         tables.append(table)
     return tables
 
@@ -286,9 +410,10 @@ def ref_sums(counter: Counter, tables: Sequence[dict], W: np.ndarray, bias: Opti
     return out
 
 
-def ref_matvec(counter: Counter, x: np.ndarray, W: np.ndarray, bias: Optional[np.ndarray]) -> np.ndarray:
+def ref_matvec(counter: Counter, x: np.ndarray, W: np.ndarray, bias: Optional[np.ndarray],
+               integers: Optional[np.ndarray] = None) -> np.ndarray:
     """``x W + b``: per input one product per distinct non-zero weight (a table), then per output its sum."""
-    return ref_sums(counter, ref_products(counter, x, W), W, bias)
+    return ref_sums(counter, ref_products(counter, x, W, integers), W, bias)
 
 
 # ----------------------------------------------------------------------------------------------- layer geometry

@@ -12,7 +12,7 @@ from typing import Optional
 
 import numpy as np
 
-from .counting import ComplexityError, Counter, Tally, check_bits, check_count, kernel_stats
+from .counting import MAX_POW2_TERMS, ComplexityError, Counter, Tally, check_bits, check_count, kernel_stats
 from .results import LayerComplexity, ModelComplexity, ReferenceCount
 
 
@@ -102,9 +102,19 @@ def with_time_steps(model, time_steps: int):
     return fixed
 
 
+def _check_pow2_terms(pow2_terms, weight_bits) -> Optional[int]:
+    if pow2_terms is None:
+        return None
+    terms = check_count("pow2_terms", pow2_terms, 1, MAX_POW2_TERMS)
+    if weight_bits is None:
+        raise ComplexityError(f"pow2_terms = {terms} needs weight_bits (the bits of the power-of-two grid)")
+    return terms
+
+
 def model_complexity(model, weight_bits: Optional[int] = None, activation_bits: Optional[int] = None,
                      activation_multiplications: int = 0,
-                     symbols_per_window: Optional[int] = None, time_steps: Optional[int] = None) -> ModelComplexity:
+                     symbols_per_window: Optional[int] = None, time_steps: Optional[int] = None,
+                     pow2_terms: Optional[int] = None) -> ModelComplexity:
     """RMpS, BoP and NABS of a tf_keras equalizer, per layer and in total, from its actual weights.
 
     Args:
@@ -117,6 +127,11 @@ def model_complexity(model, weight_bits: Optional[int] = None, activation_bits: 
         symbols_per_window: recovered single-polarization symbols per inference; default real outputs / 2.
         time_steps: cost one inference over this many time slots (a model built over a variable time axis, e.g. a
             sequence equalizer on one inference block; see :func:`with_time_steps`); None: the model's input.
+        pow2_terms: None (weights on the uniform grid), or ``k`` in [1, 8]: the weights are on the power-of-two grid
+            of ``weight_bits`` bits (:func:`eqnn.compress.quantize` with ``grid="pow2"``, ``pow2_terms=k``: sums of
+            at most ``k`` signed powers of two), so a product by a weight of ``k' <= k`` terms is ``k'`` shifts and
+            ``k' - 1`` additions: BoP ``(k' - 1)(b_w + b_a)`` instead of ``b_w b_a`` (NABS ``2 k' - 1`` as on any
+            grid; RMpS unchanged). Needs ``weight_bits``.
 
     Returns: :class:`ModelComplexity`; every formula is in the module docstring.
 
@@ -128,12 +143,13 @@ def model_complexity(model, weight_bits: Optional[int] = None, activation_bits: 
     bw = check_bits("weight_bits", weight_bits)
     ba = check_bits("activation_bits", activation_bits)
     act_mult = check_count("activation_multiplications", activation_multiplications, 0)
+    terms = _check_pow2_terms(pow2_terms, weight_bits)
     layers = _flatten_layers(model)
     types = [_check_supported(layer) for layer in layers]
     spw = _symbols_per_window(model, symbols_per_window)
     results = []
     for layer, layer_type in zip(layers, types):
-        tally = Tally(bw=bw, ba=ba, act_mult=act_mult)
+        tally = Tally(bw=bw, ba=ba, act_mult=act_mult, pow2_terms=terms)
         kernels = tuple(layer_type.tally(tally, layer))
         n_w, n_nz, n_d = kernel_stats(*kernels) if kernels else (0, 0, 0)
         results.append(LayerComplexity(
@@ -171,7 +187,9 @@ def _chain(model) -> list:
     return out
 
 
-def count_multiplications_reference(model, window, activation_multiplications: int = 0) -> ReferenceCount:
+def count_multiplications_reference(model, window, activation_multiplications: int = 0,
+                                    shift_add_bits: Optional[int] = None,
+                                    pow2_terms: Optional[int] = None) -> ReferenceCount:
     """Run the model on one window in NumPy (float64), counting every operation it performs.
 
     Matrix-vector products follow the rule of the module docstring literally: for each input, a table of its
@@ -185,6 +203,13 @@ def count_multiplications_reference(model, window, activation_multiplications: i
         window: one input window, shape ``model.input_shape[1:]`` (or with a leading batch axis of 1); a variable
             (None) axis of the model takes the window's length (e.g. one inference block of a sequence model).
         activation_multiplications: cost of one non-free activation evaluation, integer >= 0.
+        shift_add_bits: None, or ``b_w``: every product of a Dense, LSTM or GRU input by
+            a weight is performed as shifts and adds of the input by the canonical signed digits of the weight's
+            integer on its ``b_w``-bit grid (the uniform grid, or with ``pow2_terms`` the power-of-two grid), then
+            scaled by the tensor's scale (not counted), and the shifts and their additions are counted in
+            ``shifts`` and ``shift_additions`` (for a model of Dense layers with free activations, ``shifts +
+            shift_additions + additions`` is the NABS per window of :func:`model_complexity`).
+        pow2_terms: the terms of the power-of-two grid (with ``shift_add_bits``), or None.
 
     Returns: :class:`ReferenceCount` (output and counts of this one window).
     """
@@ -198,9 +223,11 @@ def count_multiplications_reference(model, window, activation_multiplications: i
         x = x[0]
     if len(x.shape) != len(expected) or any(e is not None and e != d for d, e in zip(x.shape, expected)):
         raise ComplexityError(f"window: shape {x.shape} does not match the model input {expected}")
-    counter = Counter()
+    terms = _check_pow2_terms(pow2_terms, shift_add_bits)
+    counter = Counter(None if shift_add_bits is None else check_bits("shift_add_bits", shift_add_bits), terms)
     for layer, layer_type in zip(layers, types):
         x = layer_type.reference(counter, layer, x)
     return ReferenceCount(output=x, multiplications=counter.multiplications + act_mult * counter.activations,
-                          additions=counter.additions, activations=counter.activations)
+                          additions=counter.additions, activations=counter.activations, shifts=counter.shifts,
+                          shift_additions=counter.shift_additions)
 

@@ -120,10 +120,15 @@ class ReferenceCount:
         multiplications: real multiplications performed (activation cost included).
         additions: real additions performed.
         activations: non-free activation evaluations performed.
+        shifts, shift_additions: with ``shift_add_bits``, the shifts and the additions of the shift-and-add
+            products by the weights (each product by a weight of ``k`` CSD digits: ``k`` shifts, ``k - 1``
+            additions; these additions are not in ``additions``); 0 otherwise.
     """
 
     output: np.ndarray
     multiplications: int
     additions: int
     activations: int
+    shifts: int = 0
+    shift_additions: int = 0
 

@@ -21,9 +21,14 @@ prune "obc"         OBS per kernel row on the  OBS per gate column: input  as LS
                     calibration inputs         kernel on the inputs,
                     (Conv1D: im2col patches)   recurrent on the states
 prune "filters"     Conv1D filters removed     --                          --
+prune "gates"       -                          gate pre-activation groups  the same, per direction
+                                               (or neurons, or weights)
+                                               zeroed: constant gates
 cluster             TFMOT cluster_weights      TFMOT                       TFMOT (also after pruning)
 quantize "ptq"      numpy rounding             numpy rounding              numpy rounding
 quantize "qat"      TFMOT + KBitQuantizeConfig TFMOT + KBitQuantizeConfig  TFMOT + KBitQuantizeConfig (cells)
+quantize "pow2"     numpy rounding to sums of  the same                    the same
+grid (ptq)          <= k signed powers of two
 ==================  =========================  ==========================  ====================================
 
 QAT uses the one k-bit :class:`KBitQuantizeConfig` for every layer type, Dense included: TFMOT's built-in schemes
@@ -93,7 +98,7 @@ Layout
 :mod:`.common` (checks, copies, weight entries, the info record), :mod:`.fine_tune` (:class:`FineTune`),
 :mod:`.calibration` (:class:`Calibration`: windows of the post-training methods),
 :mod:`.pruning` (registry; :mod:`.pruning.magnitude`, :mod:`.pruning.structured`, :mod:`.pruning.obc`,
-:mod:`.pruning.filters`), :mod:`.clustering`,
+:mod:`.pruning.filters`, :mod:`.pruning.gates`), :mod:`.clustering`,
 :mod:`.quantization`, :mod:`.stats` (:func:`weight_stats`), :mod:`.pipeline` (:class:`CompressionConfig`,
 :func:`compress`). What a layer type allows (structured slicing, QAT weights, TFMOT prunable weights) comes from
 :mod:`eqnn.layers`. ``eqnn.compress`` re-exports the public names.
@@ -125,7 +130,7 @@ from .pruning import (
     units_of,
     unregister_pruning_method,
 )
-from .quantization import QUANTIZE_MODES, KBitQuantizeConfig, quantize, quantize_array
+from .quantization import QUANTIZE_GRIDS, QUANTIZE_MODES, KBitQuantizeConfig, quantize, quantize_array
 from .stats import tensor_size_bits, weight_stats
 
 __all__ = [
@@ -133,6 +138,7 @@ __all__ = [
     "StepReport",
     "PruningMethod", "PRUNING_METHODS", "register_pruning_method", "unregister_pruning_method",
     "PrunableBidirectional", "KBitQuantizeConfig", "compression_info", "weight_stats", "kernel_weights",
-    "quantize_array", "SCHEDULES", "SCOPES", "CLUSTER_INITS", "QUANTIZE_MODES", "MIN_BITS", "MAX_BITS",
-    "FLOAT_BITS", "KERNEL_NAMES", "copy_model", "kernel_entries", "layer_kind", "tensor_size_bits", "units_of",
+    "quantize_array", "SCHEDULES", "SCOPES", "CLUSTER_INITS", "QUANTIZE_GRIDS", "QUANTIZE_MODES", "MIN_BITS",
+    "MAX_BITS", "FLOAT_BITS", "KERNEL_NAMES", "copy_model", "kernel_entries", "layer_kind", "tensor_size_bits",
+    "units_of",
 ]

@@ -28,7 +28,7 @@ from .common import (
 from .fine_tune import FineTune, _check_fine_tune
 from .pruning import PRUNING_METHODS, prune
 from .pruning.registry import _prune_targets, method_calibration, method_options
-from .quantization import QUANTIZE_MODES, quantize
+from .quantization import QUANTIZE_GRIDS, QUANTIZE_MODES, _check_pow2_terms, quantize
 from .stats import weight_stats
 
 
@@ -56,6 +56,8 @@ class CompressionConfig:
     quantize_mode: str = "ptq"
     per_channel: bool = False
     quantize_bias: bool = False
+    quantize_grid: str = "uniform"
+    pow2_terms: int | None = None
 
     def __post_init__(self):
         def put(name, value):
@@ -91,6 +93,10 @@ class CompressionConfig:
         put("quantize_bias", bool(self.quantize_bias))
         if self.per_channel and self.quantize_mode == "qat":
             raise ValueError("per_channel quantization is available with quantize_mode='ptq' only")
+        put("quantize_grid", _check_choice(self.quantize_grid, "quantization grid", QUANTIZE_GRIDS))
+        put("pow2_terms", _check_pow2_terms(self.quantize_grid, self.pow2_terms))
+        if self.quantize_grid == "pow2" and self.quantize_mode == "qat":
+            raise ValueError("quantize_grid='pow2' is available with quantize_mode='ptq' only")
 
     @property
     def prunes(self) -> bool:
@@ -221,10 +227,13 @@ def compress(model: keras.Model, config: CompressionConfig, fine_tune: FineTune 
         params = {"weight_bits": config.weight_bits, "activation_bits": config.activation_bits,
                   "mode": config.quantize_mode, "per_channel": config.per_channel,
                   "quantize_bias": config.quantize_bias}
+        if config.quantize_grid != "uniform":
+            params.update(grid=config.quantize_grid, pow2_terms=config.pow2_terms)
         start = time.perf_counter()
         current = quantize(current, config.weight_bits, activation_bits=config.activation_bits,
                            mode=config.quantize_mode, per_channel=config.per_channel,
-                           quantize_bias=config.quantize_bias, fine_tune=fine_tune,
+                           quantize_bias=config.quantize_bias, fine_tune=fine_tune, grid=config.quantize_grid,
+                           pow2_terms=config.pow2_terms,
                            calibration=calibration if config.quantize_mode == "obq" else None)
         reports.append(_step_report("quantize", params, current, time.perf_counter() - start, evaluate,
                                     complexity))

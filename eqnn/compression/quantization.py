@@ -5,7 +5,17 @@ each weight fixed to the grid in turn, the others compensated by the OBS update 
 
 Grid (both modes, the two's-complement grid of TFMOT's symmetric ``LastValueQuantizer``): ``w_q = s q``, ``q``
 integer in ``[-2^(k-1), 2^(k-1) - 1]``, ``s = max(max(w) / (2^(k-1) - 1), -min(w) / 2^(k-1))`` per tensor (or per
-output channel, the last axis). Which layers QAT covers and which of their weights it quantizes (kernels; the
+output channel, the last axis).
+
+Power-of-two grid (``grid="pow2"``, PTQ; additive powers of two, Li et al., "Additive Powers-of-Two
+Quantization", ICLR 2020; the shift-and-add weights of the NABS metric of Freire et al., JLT 41(14), 2023):
+``w_q = s q`` with ``q`` a sum of at most ``m = pow2_terms`` signed powers of two, ``q = sum_{j<=m} sigma_j
+2^(e_j)``, ``sigma_j = +-1``, i.e. an integer whose canonical signed digit form has at most ``m`` non-zero digits,
+with ``|q| <= Q = 2^(k-1) - 1`` (``m >= 2``) or ``Q = 2^(k-2)`` (``m = 1``: plain powers of two and zero);
+``s = max|w| / Q`` per tensor (or per output channel) and ``q`` the level nearest to ``|w| / s`` (ties to the
+smaller), with the sign of ``w``. A product by such a weight is ``m' <= m`` shifts and ``m' - 1`` additions (then
+the scale, folded into the next stage as on the uniform grid); ``eqnn.complexity.model_complexity(...,
+pow2_terms=m)`` counts it so. Which layers QAT covers and which of their weights it quantizes (kernels; the
 ``cell.kernel`` / ``cell.recurrent_kernel`` of each RNN) comes from the layer's :class:`eqnn.layers.LayerType`
 (``qat``, ``recurrent``).
 """
@@ -21,12 +31,14 @@ import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_wrapper
 
+from ..complexity.counting import MAX_POW2_TERMS, pow2_levels
 from ..layers import find_layer_type, recurrent_layers
 from .calibration import calibration_data
 from .common import (
     KERNEL_NAMES,
     _check_bits,
     _check_choice,
+    _check_int,
     _check_model,
     attach_info,
     copy_model,
@@ -37,25 +49,49 @@ from .fine_tune import FineTune, _check_fine_tune, _fit, _ProjectStructure, _see
 from .obs import hessian, obs_model, obs_rows, obs_supported
 
 QUANTIZE_MODES = ("ptq", "qat", "obq")
+QUANTIZE_GRIDS = ("uniform", "pow2")
 OBQ_DAMPING = 0.01  # dampening of the OBQ Hessian (lambda of :func:`eqnn.compression.obs.hessian`)
 
 
-def quantize_array(w: np.ndarray, bits: int, *, per_channel: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric uniform ``bits``-bit quantization (two's-complement grid); returns ``(values, scales)``.
+def _check_pow2_terms(grid: str, pow2_terms: Any) -> int | None:
+    """``pow2_terms`` for ``grid``: an integer in [1, MAX_POW2_TERMS] with "pow2" (default 2), None with "uniform"."""
+    if grid == "uniform":
+        if pow2_terms is not None:
+            raise ValueError(f"pow2_terms = {pow2_terms!r} needs grid='pow2' (got grid='uniform')")
+        return None
+    return 2 if pow2_terms is None else _check_int(pow2_terms, "pow2_terms", 1, MAX_POW2_TERMS)
 
-    ``values = scale * q``, ``q`` integer in ``[-2^(bits-1), 2^(bits-1) - 1]``; the scale is per tensor, or per
-    index of the last axis with ``per_channel``. Zeros stay zero; an all-zero tensor (or channel) is returned as is.
+
+def quantize_array(w: np.ndarray, bits: int, *, per_channel: bool = False, grid: str = "uniform",
+                   pow2_terms: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric ``bits``-bit quantization; returns ``(values, scales)``.
+
+    ``grid="uniform"`` (two's-complement grid): ``values = scale * q``, ``q`` integer in ``[-2^(bits-1),
+    2^(bits-1) - 1]``. ``grid="pow2"``: ``q`` a sum of at most ``pow2_terms`` (1..8, default 2) signed powers of
+    two, ``|q| <= Q`` (module notes). The scale is per tensor, or per index of the last axis with ``per_channel``.
+    Zeros stay zero; an all-zero tensor (or channel) is returned as is.
     """
     bits = _check_bits(bits, "bits")
+    grid = _check_choice(grid, "quantization grid", QUANTIZE_GRIDS)
+    terms = _check_pow2_terms(grid, pow2_terms)
     w = np.asarray(w)
     axes = tuple(range(w.ndim - 1)) if (per_channel and w.ndim > 1) else None
-    hi = float(2 ** (bits - 1) - 1)
-    lo = float(2 ** (bits - 1))
     w64 = w.astype(np.float64)
-    scale = np.maximum(np.max(w64, axis=axes, keepdims=True) / hi, -np.min(w64, axis=axes, keepdims=True) / lo)
-    scale = np.maximum(scale, 0.0)
-    safe = np.where(scale > 0, scale, 1.0)
-    q = np.clip(np.rint(w64 / safe), -lo, hi)
+    if grid == "pow2":
+        levels = pow2_levels(bits, terms)
+        scale = np.max(np.abs(w64), axis=axes, keepdims=True) / float(levels[-1])
+        safe = np.where(scale > 0, scale, 1.0)
+        ratio = np.abs(w64) / safe
+        index = np.clip(np.searchsorted(levels, ratio), 1, len(levels) - 1)
+        lower, upper = levels[index - 1], levels[index]
+        q = np.sign(w64) * np.where(ratio - lower <= upper - ratio, lower, upper)
+    else:
+        hi = float(2 ** (bits - 1) - 1)
+        lo = float(2 ** (bits - 1))
+        scale = np.maximum(np.max(w64, axis=axes, keepdims=True) / hi, -np.min(w64, axis=axes, keepdims=True) / lo)
+        scale = np.maximum(scale, 0.0)
+        safe = np.where(scale > 0, scale, 1.0)
+        q = np.clip(np.rint(w64 / safe), -lo, hi)
     # The scale is rounded to the weights' dtype first, so every value is exactly q * scale in that dtype.
     scale_t = np.where(scale > 0, safe, 0.0).astype(w.dtype)
     out = (q.astype(w.dtype) * scale_t).astype(w.dtype)
@@ -63,12 +99,16 @@ def quantize_array(w: np.ndarray, bits: int, *, per_channel: bool = False) -> tu
 
 
 def _ptq_layer(layer: keras.layers.Layer, bits: int, per_channel: bool,
-               quantize_bias: bool) -> dict[str, list[float]]:
-    """Round the layer's kernels (and biases) in place; returns the scales (one, or one per channel) per tensor."""
+               quantize_bias: bool, grid: str = "uniform", pow2_terms: int | None = None) -> dict[str, list[float]]:
+    """Round the layer's kernels (and biases) in place; returns the scales (one, or one per channel) per tensor.
+    The kernels go on ``grid``; the biases (added, never multiplied) on the uniform grid."""
     scales = {}
     for key, short, var in weight_entries(layer):
         if short in KERNEL_NAMES or (quantize_bias and short == "bias"):
-            values, scale = quantize_array(var.numpy(), bits, per_channel=per_channel and short != "bias")
+            kernel = short in KERNEL_NAMES
+            values, scale = quantize_array(var.numpy(), bits, per_channel=per_channel and short != "bias",
+                                           grid=grid if kernel else "uniform",
+                                           pow2_terms=pow2_terms if kernel else None)
             var.assign(values)
             scales[key] = [float(v) for v in scale]
     return scales
@@ -317,7 +357,8 @@ def _activation_ranges(model: keras.Model, x: np.ndarray) -> dict[str, list[floa
 
 def quantize(model: keras.Model, weight_bits: int, *, activation_bits: int | None = None, mode: str = "ptq",
              per_channel: bool = False, quantize_bias: bool = False, preserve_structure: bool = True,
-             fine_tune: FineTune | None = None, calibration: Any = None) -> keras.Model:
+             fine_tune: FineTune | None = None, calibration: Any = None, grid: str = "uniform",
+             pow2_terms: int | None = None) -> keras.Model:
     """k-bit quantization (``weight_bits`` in 2..16); returns a new plain model whose weights lie on the grid.
 
     ``mode="ptq"``: post-training rounding in numpy (per tensor, or per output channel with ``per_channel``);
@@ -326,7 +367,9 @@ def quantize(model: keras.Model, weight_bits: int, *, activation_bits: int | Non
     ``fine_tune``); layers with kernels that the config does not cover are quantized post-training after the
     fine-tuning and listed under ``ptq_fallback`` in :func:`compression_info`. ``preserve_structure`` (QAT):
     keep zeros and clustered (shared) values during fine-tuning. ``activation_bits`` (2..16): simulated in QAT,
-    recorded in both modes (see the module notes).
+    recorded in all modes (see the module notes). ``grid="pow2"`` (``mode="ptq"`` only): the kernels become
+    sums of at most ``pow2_terms`` (1..8, default 2) signed powers of two times a scale (module notes); the info
+    records ``pow2_terms`` for :func:`eqnn.complexity.model_complexity`.
     ``mode="obq"``: Optimal Brain Quantization (:func:`obq_rows`) of the Dense, Conv1D, LSTM and GRU kernels on
     ``calibration`` (a :class:`eqnn.compress.Calibration`, an ``(x, y)`` pair or inputs; None: the fine-tuning
     windows; all of them are used), layer by layer; same grid as "ptq" (per tensor or ``per_channel``), zeros kept;
@@ -337,6 +380,10 @@ def quantize(model: keras.Model, weight_bits: int, *, activation_bits: int | Non
     if activation_bits is not None:
         activation_bits = _check_bits(activation_bits, "activation_bits")
     mode = _check_choice(mode, "quantization mode", QUANTIZE_MODES)
+    grid = _check_choice(grid, "quantization grid", QUANTIZE_GRIDS)
+    pow2_terms = _check_pow2_terms(grid, pow2_terms)
+    if grid == "pow2" and mode != "ptq":
+        raise ValueError("grid='pow2' is available with mode='ptq' only")
     _check_fine_tune(fine_tune)
     if mode == "qat" and fine_tune is None:
         raise ValueError("mode='qat' needs fine_tune (training data for quantization-aware training)")
@@ -354,7 +401,7 @@ def quantize(model: keras.Model, weight_bits: int, *, activation_bits: int | Non
         out = copy_model(model)
         scales = {}
         for layer in out.layers:
-            scales.update(_ptq_layer(layer, weight_bits, bool(per_channel), bool(quantize_bias)))
+            scales.update(_ptq_layer(layer, weight_bits, bool(per_channel), bool(quantize_bias), grid, pow2_terms))
         info: dict[str, Any] = {"scales": scales, "fine_tuned": False}
     elif mode == "obq":
         out, info = _obq(model, weight_bits, bool(per_channel), bool(quantize_bias), data.x)
@@ -371,6 +418,9 @@ def quantize(model: keras.Model, weight_bits: int, *, activation_bits: int | Non
     step = {"step": "quantize", "mode": mode, "weight_bits": weight_bits, "activation_bits": activation_bits,
             "per_channel": bool(per_channel), "quantize_bias": bool(quantize_bias),
             "seconds": time.perf_counter() - start, **info}
+    extra = {} if grid == "uniform" else {"pow2_terms": pow2_terms}
+    if grid != "uniform":
+        step.update(grid=grid, pow2_terms=pow2_terms)
     return attach_info(out, model, step, weight_bits=weight_bits, activation_bits=activation_bits,
-                        quantize_bias=bool(quantize_bias))
+                        quantize_bias=bool(quantize_bias), **extra)
 

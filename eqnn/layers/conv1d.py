@@ -14,9 +14,7 @@ import tf_keras as keras
 from ..complexity.counting import (
     ComplexityError,
     ceil_log2,
-    csd_digit_count,
     input_shape,
-    quantize_to_integers,
     ref_sum,
 )
 from .registry import LayerType, register_layer_type, resize_config_key, slice_output_axis
@@ -55,7 +53,7 @@ def tally(t, layer) -> tuple:
     left, padded, out_len, s, d = conv_geometry(layer, length)
     kernel = layer.kernel.numpy()  # (K, C_in, F)
     bias = layer.bias.numpy() if layer.use_bias else None
-    csd = csd_digit_count(quantize_to_integers(kernel, bw))
+    csd = t.digits(kernel)
     n_taps = kernel.shape[0]
     mults, digits = 0, []
     for p in range(padded):

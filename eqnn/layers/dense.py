@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import tf_keras as keras
 
-from ..complexity.counting import csd_digit_count, input_shape, matvec, quantize_to_integers, ref_matvec
+from ..complexity.counting import input_shape, matvec, ref_matvec
 from .registry import LayerType, register_layer_type, resize_config_key, slice_output_axis
 
 
@@ -19,7 +19,7 @@ def tally(t, layer) -> tuple:
     positions = int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
     kernel = layer.kernel.numpy()
     bias = layer.bias.numpy() if layer.use_bias else None
-    matvec(t, kernel, csd_digit_count(quantize_to_integers(kernel, t.bw)), bias, positions)
+    matvec(t, kernel, t.digits(kernel), bias, positions)
     t.activate(layer.activation, positions * int(layer.units))
     return (kernel,)
 
@@ -28,7 +28,8 @@ def reference(counter, layer, x: np.ndarray) -> np.ndarray:
     kernel = layer.kernel.numpy()
     bias = layer.bias.numpy() if layer.use_bias else None
     flat = x.reshape(-1, x.shape[-1])
-    out = np.array([ref_matvec(counter, row, kernel, bias) for row in flat])
+    integers = counter.integers(kernel)
+    out = np.array([ref_matvec(counter, row, kernel, bias, integers) for row in flat])
     out = out.reshape(x.shape[:-1] + (kernel.shape[1],))
     return counter.activation(layer.activation, out)
 

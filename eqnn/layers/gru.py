@@ -31,8 +31,6 @@ from ..complexity.counting import (
     ComplexityError,
     count_products,
     count_sums,
-    csd_digit_count,
-    quantize_to_integers,
     ref_products,
     ref_sums,
 )
@@ -60,8 +58,8 @@ def gru_tally(tally, gru, steps: int) -> tuple:
     """Count ``steps`` GRU steps on ``tally``; returns (kernel, recurrent kernel)."""
     W, U, b_zr, bx_h, bh_h = _parts(gru)
     n = int(gru.units)
-    count_products(tally, W, csd_digit_count(quantize_to_integers(W, tally.bw)), steps)
-    count_products(tally, U, csd_digit_count(quantize_to_integers(U, tally.bw)), steps)
+    count_products(tally, W, tally.digits(W), steps)
+    count_products(tally, U, tally.digits(U), steps)
     count_sums(tally, np.vstack([W[:, :2 * n], U[:, :2 * n]]), b_zr, steps)   # z and r pre-activations
     count_sums(tally, W[:, 2 * n:], bx_h, steps)                               # x_t W_h + b^x_h
     count_sums(tally, U[:, 2 * n:], bh_h, steps)                               # h U_h + b^h_h
@@ -80,11 +78,12 @@ def gru_reference(counter, gru, x: np.ndarray) -> np.ndarray:
     W, U, b_zr, bx_h, bh_h = _parts(gru)
     n = int(gru.units)
     W_zr = np.vstack([W[:, :2 * n], U[:, :2 * n]])
+    qW, qU = counter.integers(W), counter.integers(U)
     seq = x[::-1] if gru.go_backwards else x
     h = np.zeros(n)
     outputs = []
     for x_t in seq:
-        tx, th = ref_products(counter, x_t, W), ref_products(counter, h, U)
+        tx, th = ref_products(counter, x_t, W, qW), ref_products(counter, h, U, qU)
         zr = ref_sums(counter, tx + th, W_zr, b_zr)
         xh = ref_sums(counter, tx, W[:, 2 * n:], bx_h)
         uh = ref_sums(counter, th, U[:, 2 * n:], bh_h)

@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from ..complexity.counting import ceil_log2, csd_digit_count, input_shape, quantize_to_integers, ref_sum
+from ..complexity.counting import ceil_log2, input_shape, ref_sum
 from .registry import LayerType, register_layer_type
 
 __all__ = ["ComplexFIR", "NonlinearPhase", "SelectPolarizations", "complex_fir_numpy", "nonlinear_phase_numpy"]
@@ -208,7 +208,7 @@ def _fir_tally(t, layer) -> tuple:
     kernel = layer.kernel.numpy().astype(np.float64)  # (N, 2)
     n, s = kernel.shape[0], layer.stride
     n_out = (length - n) // s + 1
-    csd = csd_digit_count(quantize_to_integers(kernel, t.bw))
+    csd = t.digits(kernel)
     mults, digits = _shared_products(kernel, csd, length, s, n_out)
     # 2 polarizations x 2 components (Re, Im) of every input sample, each with the same products
     t.const_products(4 * mults, np.concatenate(digits * 4) if digits else np.zeros(0, np.int64))
@@ -263,7 +263,7 @@ def _nl_tally(t, layer) -> tuple:
     n_out = length - q + 1
     if not np.any(c):
         return (c,)
-    csd = csd_digit_count(quantize_to_integers(c, t.bw))
+    csd = t.digits(c)
     t.var_products(4 * length)  # |A_x|^2 + |A_y|^2
     t.adds(3 * length, 2 * t.ba + 2)
     mults, digits = _shared_products(c[:, None], csd[:, None], length, 1, n_out)

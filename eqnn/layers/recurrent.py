@@ -12,9 +12,11 @@ LSTM (``n_i`` inputs, ``n_h`` units, keras gate order i, f, c, o): per time step
 steps whether it returns the sequence or only its final state. Bidirectional: the forward and the backward RNN
 over the whole window plus the merge ("concat" free; "sum", "mul", "ave" ``n_h`` operations per output position).
 
-Structured pruning removes units: unit ``u`` owns the columns ``g n_h + u`` (g = 0 .. gates - 1) of ``W``, ``U``
-and ``b`` (every row of a 2-D bias) and the row ``u`` of ``U``. In a Bidirectional each direction keeps its own
-units ("concat") or the forward and backward unit ``j`` are kept together (the other merges pair them).
+A gate whose pre-activation weights are all zero is a constant (:func:`constant_gate_values`), counted as such
+(:func:`lstm_tally`). Structured pruning removes units: unit ``u`` owns the columns ``g n_h + u`` (g = 0 .. gates -
+1) of ``W``, ``U`` and ``b`` (every row of a 2-D bias) and the row ``u`` of ``U``. In a Bidirectional each direction
+keeps its own units ("concat") or the forward and backward unit ``j`` are kept together (the other merges pair
+them).
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ import tf_keras as keras
 
 from ..complexity.counting import (
     ComplexityError,
-    csd_digit_count,
+    activation_value,
+    constant_digits,
     matvec,
-    quantize_to_integers,
     ref_matvec,
 )
 from ..complexity.counting import input_shape as _input_shape
@@ -63,40 +65,183 @@ class RecurrentCell:
 
 # ----------------------------------------------------------------------------------------------- LSTM
 
+LSTM_GATES = ("i", "f", "c", "o")  # keras order of the gate column blocks
+
+
+def constant_gate_values(lstm) -> np.ndarray:
+    """The constant gates of an LSTM, shape ``(4, n_h)`` (keras gate order i, f, c, o): ``act(b)`` where the gate's
+    pre-activation column of the kernel and the recurrent kernel is all zero (its pre-activation is its bias alone,
+    ``act`` the recurrent activation, or the activation for the candidate ``c``), NaN where the gate depends on the
+    input. Values in float64."""
+    n = int(lstm.units)
+    W = np.vstack([lstm.cell.kernel.numpy(), lstm.cell.recurrent_kernel.numpy()])
+    bias = lstm.cell.bias.numpy().astype(np.float64) if lstm.cell.use_bias else np.zeros(4 * n)
+    constant = ~np.any(W != 0, axis=0).reshape(4, n)
+    values = np.full((4, n), np.nan)
+    for k in range(4):
+        fn = lstm.activation if k == 2 else lstm.recurrent_activation
+        values[k] = np.where(constant[k], activation_value(fn, bias[k * n:(k + 1) * n]), np.nan)
+    return values
+
+
+def _const(value: float) -> Optional[float]:
+    return None if np.isnan(value) else float(value)
+
+
+def _product_rule(a: Optional[float], b: Optional[float]):
+    """The product of two factors (a float: a constant; None: a variable): ``(kind, constant)``, kind "const" (no
+    operation; the product is the constant), "same_a" / "same_b" (a factor is exactly 1: the product is the other
+    factor, no operation), "by_const" (a variable times the constant), "var" (two variables)."""
+    if a is not None and b is not None:
+        return "const", a * b
+    if a == 0.0 or b == 0.0:
+        return "const", 0.0
+    if a == 1.0:
+        return "same_b", None
+    if b == 1.0:
+        return "same_a", None
+    if a is not None or b is not None:
+        return "by_const", a if a is not None else b
+    return "var", None
+
+
+def _lstm_unit_plan(i, f, g, o, cell_activation) -> dict:
+    """The operations of one LSTM unit per step, given its constant gates (None: variable), see
+    :func:`lstm_tally`: ``var`` (variable products), ``const`` (list of the constants multiplying a variable),
+    ``adds``, ``gate_acts`` (non-constant i, f, o), ``cand_act`` (non-constant g: 0 or 1), ``cell_act`` (tanh(c)
+    evaluated: 0 or 1); ``cell_activation(c)``: the activation of a constant cell state, in float64."""
+    plan = {"var": 0, "const": [], "adds": 0}
+
+    def product(a, b):
+        kind, value = _product_rule(a, b)
+        if kind == "const":
+            return value
+        if kind == "by_const":
+            plan["const"].append(value)
+        elif kind == "var":
+            plan["var"] += 1
+        return None if kind in ("by_const", "var") else (a if kind == "same_a" else b)
+
+    fc = product(f, None)          # c_{t-1} is a variable (the zero initial state is not exploited)
+    ig = product(i, g)
+    if fc == 0.0:
+        c = ig
+    elif ig == 0.0:
+        c = fc
+    elif fc is not None and ig is not None:
+        c = fc + ig
+    else:
+        plan["adds"] += 1
+        c = None
+    plan["cell_act"] = int(c is None and o != 0.0)   # tanh(c) of a constant c, or unused (o = 0): not evaluated
+    product(o, None if c is None else float(cell_activation(c)))
+    plan["gate_acts"] = sum(v is None for v in (i, f, o))
+    plan["cand_act"] = int(g is None)
+    return plan
+
+
 def lstm_tally(tally, lstm, steps: int) -> tuple:
-    """Count ``steps`` LSTM steps on ``tally``; returns (kernel, recurrent kernel)."""
+    """Count ``steps`` LSTM steps on ``tally``; returns (kernel, recurrent kernel).
+
+    A constant gate (:func:`constant_gate_values`: all its kernel and recurrent-kernel weights zero) costs no
+    product and no addition in the matrix-vector product (zero weights are free) and no activation evaluation
+    (its value ``act(b)`` is computed once, offline). Its elementwise product ``f c_{t-1}``, ``i g`` or
+    ``o tanh(c_t)`` is a product of a variable by a constant (one multiplication; BoP ``b_w b_a``, NABS
+    ``2 k - 1`` with ``k`` the CSD digits of the constant at ``b_w`` bits) instead of a product of two variables;
+    it is no operation where the constant is exactly 0 (the term vanishes, with its addition) or exactly 1 (the
+    other factor passes), and ``i g`` of two constant gates is a constant (no product). ``c_t`` is a constant only
+    where ``f = 0`` and ``i g`` is a constant; then ``tanh(c_t)`` is not evaluated, nor where ``o = 0``. The
+    constant values are those of float64 (a sigmoid is never exactly 0 or 1 below |b| of about 37). Not exploited:
+    the zero initial state, and a unit whose four gates are constant (its states are then data-independent
+    sequences that could be precomputed; their products in the next matrix-vector products are still counted).
+    """
     kernel = lstm.cell.kernel.numpy()
     recurrent = lstm.cell.recurrent_kernel.numpy()
     bias = lstm.cell.bias.numpy() if lstm.cell.use_bias else None
-    n_h = int(lstm.units)
     W = np.vstack([kernel, recurrent])
-    csd = np.vstack([csd_digit_count(quantize_to_integers(kernel, tally.bw)),
-                     csd_digit_count(quantize_to_integers(recurrent, tally.bw))])
+    csd = np.vstack([tally.digits(kernel), tally.digits(recurrent)])
     matvec(tally, W, csd, bias, steps)
-    tally.var_products(steps * 3 * n_h)                       # f*c, i*g, o*act(c)
-    tally.adds(steps * n_h, 2 * tally.ba + 1)                 # c = f*c + i*g
-    tally.activate(lstm.recurrent_activation, steps * 3 * n_h)
-    tally.activate(lstm.activation, steps * 2 * n_h)          # g and act(c)
+    values = constant_gate_values(lstm)
+    var, const, adds, gate_acts, cand_acts, cell_acts = 0, [], 0, 0, 0, 0
+    for u in range(int(lstm.units)):
+        plan = _lstm_unit_plan(*(_const(v) for v in values[:, u]),
+                               lambda c: activation_value(lstm.activation, c))
+        var += plan["var"]
+        const += plan["const"]
+        adds += plan["adds"]
+        gate_acts += plan["gate_acts"]
+        cand_acts += plan["cand_act"]
+        cell_acts += plan["cell_act"]
+    tally.var_products(steps * var)                          # f*c, i*g, o*act(c) of variable factors
+    if const:
+        tally.const_products(len(const), np.array([constant_digits(v, tally.bw) for v in const]), steps)
+    tally.adds(steps * adds, 2 * tally.ba + 1)               # c = f*c + i*g
+    tally.activate(lstm.recurrent_activation, steps * gate_acts)
+    tally.activate(lstm.activation, steps * (cand_acts + cell_acts))   # g and act(c)
     return kernel, recurrent
 
 
+def _ref_product(counter, a: tuple, b: tuple) -> tuple:
+    """``a * b`` of two ``(value, constant?)`` factors, performed (and counted) as :func:`_product_rule` says."""
+    kind, value = _product_rule(a[0] if a[1] else None, b[0] if b[1] else None)
+    if kind == "const":
+        return value, True
+    if kind == "same_a":
+        return a
+    if kind == "same_b":
+        return b
+    return counter.mul(a[0], b[0]), False
+
+
 def lstm_reference(counter, lstm, x: np.ndarray) -> np.ndarray:
-    """Returns the hidden states in processing order, shape (T, n_h) (reversed input if go_backwards)."""
-    W = np.vstack([lstm.cell.kernel.numpy(), lstm.cell.recurrent_kernel.numpy()])
+    """Returns the hidden states in processing order, shape (T, n_h) (reversed input if go_backwards).
+
+    Constant gates (:func:`constant_gate_values`) take their value computed once (not counted); every elementwise
+    operation follows the rules of :func:`lstm_tally` on ``(value, constant?)`` factors."""
+    kernel, recurrent = lstm.cell.kernel.numpy(), lstm.cell.recurrent_kernel.numpy()
+    W = np.vstack([kernel, recurrent])
+    integers = None
+    if counter.shift_add:
+        integers = np.vstack([counter.integers(kernel), counter.integers(recurrent)])
     bias = lstm.cell.bias.numpy() if lstm.cell.use_bias else None
     n = int(lstm.units)
+    values = constant_gate_values(lstm)
     seq = x[::-1] if lstm.go_backwards else x
-    h, c = np.zeros(n), np.zeros(n)
+    h, c = np.zeros(n), [(0.0, False)] * n
     outputs = []
     for x_t in seq:
-        z = ref_matvec(counter, np.concatenate([x_t, h]), W, bias)
-        i = counter.activation(lstm.recurrent_activation, z[:n])
-        f = counter.activation(lstm.recurrent_activation, z[n:2 * n])
-        g = counter.activation(lstm.activation, z[2 * n:3 * n])
-        o = counter.activation(lstm.recurrent_activation, z[3 * n:])
-        c = np.array([counter.add(counter.mul(f[u], c[u]), counter.mul(i[u], g[u])) for u in range(n)])
-        tc = counter.activation(lstm.activation, c)
-        h = np.array([counter.mul(o[u], tc[u]) for u in range(n)])
+        z = ref_matvec(counter, np.concatenate([x_t, h]), W, bias, integers)
+        gates = []
+        for k in range(4):
+            fn = lstm.activation if k == 2 else lstm.recurrent_activation
+            zk, vk = z[k * n:(k + 1) * n], values[k]
+            variable = np.isnan(vk)
+            act = np.array(vk)
+            act[variable] = counter.activation(fn, zk[variable])
+            gates.append([(float(a), not v) for a, v in zip(act, variable)])
+        i, f, g, o = gates
+        h = np.zeros(n)
+        for u in range(n):
+            fc = _ref_product(counter, f[u], c[u])
+            ig = _ref_product(counter, i[u], g[u])
+            if fc == (0.0, True):
+                cu = ig
+            elif ig == (0.0, True):
+                cu = fc
+            elif fc[1] and ig[1]:
+                cu = (fc[0] + ig[0], True)
+            else:
+                cu = (counter.add(fc[0], ig[0]), False)
+            # c_{t-1} is treated as a variable at the next step unless it is a constant of this rule (f = 0)
+            c[u] = cu if (cu[1] and f[u] == (0.0, True)) else (cu[0], False)
+            if o[u] == (0.0, True):
+                h[u] = 0.0
+                continue
+            if cu[1]:
+                tc = (float(activation_value(lstm.activation, cu[0])), True)
+            else:
+                tc = (float(counter.activation(lstm.activation, np.array([cu[0]]))[0]), False)
+            h[u] = _ref_product(counter, o[u], tc)[0]
         outputs.append(h)
     return np.array(outputs)
 

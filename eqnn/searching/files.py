@@ -11,6 +11,7 @@ PLOT_FILE = "q_vs_rmps.png"
 LOCK_FILE = ".lock"
 
 MODES = ("constrained", "weighted")
+COSTS = ("rmps", "bop", "nabs")  # the cost metric an Objective minimizes
 ACQ_FUNCS = ("gp_hedge", "EI", "PI", "LCB")
 INITIAL_POINT_GENERATORS = ("random", "sobol", "halton", "hammersly", "lhs", "grid")
 

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
-from .files import MODES
+from .files import COSTS, MODES
 from .space import _is_real
 
 # --------------------------------------------------------------------------------------------- objective
@@ -27,6 +27,11 @@ class Objective:
     (``weight`` * log10 RMpS/R0 - (1 - ``weight``) * Q gain / ``q_scale``). ``rmps_reference`` (R0) normalizes
     RMpS: required for "constrained", where it is the cost ceiling (the uncompressed model's RMpS); None means 1
     in "weighted", where it only shifts y. ``q_scale`` (dB) normalizes Q differences.
+
+    ``cost``: the metric that plays the part of RMpS in both modes, one of :data:`COSTS`: "rmps" (default), "bop"
+    (bit operations per symbol: rewards fewer weight and activation bits) or "nabs" (additions and bit shifts per
+    symbol); ``metrics[cost]`` must then be a finite number > 0, and ``rmps_reference`` is in its unit (e.g. the
+    uncompressed model's BoP). The Pareto front and the plots stay in RMpS.
     """
 
     mode: str = "constrained"
@@ -34,10 +39,13 @@ class Objective:
     weight: float = 0.5
     rmps_reference: float | None = None
     q_scale: float = 1.0
+    cost: str = "rmps"
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"Objective: unknown mode {self.mode!r}; use one of {', '.join(MODES)}")
+        if self.cost not in COSTS:
+            raise ValueError(f"Objective: cost = {self.cost!r}; allowed {', '.join(map(repr, COSTS))}")
         if self.q_target is not None:
             object.__setattr__(self, "q_target", _finite("q_target", self.q_target, "Objective"))
         elif self.mode == "constrained":
@@ -63,9 +71,10 @@ class Objective:
         object.__setattr__(self, "q_scale", q_scale)
 
     @classmethod
-    def constrained(cls, q_target: float, rmps_reference: float, *, q_scale: float = 1.0):
-        """Minimize RMpS subject to Q >= ``q_target`` dB; ``rmps_reference``: e.g. the uncompressed model's RMpS."""
-        return cls("constrained", q_target=q_target, rmps_reference=rmps_reference, q_scale=q_scale)
+    def constrained(cls, q_target: float, rmps_reference: float, *, q_scale: float = 1.0, cost: str = "rmps"):
+        """Minimize RMpS (or ``cost``) subject to Q >= ``q_target`` dB; ``rmps_reference``: e.g. the uncompressed
+        model's RMpS (its ``cost``)."""
+        return cls("constrained", q_target=q_target, rmps_reference=rmps_reference, q_scale=q_scale, cost=cost)
 
     @classmethod
     def weighted(
@@ -75,12 +84,19 @@ class Objective:
         rmps_reference: float | None = None,
         q_scale: float = 1.0,
         q_target: float | None = None,
+        cost: str = "rmps",
     ):
-        """Minimize ``weight`` * log10(RMpS/R0) - (1 - ``weight``) * (Q - q_ref) / ``q_scale``."""
-        return cls("weighted", q_target=q_target, weight=weight, rmps_reference=rmps_reference, q_scale=q_scale)
+        """Minimize ``weight`` * log10(RMpS/R0) - (1 - ``weight``) * (Q - q_ref) / ``q_scale`` (RMpS or ``cost``)."""
+        return cls("weighted", q_target=q_target, weight=weight, rmps_reference=rmps_reference, q_scale=q_scale,
+                   cost=cost)
 
     def spec(self) -> dict:
-        return dataclasses.asdict(self)
+        """The objective's part of a study's spec; ``cost`` only when it is not "rmps" (so the spec of an RMpS
+        study is the one it always was, and its folder resumes)."""
+        spec = dataclasses.asdict(self)
+        if self.cost == "rmps":
+            del spec["cost"]
+        return spec
 
     def feasible(self, metrics: Mapping) -> bool | None:
         """``q_db >= q_target``, or None without a ``q_target``."""
@@ -89,12 +105,13 @@ class Objective:
         return bool(float(metrics["q_db"]) >= self.q_target)
 
     def value(self, metrics: Mapping) -> float:
-        """The scalar to minimize for ``metrics`` (``q_db``, ``rmps``), see the module documentation."""
+        """The scalar to minimize for ``metrics`` (``q_db``, ``rmps`` or the ``cost``), see the module
+        documentation."""
         ref = self.rmps_reference if self.rmps_reference is not None else 1.0
         q = _finite("q_db", metrics.get("q_db"), "Objective.value")
-        rmps = _finite("rmps", metrics.get("rmps"), "Objective.value")
+        rmps = _finite(self.cost, metrics.get(self.cost), "Objective.value")
         if rmps <= 0:
-            raise ValueError(f"Objective.value: rmps must be > 0, got {rmps}")
+            raise ValueError(f"Objective.value: {self.cost} must be > 0, got {rmps}")
         u = math.log10(rmps / float(ref))
         if self.mode == "constrained":
             if q >= self.q_target:

@@ -89,7 +89,8 @@ class SearchResult:
         then earlier call. The best point is therefore always on :attr:`pareto`: in both modes the objective never
         gets better with higher RMpS or lower Q, so a point that dominates the best would score at most as well,
         i.e. tie with it, and win the tie-break. For "constrained" with a feasible point, ``best`` is
-        :attr:`cheapest_feasible`.
+        :attr:`cheapest_feasible`. (With an objective ``cost`` other than "rmps", the objective ranks by that
+        cost, and the best point may lie off the Q-versus-RMpS front and differ from :attr:`cheapest_feasible`.)
         """
         if not self.evaluations:
             return None

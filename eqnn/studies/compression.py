@@ -93,10 +93,15 @@ def _q_metrics(equalizer: Equalizer, transmission: Transmission) -> dict:
 
 def _cost_metrics(model, weight_bits: Optional[int], activation_bits: Optional[int], **arguments) -> dict:
     """RMpS, BoP, NABS, additions of ``model``; ``arguments``: :func:`eqnn.training.equalizer.complexity_arguments`
-    (one inference block of a sequence model)."""
-    c = model_complexity(model, weight_bits, activation_bits, **arguments)
-    return {"rmps": c.rmps, "bop": c.bop, "nabs": c.nabs, "additions": c.additions,
-            "weight_bits": weight_bits, "activation_bits": activation_bits}
+    (one inference block of a sequence model). Power-of-two weights (the model's compression record holds
+    ``pow2_terms``) are counted as such, and ``pow2_terms`` is then a metric too."""
+    pow2_terms = compression.compression_info(model).get("pow2_terms") if weight_bits is not None else None
+    c = model_complexity(model, weight_bits, activation_bits, pow2_terms=pow2_terms, **arguments)
+    out = {"rmps": c.rmps, "bop": c.bop, "nabs": c.nabs, "additions": c.additions,
+           "weight_bits": weight_bits, "activation_bits": activation_bits}
+    if pow2_terms is not None:
+        out["pow2_terms"] = pow2_terms
+    return out
 
 
 def _size_metrics(total: Mapping) -> dict:
@@ -190,8 +195,11 @@ def _evaluate_point(context: _PointContext, params: dict) -> dict:
         message = f"{type(exc).__name__}: {exc}"[:500]
         if c.progress:
             print(f"\ncompression failed at {params}: {message}", flush=True)
-        return {"q_db": uncompressed["q_db"] - FAILED_Q_PENALTY_DB, "rmps": uncompressed["rmps"],
-                "failed": True, "error": message, "model": ""}
+        failed = {"q_db": uncompressed["q_db"] - FAILED_Q_PENALTY_DB, "rmps": uncompressed["rmps"],
+                  "failed": True, "error": message, "model": ""}
+        if c.config.cost != "rmps":  # the cost the objective reads: the uncompressed one
+            failed[c.config.cost] = uncompressed[c.config.cost]
+        return failed
     final = result.steps[-1] if result.steps else result.baseline
     metrics = {**final.evaluation, **final.complexity, **_size_metrics(final.total), "failed": False, "model": key}
     info = {"compression": {"key": key, "params": dict(params), "config": cc.to_dict(), "metrics": metrics,
@@ -233,6 +241,18 @@ class CompressionStudy:
                 "dsp_costs": self.dsp_costs,
                 "n_evaluations": len(self.search.evaluations),
                 "n_failed": sum(1 for e in self.search.evaluations if e.metrics.get("failed"))}
+
+
+# keys of the [compression] table added after studies were first written, with the value that means "as before":
+# left out of a study's identity at that value, so that an existing folder still resumes
+_IDENTITY_DEFAULTS = {"quantize_grid": ["uniform"], "pow2_terms": 2, "cost": "rmps", **_LATER_KEYS}
+
+
+def _identity_config(config: CompressionSearchConfig) -> dict:
+    """The configuration part of a study's identity: every key but ``n_calls`` and the later keys at their
+    "as before" value."""
+    return {k: v for k, v in config.to_dict().items()
+            if k != "n_calls" and not (k in _IDENTITY_DEFAULTS and v == _IDENTITY_DEFAULTS[k])}
 
 
 def _point(e: searching.Evaluation) -> dict:
@@ -361,8 +381,7 @@ def compress_equalizer(equalizer: Equalizer, train_windows: WindowSet, test_tran
                                equalizer.normalization.to_dict(), arrays=model.get_weights()),
               "test_link": test_transmission.config.digest(),
               "fine_tune_data": _digest(arrays=[] if fine_tune is None else [fine_tune.x, fine_tune.y]),
-              "config": {k: v for k, v in config.to_dict().items()
-                         if k != "n_calls" and not (k in _LATER_KEYS and v == _LATER_KEYS[k])},
+              "config": _identity_config(config),
               "pipeline": PIPELINE_VERSION}
     if calibration is not None:  # only studies with a post-training method (older setups stay resumable)
         inputs["calibration_data"] = _digest(arrays=[calibration.x, calibration.y])
@@ -381,11 +400,12 @@ def compress_equalizer(equalizer: Equalizer, train_windows: WindowSet, test_tran
     folder.mkdir(parents=True, exist_ok=True)
     uncompressed = _setup(folder, inputs, measure_uncompressed)
     q_target = uncompressed["q_db"] - config.max_q_loss_db
+    reference = uncompressed[config.cost]
     if config.objective == "constrained":
-        objective = searching.Objective.constrained(q_target, uncompressed["rmps"])
+        objective = searching.Objective.constrained(q_target, reference, cost=config.cost)
     else:
-        objective = searching.Objective.weighted(config.weight, rmps_reference=uncompressed["rmps"],
-                                                 q_target=q_target)
+        objective = searching.Objective.weighted(config.weight, rmps_reference=reference, q_target=q_target,
+                                                 cost=config.cost)
     context = _PointContext(equalizer=equalizer, fine_tune=fine_tune, test_transmission=test_transmission,
                             config=config, uncompressed=uncompressed, folder=folder.resolve(), progress=progress,
                             calibration=calibration)

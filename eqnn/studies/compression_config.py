@@ -29,13 +29,15 @@ from channel.validation import (
 
 from .. import compress as compression
 from .. import search as searching
+from ..complexity.counting import MAX_POW2_TERMS
 from ..compression.pruning.filters import IMPORTANCES
 from ..data import WindowSet
 from ..limits import SEARCH_SCOPES
 
-__all__ = ["CompressionSearchConfig", "load_compression_config", "OBJECTIVES", "SCOPES", "MAX_CLUSTERS"]
+__all__ = ["CompressionSearchConfig", "load_compression_config", "COSTS", "OBJECTIVES", "SCOPES", "MAX_CLUSTERS"]
 
 OBJECTIVES = ("constrained", "weighted")
+COSTS = searching.COSTS
 # the scopes and bit-width limits are to be defined once in the compression package (eqnn.compression); until
 # then they are repeated here
 SCOPES = SEARCH_SCOPES  # "per_layer": one search dimension per prunable layer, a search-level scope
@@ -88,11 +90,16 @@ class CompressionSearchConfig:
             (weight * log10(RMpS / RMpS_uncompressed) - (1 - weight) * dQ / 1 dB).
         max_q_loss_db: Q budget below the uncompressed model on the same symbols, [0, 10] dB.
         weight: weight of the weighted objective, [0, 1] (1 = RMpS only).
+        cost: the cost the objective minimizes (in place of RMpS, against the uncompressed model's): "rmps" (real
+            multiplications per symbol; blind to the bit widths), "bop" (bit operations per symbol: fewer weight and
+            activation bits and power-of-two weights are rewarded) or "nabs" (additions and bit shifts per symbol).
+            The Pareto front and the plot stay in RMpS.
         sparsity: pruned fraction, each in [0, 1) (structured pruning: the fraction of units removed).
         sparsity_scope: "layer" (one fraction for every layer), "global" (one magnitude threshold over all layers;
             magnitude pruning) or "per_layer" (one search dimension per prunable layer).
         pruning_methods: "magnitude", "structured", "obc" (Optimal Brain Compression: post-training OBS on
-            calibration windows), "filters" (whole Conv1D filters) (eqnn.compress.PRUNING_METHODS); several = a
+            calibration windows), "filters" (whole Conv1D filters), "gates" (LSTM gate / neuron group sparsity)
+            (eqnn.compress.PRUNING_METHODS); several = a
             categorical.
         schedule: "constant" | "polynomial" pruning schedule, or a list of both (categorical).
         calibration_samples: training windows (a seeded subsample; blocks of a sequence model) that the
@@ -107,6 +114,10 @@ class CompressionSearchConfig:
         activation_bits: bits of the activations, 2..16 (simulated in QAT, recorded in PTQ); false = float.
         quantize_mode: "ptq" | "qat" | "obq" (Optimal Brain Quantization: post-training, the grid of "ptq" with
             OBS compensation on the calibration windows), or a list (categorical).
+        quantize_grid: "uniform" (two's-complement grid) | "pow2" (weights are scaled sums of at most
+            ``pow2_terms`` signed powers of two: shifts and adds; PTQ only), or ["uniform", "pow2"] (categorical).
+        pow2_terms: terms of a power-of-two weight, [1, 8], or a range [low, high] (a search dimension); used with
+            quantize_grid "pow2".
         per_channel: PTQ with one scale per output channel.
         fine_tune_epochs: epochs of fine-tuning per step, [0, 1000]; 0 = one-shot (no training).
         fine_tune_batch_size: fine-tuning mini-batch size, [1, 1048576].
@@ -133,6 +144,9 @@ class CompressionSearchConfig:
     weight_bits: Union[int, tuple[int, int], None] = (3, 12)
     activation_bits: Union[int, tuple[int, int], None] = None
     quantize_mode: tuple[str, ...] = ("ptq",)
+    quantize_grid: tuple[str, ...] = ("uniform",)
+    pow2_terms: Union[int, tuple[int, int]] = 2
+    cost: str = "rmps"
     per_channel: bool = False
     fine_tune_epochs: int = 2
     fine_tune_batch_size: int = 512
@@ -165,6 +179,9 @@ class CompressionSearchConfig:
         put("activation_bits", _optional_span("activation_bits", self.activation_bits, compression.MIN_BITS,
                                               compression.MAX_BITS))
         put("quantize_mode", check_choices(_key("quantize_mode"), self.quantize_mode, compression.QUANTIZE_MODES))
+        put("quantize_grid", check_choices(_key("quantize_grid"), self.quantize_grid, compression.QUANTIZE_GRIDS))
+        put("pow2_terms", check_span(_key("pow2_terms"), self.pow2_terms, 1, MAX_POW2_TERMS, integer=True))
+        _choice("cost", self.cost, COSTS)
         check_bool(_key("per_channel"), self.per_channel)
         check_int(_key("fine_tune_epochs"), self.fine_tune_epochs, 0, 1000)
         check_int(_key("fine_tune_batch_size"), self.fine_tune_batch_size, 1, 2**20)
@@ -186,6 +203,9 @@ class CompressionSearchConfig:
         if self.weight_bits is not None and "qat" in self.quantize_mode and self.fine_tune_epochs == 0:
             raise ConfigError(f"{_key('quantize_mode')} 'qat' needs {_key('fine_tune_epochs')} >= 1 "
                               "(quantization-aware training)")
+        if "pow2" in self.quantize_grid and "qat" in self.quantize_mode:
+            raise ConfigError(f"{_key('quantize_grid')} 'pow2' needs {_key('quantize_mode')} = 'ptq' only "
+                              "(power-of-two weights are rounded post-training)")
         if self.per_channel and "qat" in self.quantize_mode:
             raise ConfigError(f"{_key('per_channel')} = true needs {_key('quantize_mode')} = 'ptq' only")
         if self.sparsity_scope == "global" and not any(compression.PRUNING_METHODS[m].supports_global_scope
@@ -267,10 +287,14 @@ class CompressionSearchConfig:
                     dims.append(searching.Integer(name, *getattr(self, name)))
             if len(self.quantize_mode) > 1:
                 dims.append(searching.Categorical("quantize_mode", self.quantize_mode))
+            if len(self.quantize_grid) > 1:
+                dims.append(searching.Categorical("quantize_grid", self.quantize_grid))
+            if "pow2" in self.quantize_grid and _is_range(self.pow2_terms):
+                dims.append(searching.Integer("pow2_terms", *self.pow2_terms))
         if not dims:
             raise ConfigError("compression: the search space is empty (every knob is fixed): give a range [low, high] "
-                              "for sparsity, clusters, weight_bits or activation_bits, or several pruning_methods, "
-                              "schedule, cluster_init or quantize_mode values")
+                              "for sparsity, clusters, weight_bits, activation_bits or pow2_terms, or several "
+                              "pruning_methods, schedule, cluster_init, quantize_mode or quantize_grid values")
         return dims
 
     def compression_config(self, params: Mapping[str, Any], model=None) -> compression.CompressionConfig:
@@ -294,12 +318,15 @@ class CompressionSearchConfig:
         options = {k: v for k, v in offered.items() if k in compression.PRUNING_METHODS[method].option_names}
         clusters = pick("clusters", self.clusters)
         weight_bits = pick("weight_bits", self.weight_bits)
+        grid = pick("quantize_grid", self.quantize_grid[0])
+        pow2_terms = int(pick("pow2_terms", self.pow2_terms)) if grid == "pow2" else None
         return compression.CompressionConfig(
             prune_method=method, sparsity=sparsity, per_layer=per_layer, scope=scope, prune_options=options or None,
             schedule=pick("schedule", self.schedule[0]), n_clusters=clusters,
             cluster_init=pick("cluster_init", self.cluster_init[0]), weight_bits=weight_bits,
             activation_bits=pick("activation_bits", self.activation_bits) if weight_bits is not None else None,
-            quantize_mode=pick("quantize_mode", self.quantize_mode[0]), per_channel=self.per_channel)
+            quantize_mode=pick("quantize_mode", self.quantize_mode[0]), per_channel=self.per_channel,
+            quantize_grid=grid, pow2_terms=pow2_terms)
 
     def fine_tune(self, windows: WindowSet) -> Optional[compression.FineTune]:
         """The fine-tuning data: at most ``fine_tune_windows`` windows (seeded subsample, in order); None if
