@@ -26,7 +26,7 @@ from .common import (
 )
 from .fine_tune import FineTune, _check_fine_tune
 from .pruning import PRUNING_METHODS, prune
-from .pruning.registry import _prune_targets
+from .pruning.registry import _checked_options, _prune_targets
 from .quantization import QUANTIZE_MODES, quantize
 from .stats import weight_stats
 
@@ -73,6 +73,7 @@ class CompressionConfig:
             if not isinstance(self.prune_options, Mapping):
                 raise TypeError("prune_options must be a dict or None")
             put("prune_options", types.MappingProxyType(dict(self.prune_options)))
+            _checked_options(PRUNING_METHODS[self.prune_method], self.prune_options, None)
         put("cluster_init", _check_choice(self.cluster_init, "cluster init", list(CLUSTER_INITS)))
         if self.preserve_sparsity is not None:
             put("preserve_sparsity", bool(self.preserve_sparsity))
@@ -186,6 +187,10 @@ def compress(model: keras.Model, config: CompressionConfig, fine_tune: FineTune 
             raise TypeError(f"{what} must be callable or None")
     if config.prunes:
         _prune_targets(model, config.sparsity, config.prune_method, config.schedule, config.per_layer, config.scope)
+        method = PRUNING_METHODS[config.prune_method]
+        if method.needs_fine_tune and fine_tune is None:
+            raise ValueError(f"pruning method {method.name!r} needs fine_tune (it cannot prune one-shot)")
+        _checked_options(method, config.prune_options, fine_tune)
     if config.weight_bits is not None and config.quantize_mode == "qat" and fine_tune is None:
         raise ValueError("quantize_mode='qat' needs fine_tune")
     if config.n_clusters is not None:

@@ -1,5 +1,9 @@
 """Pruning: the registry of methods (:mod:`.registry`) and one module per method, each registering itself:
-:mod:`.magnitude` ("magnitude", unstructured) and :mod:`.structured` ("structured", whole units)."""
+:mod:`.magnitude` ("magnitude", unstructured) and :mod:`.structured` ("structured", whole units); pruning while
+training (helpers in :mod:`.masks`): :mod:`.lottery_ticket` ("lottery_ticket", iterative magnitude pruning with
+weight or learning-rate rewinding), :mod:`.one_cycle` ("one_cycle", one training run from scratch on a one-cycle
+sparsity schedule) and :mod:`.gradual_structured` ("gradual_structured", units masked while training, then
+removed)."""
 
 # isort: skip_file
 # the methods register in import order (the order of PRUNING_METHODS, a search's categorical choices)
@@ -13,6 +17,7 @@ from .registry import (
 from .magnitude import PrunableBidirectional, prunable_class
 from .structured import units_of
 from . import magnitude, structured  # noqa: F401
+from . import lottery_ticket, one_cycle, gradual_structured  # noqa: F401
 
 __all__ = ["PRUNING_METHODS", "PrunableBidirectional", "PruningMethod", "prunable_class", "prune",
            "register_pruning_method", "units_of", "unregister_pruning_method"]

@@ -39,6 +39,11 @@ class PruningMethod:
         supports_global_scope: ``scope="global"`` (one magnitude threshold over all layers) is meaningful: the
             targets are then computed from the kernels' magnitudes by :func:`prune`.
         needs_fine_tune: the method cannot prune one-shot (``fine_tune=None`` is rejected by :func:`prune`).
+
+    ``check_options(options, epochs)``, optional: validates the method's ``options`` (and the fine-tuning epochs
+    they need; ``epochs=None`` when unknown or one-shot) before any work and returns them completed with their
+    defaults; a bad value raises a one-line ``ValueError`` naming the key, the value and what is allowed. Without
+    it the method checks its options in ``apply``.
     """
 
     name: str
@@ -48,6 +53,7 @@ class PruningMethod:
     structured: bool = False
     supports_global_scope: bool = False
     needs_fine_tune: bool = False
+    check_options: Callable[[Mapping[str, Any], int | None], dict] | None = None
 
 
 PRUNING_METHODS: dict[str, PruningMethod] = {}
@@ -120,6 +126,16 @@ def _prune_targets(model: keras.Model, sparsity: Any, method: Any, schedule: Any
     return pm, schedule, scope, {n: targets[n] for n in prunable}
 
 
+def _checked_options(pm: PruningMethod, options: Any, fine_tune: FineTune | None) -> dict:
+    """``options`` as a dict, checked (and completed) by the method's ``check_options`` where it has one."""
+    if options is not None and not isinstance(options, Mapping):
+        raise TypeError("options must be a dict or None")
+    options = dict(options or {})
+    if pm.check_options is not None:
+        options = pm.check_options(options, None if fine_tune is None else fine_tune.epochs)
+    return options
+
+
 def prune(model: keras.Model, sparsity: float, *, method: str = "magnitude", schedule: str = "constant",
           per_layer: Mapping[str, float] | None = None, fine_tune: FineTune | None = None, scope: str = "layer",
           options: Mapping[str, Any] | None = None) -> keras.Model:
@@ -137,13 +153,12 @@ def prune(model: keras.Model, sparsity: float, *, method: str = "magnitude", sch
     _check_fine_tune(fine_tune)
     if pm.needs_fine_tune and fine_tune is None and any(s > 0.0 for s in targets.values()):
         raise ValueError(f"pruning method {pm.name!r} needs fine_tune (it cannot prune one-shot)")
-    if options is not None and not isinstance(options, Mapping):
-        raise TypeError("options must be a dict or None")
+    options = _checked_options(pm, options, fine_tune)
     _seed(fine_tune)
     start = time.perf_counter()
     if any(s > 0.0 for s in targets.values()):
         pruned, info = pm.apply(model, targets, schedule=schedule, scope=scope, fine_tune=fine_tune,
-                                options=dict(options or {}))
+                                options=options)
     else:  # nothing to prune: no training either
         pruned, info = copy_model(model), {"fine_tuned": False, "note": "all targets are 0: model copied unchanged"}
     step = {"step": "prune", "method": pm.name, "schedule": schedule, "scope": scope,
