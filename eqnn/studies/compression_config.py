@@ -90,7 +90,14 @@ class CompressionSearchConfig:
         sparsity: pruned fraction, each in [0, 1) (structured pruning: the fraction of units removed).
         sparsity_scope: "layer" (one fraction for every layer), "global" (one magnitude threshold over all layers;
             magnitude pruning) or "per_layer" (one search dimension per prunable layer).
-        pruning_methods: "magnitude", "structured" (eqnn.compress.PRUNING_METHODS); several = a categorical.
+        pruning_methods: "magnitude", "structured", "lottery_ticket", "one_cycle", "gradual_structured"
+            (eqnn.compress.PRUNING_METHODS); several = a categorical. The last three prune while training and need
+            fine_tune_epochs >= 1 (their whole training budget).
+        prune_options: options of each pruning method, a table per method name, e.g.
+            ``[compression.prune_options.lottery_ticket]`` ``rewind = "weights"``, ``rounds = 3``
+            (lottery_ticket: rewind "weights" | "learning_rate", rounds >= 1, rewind_at in [0, 1); one_cycle:
+            alpha, beta, learning_rate "one_cycle" | "constant"; structured and gradual_structured: criterion
+            "outgoing" | "incoming"; gradual_structured: updates, ramp).
         schedule: "constant" | "polynomial" pruning schedule, or a list of both (categorical).
         clusters: clusters per tensor, >= 2; false = no clustering.
         cluster_init: "linear" | "kmeans++" | "density" | "random", or a list (categorical).
@@ -114,6 +121,7 @@ class CompressionSearchConfig:
     sparsity: Union[float, tuple[float, float]] = (0.0, 0.95)
     sparsity_scope: str = "layer"
     pruning_methods: tuple[str, ...] = ("magnitude", "structured")
+    prune_options: Optional[Mapping[str, Mapping[str, Any]]] = None
     schedule: tuple[str, ...] = ("polynomial",)
     clusters: Union[int, tuple[int, int], None] = (4, 64)
     cluster_init: tuple[str, ...] = ("linear",)
@@ -159,9 +167,35 @@ class CompressionSearchConfig:
         else:
             check_int(_key("fine_tune_windows"), self.fine_tune_windows, 1, 2**31)
         check_int(_key("seed"), self.seed, 0, 2**32 - 1)
+        put("prune_options", self._checked_prune_options())
         self._check_combinations()
         if not (self.prunes and self.sparsity_scope == "per_layer" and _is_range(self.sparsity)):
             self.search_space()  # raises if empty (per-layer sparsity ranges are dimensions of any model)
+
+    def _checked_prune_options(self) -> Optional[dict]:
+        """``prune_options`` as ``{method: {key: value}}``, each table checked by its method before any work."""
+        if self.prune_options is None:
+            return None
+        key = _key("prune_options")
+        if not isinstance(self.prune_options, Mapping):
+            raise ConfigError(f"{key} = {self.prune_options!r}: must be a table of tables {{method: {{option: "
+                              "value}}}}")
+        out = {}
+        for method, options in self.prune_options.items():
+            if method not in self.pruning_methods:
+                raise ConfigError(f"{key}.{method}: not one of {_key('pruning_methods')} = "
+                                  f"{list(self.pruning_methods)}")
+            if not isinstance(options, Mapping):
+                raise ConfigError(f"{key}.{method} = {options!r}: must be a table of options")
+            checker = compression.PRUNING_METHODS[method].check_options
+            try:
+                out[method] = dict(options) if checker is None else checker(dict(options),
+                                                                            self.fine_tune_epochs or None)
+            except (TypeError, ValueError) as exc:
+                text = str(exc)
+                raise ConfigError(f"{key}.{text}" if text.startswith(f"{method}.") else f"{key}.{method}: {text}") \
+                    from None
+        return out
 
     def _check_combinations(self) -> None:
         if self.activation_bits is not None and self.weight_bits is None:
@@ -176,6 +210,10 @@ class CompressionSearchConfig:
                                                         for m in self.pruning_methods):
             raise ConfigError(f"{_key('sparsity_scope')} = 'global' applies to magnitude pruning: add 'magnitude' "
                               f"to {_key('pruning_methods')} or use 'layer' / 'per_layer'")
+        trainers = [m for m in self.pruning_methods if compression.PRUNING_METHODS[m].needs_fine_tune]
+        if self.prunes and trainers and self.fine_tune_epochs == 0:
+            raise ConfigError(f"{_key('pruning_methods')} {trainers} prune while training: they need "
+                              f"{_key('fine_tune_epochs')} >= 1, got 0")
         if self.sparsity == 0.0 and self.clusters is None and self.weight_bits is None:
             raise ConfigError("compression: nothing to compress: sparsity is 0, clusters and weight_bits are false")
 
@@ -276,7 +314,8 @@ class CompressionSearchConfig:
             schedule=pick("schedule", self.schedule[0]), n_clusters=clusters,
             cluster_init=pick("cluster_init", self.cluster_init[0]), weight_bits=weight_bits,
             activation_bits=pick("activation_bits", self.activation_bits) if weight_bits is not None else None,
-            quantize_mode=pick("quantize_mode", self.quantize_mode[0]), per_channel=self.per_channel)
+            quantize_mode=pick("quantize_mode", self.quantize_mode[0]), per_channel=self.per_channel,
+            prune_options=(self.prune_options or {}).get(method))
 
     def fine_tune(self, windows: WindowSet) -> Optional[compression.FineTune]:
         """The fine-tuning data: at most ``fine_tune_windows`` windows (seeded subsample, in order); None if
@@ -296,8 +335,13 @@ class CompressionSearchConfig:
                                     learning_rate=self.fine_tune_learning_rate, seed=self.seed)
 
     def to_dict(self) -> dict:
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
-                for f in dataclasses.fields(self)}
+        out = {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+               for f in dataclasses.fields(self)}
+        if out["prune_options"] is None:
+            del out["prune_options"]  # absent as before the key existed: earlier study folders still match
+        else:
+            out["prune_options"] = {m: dict(o) for m, o in out["prune_options"].items()}
+        return out
 
     @classmethod
     def from_dict(cls, table: Any, section: str = "compression") -> "CompressionSearchConfig":

@@ -52,7 +52,7 @@ def one_cycle_sparsity(position: Any, target: float, alpha: float = 14.0, beta: 
         return 1.0 / (1.0 + np.exp(-alpha * x + beta))
 
     f0, f1 = f(0.0), f(1.0)
-    return np.minimum(target * (f(u) - f0) / (f1 - f0), target)
+    return np.where(u >= 1.0, target, np.minimum(target * (f(u) - f0) / (f1 - f0), target))
 
 
 class OneCycleRate(keras.optimizers.schedules.LearningRateSchedule):

@@ -177,12 +177,16 @@ def _check_structured_model(model: keras.Model) -> None:
                              f"{layer_kind(layer)}")
 
 
-def _prune_structured(model: keras.Model, targets: Mapping[str, float], *, schedule: str, scope: str,
-                      fine_tune: FineTune | None, options: Mapping[str, Any]) -> tuple[keras.Model, dict]:
+def _check_options(options: Mapping[str, Any], epochs: int | None) -> dict:
     unknown = set(options) - {"criterion"}
     if unknown:
         raise ValueError(f"structured pruning options are ['criterion'], got {sorted(unknown)}")
-    criterion = _check_choice(options.get("criterion", "outgoing"), "criterion", ("outgoing", "incoming"))
+    return {"criterion": _check_choice(options.get("criterion", "outgoing"), "criterion", ("outgoing", "incoming"))}
+
+
+def _prune_structured(model: keras.Model, targets: Mapping[str, float], *, schedule: str, scope: str,
+                      fine_tune: FineTune | None, options: Mapping[str, Any]) -> tuple[keras.Model, dict]:
+    criterion = _check_options(options, None)["criterion"]
     if scope != "layer":
         raise ValueError("structured pruning supports scope='layer' only")
     _check_structured_model(model)
@@ -215,4 +219,4 @@ def _prune_structured(model: keras.Model, targets: Mapping[str, float], *, sched
 STRUCTURED = register_pruning_method(PruningMethod(
     "structured", _structured_layers, _prune_structured,
     "removes whole units (Dense neurons, Conv1D filters, LSTM units) with the smallest L2 norm; smaller model",
-    structured=True, supports_global_scope=False))
+    structured=True, supports_global_scope=False, check_options=_check_options))
