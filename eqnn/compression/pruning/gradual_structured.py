@@ -32,8 +32,8 @@ from ..fine_tune import FineTune, _fit
 from . import masks as M
 from .registry import PruningMethod, register_pruning_method
 from .structured import (
-    _check_structured_model,
     _chain_layers,
+    _check_structured_model,
     _choose_keeps,
     _structured_layers,
     remove_units,
