@@ -111,6 +111,9 @@ def lottery_ticket(model: keras.Model, targets: Mapping[str, float], fine_tune: 
         else:
             rate = keras.optimizers.schedules.PolynomialDecay(fine_tune.learning_rate, phase.total_steps,
                                                               end_learning_rate=0.0, power=1.0)
+        if rate is not None:  # the schedule as used: eta at the first step, 0 after the last
+            info.setdefault("learning_rate", []).append([float(rate(0)), float(rate(phase.total_steps // 2)),
+                                                         float(rate(phase.total_steps))])
         keeper.set([(var, alive[key]) for _, key, var in kernels])
         if on_rewind is not None:
             on_rewind(current, rewind_weights, {key: a.copy() for key, a in alive.items()})
