@@ -21,7 +21,8 @@ Budget: the fine-tuning's ``epochs`` are the whole training of the method, split
 possible: ``rounds + 1`` phases with ``rewind="weights"`` (the dense training first), ``rounds`` with
 ``"learning_rate"``; so ``epochs`` must be at least the number of phases. Options: ``rewind``
 (``"weights"`` | ``"learning_rate"``, default ``"learning_rate"``), ``rounds`` (>= 1, default 2), ``rewind_at``
-(fraction of the first phase's steps in [0, 1), default 0.1; weights rewinding only).
+(fraction of the first phase's steps in [0, 1), default 0.1; weights rewinding only). The ``schedule`` argument
+of :func:`eqnn.compress.prune` is not used (the rounds are the schedule).
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ the pruned weights are held at exactly zero (:class:`.masks.KeepMasks`); at the 
 Options: ``alpha`` (> 0, default 14) and ``beta`` (default 5), the values of the authors' library (fasterai's
 ``sched_onecycle``); ``learning_rate``: ``"one_cycle"`` (default; Smith's one-cycle policy the paper trains with:
 cosine warm-up from ``eta/25`` to the fine-tuning rate ``eta`` over the first 25 % of the steps, cosine decay to
-``eta/1e5``) or ``"constant"`` (``eta``).
+``eta/1e5``) or ``"constant"`` (``eta``). The ``schedule`` argument of :func:`eqnn.compress.prune` is not used
+(this schedule is the method).
 """
 
 from __future__ import annotations

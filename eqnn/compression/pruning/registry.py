@@ -147,7 +147,9 @@ def prune(model: keras.Model, sparsity: float, *, method: str = "magnitude", sch
     one magnitude threshold over the layers not in ``per_layer``. ``schedule``: ``"constant"`` (TFMOT
     ConstantSparsity) or ``"polynomial"``
     (PolynomialDecay from 0, reaching the target after ~70 % of the fine-tuning steps; structured: 3 stages).
-    ``fine_tune=None``: one-shot. ``options``: method-specific (structured: ``criterion="outgoing"|"incoming"``).
+    ``fine_tune=None``: one-shot. ``options``: method-specific (structured: ``criterion="outgoing"|"incoming"``;
+    lottery_ticket, one_cycle, gradual_structured: their modules), checked before any work by the method's
+    ``check_options``.
     """
     pm, schedule, scope, targets = _prune_targets(model, sparsity, method, schedule, per_layer, scope)
     _check_fine_tune(fine_tune)
