@@ -251,3 +251,18 @@ def test_search_dimension_and_options_reach_the_pipeline(mlp):
     assert config.compression_config({"sparsity": 0.5, "pruning_method": "one_cycle"}, mlp).prune_options is None
     assert config.to_dict()["prune_options"]["lottery_ticket"]["rewind"] == "weights"
     assert "prune_options" not in CompressionSearchConfig().to_dict()  # earlier study folders still match
+
+
+def test_options_from_a_toml_table(tmp_path):
+    from eqnn.studies.compression_config import load_compression_config
+
+    path = tmp_path / "c.toml"
+    path.write_text('[compression]\npruning_methods = ["lottery_ticket", "one_cycle"]\nfine_tune_epochs = 3\n'
+                    '[compression.prune_options.lottery_ticket]\nrewind = "weights"\nrounds = 2\n'
+                    '[compression.prune_options.one_cycle]\nlearning_rate = "constant"\n')
+    config = load_compression_config(path)
+    assert config.prune_options == {"lottery_ticket": {"rewind": "weights", "rounds": 2, "rewind_at": 0.1},
+                                    "one_cycle": {"alpha": 14.0, "beta": 5.0, "learning_rate": "constant"}}
+    path.write_text(path.read_text().replace("fine_tune_epochs = 3", "fine_tune_epochs = 2"))
+    with pytest.raises(ConfigError, match=r"prune_options\.lottery_ticket: .*epochs = 2 is fewer than its 3"):
+        load_compression_config(path)
