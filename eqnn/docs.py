@@ -144,9 +144,8 @@ def reference_text() -> str:
         "file whose values these override.",
         "",
     ]
-    for section, cls_name in (("transmitter", "TransmitterConfig"), ("fiber", "FiberConfig"), ("link", "SpanConfig"),
-                              ("propagation", "PropagationConfig"), ("receiver", "ReceiverConfig")):
-        parts.append(_table(f"[{section}]", getattr(link_config, cls_name)))
+    for section, cls in link_config._SECTIONS.items():  # every table LinkConfig reads, in its order
+        parts.append(_table(f"[{section}]", cls))
     parts += [
         "## Training TOML (`eqnn train`)",
         "",

@@ -21,11 +21,12 @@ from ..data import DataConfig, resolve_guard, resolve_taps, window_centres
 from ..models import ModelConfig, model_config_from_dict, model_config_to_dict
 from ..models import check_input as check_model_input
 
-__all__ = ["LR_SCHEDULES", "MODES", "SeedsConfig", "TrainRunConfig", "TrainingConfig", "cache_folder",
+__all__ = ["LR_SCHEDULES", "MODES", "MONITORS", "SeedsConfig", "TrainRunConfig", "TrainingConfig", "cache_folder",
            "load_train_config"]
 
 MODES = ("per_power", "combined")
 LR_SCHEDULES = ("plateau", "cosine", "constant")
+MONITORS = ("loss", "q")
 
 
 def _from_table(cls: type, data: Any, section: str):
@@ -49,7 +50,8 @@ class TrainingConfig:
         predict_batch_size: batch size of inference, [1, 1048576].
         shuffle: shuffle the training windows every epoch.
         lr_patience: if > 0, multiply the learning rate by ``lr_factor`` after this many epochs without
-            improvement of the monitored loss (ReduceLROnPlateau), [0, 100000]; 0 = constant rate.
+            improvement of the validation loss (ReduceLROnPlateau; also with ``monitor = "q"``), [0, 100000];
+            0 = constant rate.
         lr_factor: learning-rate reduction factor, (0, 1).
         min_learning_rate: lower bound of the reduced learning rate, [0, learning_rate]; the final rate of
             the "cosine" schedule.
@@ -67,6 +69,14 @@ class TrainingConfig:
             section 8, ``benchmarks/training_speed.py``); reproducible with a seed either way.
         steps_per_execution: training batches run per call into the compiled step (fewer Python round trips,
             which matters for small models), [1, 10000]. Callbacks still run once per epoch.
+        monitor: what early stopping and the restored best epoch watch on the validation split: "loss" (the
+            MSE, the previous behaviour) or "q" (the Q-factor counted from the bit errors of the validation symbols
+            after hard decision, gain-normalized as in evaluation; maximized). The learning-rate reduction
+            (``lr_patience``) watches the loss in both cases: the Q of a validation split is too noisy for it. The
+            MSE rewards moving points toward their targets even where it does not change a decision; the Q counts
+            only the decisions, which is what the equalizer is judged on (an MLP trained long lowers the MSE and
+            the Q at once: benchmarks/README.md section 4c). "q" needs ``validation_split`` > 0; ``min_delta`` is
+            then in dB.
 
     Batch size and learning rate: a common rule scales the learning rate linearly with the batch size
     (``learning_rate * batch_size / 1000`` from the tuned 1e-3 at 1000; Goyal et al., 2017), with a few
@@ -91,6 +101,7 @@ class TrainingConfig:
     weight_decay: float = 0.0
     jit_compile: bool = False
     steps_per_execution: int = 1
+    monitor: str = "loss"
 
     def __post_init__(self) -> None:
         check_int("training.epochs", self.epochs, 1, 100_000)
@@ -119,9 +130,16 @@ class TrainingConfig:
                                                               high_open=True))
         check_bool("training.jit_compile", self.jit_compile)
         check_int("training.steps_per_execution", self.steps_per_execution, 1, 10_000)
+        check_choice("training.monitor", self.monitor, MONITORS)
+        if self.monitor == "q" and self.validation_split == 0:
+            raise ConfigError("training.monitor = 'q' needs a validation split: set training.validation_split in "
+                              "(0, 0.5]")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if self.monitor == "loss":  # omitted at its default: fingerprints of models trained before it stay valid
+            del out["monitor"]
+        return out
 
 
 @dataclass(frozen=True)

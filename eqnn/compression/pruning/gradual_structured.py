@@ -46,7 +46,7 @@ CRITERIA = ("outgoing", "incoming")
 DEFAULTS = {"criterion": "outgoing", "updates": 8, "ramp": 0.7}
 
 
-def check_options(options: Mapping[str, Any], epochs: int | None) -> dict:
+def check_options(options: Mapping[str, Any], epochs: int | None = None) -> dict:
     o = M.check_known(NAME, options, DEFAULTS)
     o["criterion"] = M.option_choice(NAME, "criterion", o["criterion"], CRITERIA)
     o["updates"] = M.option_int(NAME, "updates", o["updates"], 1, 1000)

@@ -43,14 +43,20 @@ REWINDS = ("weights", "learning_rate")
 DEFAULTS = {"rewind": "learning_rate", "rounds": 2, "rewind_at": 0.1}
 
 
-def check_options(options: Mapping[str, Any], epochs: int | None) -> dict:
-    """The options completed with :data:`DEFAULTS`; a one-line ValueError naming a bad key."""
+def check_options(options: Mapping[str, Any], epochs: int | None = None) -> dict:
+    """The options completed with :data:`DEFAULTS` (and, given ``epochs``, :func:`check_fine_tune`); a one-line
+    ValueError naming a bad key."""
     o = M.check_known(NAME, options, DEFAULTS)
     o["rewind"] = M.option_choice(NAME, "rewind", o["rewind"], REWINDS)
     o["rounds"] = M.option_int(NAME, "rounds", o["rounds"], 1, 100)
     o["rewind_at"] = M.option_number(NAME, "rewind_at", o["rewind_at"], 0.0, 1.0, high_open=True)
-    M.check_phases(NAME, epochs, phases(o), f"rewind = {o['rewind']!r}, rounds = {o['rounds']}")
+    check_fine_tune(o, epochs)
     return o
+
+
+def check_fine_tune(options: Mapping[str, Any], epochs: int | None) -> None:
+    """One fine-tuning epoch at least per training phase."""
+    M.check_phases(NAME, epochs, phases(options), f"rewind = {options['rewind']!r}, rounds = {options['rounds']}")
 
 
 def phases(options: Mapping[str, Any]) -> int:
@@ -140,4 +146,5 @@ LOTTERY_TICKET = register_pruning_method(PruningMethod(
     NAME, _lottery_layers, _apply,
     "iterative magnitude pruning over rounds, rewinding the survivors to early weights (Frankle & Carbin) or the "
     "learning rate (linear decay, Zimmer et al.) before each retraining",
-    structured=False, supports_global_scope=False, needs_fine_tune=True, check_options=check_options))
+    structured=False, supports_global_scope=False, needs_fine_tune=True, check_options=check_options,
+    check_fine_tune=check_fine_tune))

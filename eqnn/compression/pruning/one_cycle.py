@@ -37,7 +37,7 @@ LEARNING_RATES = ("one_cycle", "constant")
 DEFAULTS = {"alpha": 14.0, "beta": 5.0, "learning_rate": "one_cycle"}
 
 
-def check_options(options: Mapping[str, Any], epochs: int | None) -> dict:
+def check_options(options: Mapping[str, Any], epochs: int | None = None) -> dict:
     o = M.check_known(NAME, options, DEFAULTS)
     o["alpha"] = M.option_number(NAME, "alpha", o["alpha"], 0.0, 100.0, low_open=True)
     o["beta"] = M.option_number(NAME, "beta", o["beta"], -100.0, 100.0)

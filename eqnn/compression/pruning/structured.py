@@ -68,10 +68,11 @@ def _top(n_keep: int):
     return top
 
 
-def _choose_keeps(layers: list, weights: Mapping[str, list], remove: Mapping[str, int],
-                  criterion: str) -> dict[str, Any]:
+def _choose_keeps(layers: list, weights: Mapping[str, list], remove: Mapping[str, int], criterion: str,
+                  scores: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
     """The kept units of each layer of ``remove`` (indices; ``(fwd, bwd)`` for Bidirectional): the ``units -
-    remove[name]`` best by ``criterion`` over ``weights`` ({layer name: its weight arrays})."""
+    remove[name]`` best by ``criterion`` over ``weights`` ({layer name: its weight arrays}), or by ``scores``
+    ({layer name: importance of each unit}, given by the caller) for the layers it names."""
     keeps: dict[str, Any] = {}
     for i, layer in enumerate(layers):
         n_remove = int(remove.get(layer.name, 0))
@@ -79,8 +80,10 @@ def _choose_keeps(layers: list, weights: Mapping[str, list], remove: Mapping[str
             continue
         layer_type = find_layer_type(layer)
         units = layer_type.units(layer)
-        if criterion == "incoming":
-            scores = layer_type.out_norms(layer, weights[layer.name])
+        if scores is not None and layer.name in scores:
+            unit_scores = np.asarray(scores[layer.name], np.float64)
+        elif criterion == "incoming":
+            unit_scores = layer_type.out_norms(layer, weights[layer.name])
         else:  # outgoing: the weights of the next weighted layer that read each output feature
             consumer, flat = None, None
             shape = layer.output_shape
@@ -93,12 +96,12 @@ def _choose_keeps(layers: list, weights: Mapping[str, list], remove: Mapping[str
             norms = find_layer_type(consumer).in_norms(consumer, weights[consumer.name])
             if flat is not None:
                 norms = norms.reshape(int(np.prod(flat[:-1])), flat[-1]).sum(axis=0)
-            scores = norms
+            unit_scores = norms
         top = _top(units - n_remove)
         if layer_type.choose_keep is not None:
-            keeps[layer.name] = layer_type.choose_keep(layer, scores, units - n_remove, top)
+            keeps[layer.name] = layer_type.choose_keep(layer, unit_scores, units - n_remove, top)
         else:
-            keeps[layer.name] = top(scores)
+            keeps[layer.name] = top(unit_scores)
     return keeps
 
 
@@ -161,10 +164,14 @@ def unit_masks(model: keras.Model, keeps: Mapping[str, Any]) -> dict[str, list[n
     return masks
 
 
-def _structured_once(model: keras.Model, remove: Mapping[str, int], criterion: str) -> keras.Model:
-    """Remove ``remove[name]`` units from each named layer; returns a new (smaller) plain Sequential model."""
+def _structured_once(model: keras.Model, remove: Mapping[str, int], criterion: str,
+                     scores: Mapping[str, np.ndarray] | None = None) -> keras.Model:
+    """Remove ``remove[name]`` units from each named layer; returns a new (smaller) plain Sequential model.
+
+    ``scores``: ``{layer name: importance of each unit}`` given by the caller (e.g. filter pruning's L1 norm or
+    Taylor importance), used instead of ``criterion`` for those layers (the least important units go)."""
     layers = _chain_layers(model)
-    keeps = _choose_keeps(layers, {layer.name: layer.get_weights() for layer in layers}, remove, criterion)
+    keeps = _choose_keeps(layers, {layer.name: layer.get_weights() for layer in layers}, remove, criterion, scores)
     return remove_units(model, keeps)
 
 
@@ -177,7 +184,7 @@ def _check_structured_model(model: keras.Model) -> None:
                              f"{layer_kind(layer)}")
 
 
-def _check_options(options: Mapping[str, Any], epochs: int | None) -> dict:
+def _check_options(options: Mapping[str, Any]) -> dict:
     unknown = set(options) - {"criterion"}
     if unknown:
         raise ValueError(f"structured pruning options are ['criterion'], got {sorted(unknown)}")
@@ -186,7 +193,7 @@ def _check_options(options: Mapping[str, Any], epochs: int | None) -> dict:
 
 def _prune_structured(model: keras.Model, targets: Mapping[str, float], *, schedule: str, scope: str,
                       fine_tune: FineTune | None, options: Mapping[str, Any]) -> tuple[keras.Model, dict]:
-    criterion = _check_options(options, None)["criterion"]
+    criterion = _check_options(options)["criterion"]
     if scope != "layer":
         raise ValueError("structured pruning supports scope='layer' only")
     _check_structured_model(model)
