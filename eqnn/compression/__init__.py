@@ -84,8 +84,17 @@ a search can pick the method as a categorical hyperparameter (``prune(model, s, 
 schedule, LSTM gate pre-activation sparsification, ...) can be added with :func:`register_pruning_method`::
 
     PruningMethod(name, prunable=lambda model: [layer names], apply=fn, structured=False,
-                  supports_global_scope=False, needs_fine_tune=False)
+                  supports_global_scope=False, needs_fine_tune=False, check_options=None)
     fn(model, targets: {layer name: fraction}, *, schedule, scope, fine_tune, options) -> (new plain model, info)
+    check_options(options, epochs) -> options completed with defaults (a one-line ValueError naming a bad key)
+
+Registered: "magnitude", "structured", and three that prune while training, whose fine-tuning epochs are their
+whole training budget: "lottery_ticket" (iterative magnitude pruning over rounds; ``rewind="weights"``: the
+survivors go back to their values at an early step of the method's own training from a fresh initialization,
+Frankle & Carbin 2019 / Frankle et al. 2020; ``"learning_rate"``: from the trained model, each short retraining
+restarts a linearly decaying learning rate, Zimmer et al. 2023), "one_cycle" (one training run from a fresh
+initialization, sparsity on a logistic one-cycle schedule, Hubens et al. 2022) and "gradual_structured" (units
+masked while the trained model trains on, then removed: a smaller model).
 
 The capability flags (``structured``, ``supports_global_scope``, ``needs_fine_tune``) are what the rest of the
 code asks; no code compares method names.

@@ -80,8 +80,11 @@ def _seed(fine_tune: FineTune | None) -> None:
     keras.utils.set_random_seed(fine_tune.seed if fine_tune is not None else 0)
 
 
-def _fit(model: keras.Model, fine_tune: FineTune, callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict:
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=fine_tune.learning_rate), loss="mse")
+def _fit(model: keras.Model, fine_tune: FineTune, callbacks: Sequence[keras.callbacks.Callback] = (),
+         learning_rate: Any = None) -> dict:
+    """Adam on the mean squared error; ``learning_rate``: a Keras schedule or rate (default: the fine-tuning's)."""
+    rate = fine_tune.learning_rate if learning_rate is None else learning_rate
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=rate), loss="mse")
     history = model.fit(fine_tune.x, fine_tune.y, epochs=fine_tune.epochs, batch_size=fine_tune.batch_size,
                         validation_split=fine_tune.validation_split, shuffle=True, verbose=fine_tune.verbose,
                         callbacks=list(callbacks))

@@ -27,7 +27,7 @@ from .common import (
 )
 from .fine_tune import FineTune, _check_fine_tune
 from .pruning import PRUNING_METHODS, prune
-from .pruning.registry import _prune_targets, method_calibration, method_options
+from .pruning.registry import _prune_targets, check_budget, method_calibration, method_options
 from .quantization import QUANTIZE_GRIDS, QUANTIZE_MODES, _check_pow2_terms, quantize
 from .stats import weight_stats
 
@@ -197,7 +197,11 @@ def compress(model: keras.Model, config: CompressionConfig, fine_tune: FineTune 
     if config.prunes:
         pm = _prune_targets(model, config.sparsity, config.prune_method, config.schedule, config.per_layer,
                             config.scope)[0]
-        method_calibration(pm, method_options(pm, config.prune_options), calibration, fine_tune)
+        if pm.needs_fine_tune and fine_tune is None:
+            raise ValueError(f"pruning method {pm.name!r} needs fine_tune (it cannot prune one-shot)")
+        options = method_options(pm, config.prune_options)
+        check_budget(pm, options, fine_tune)
+        method_calibration(pm, options, calibration, fine_tune)
     if config.weight_bits is not None and config.quantize_mode == "qat" and fine_tune is None:
         raise ValueError("quantize_mode='qat' needs fine_tune")
     if config.weight_bits is not None and config.quantize_mode == "obq" and \

@@ -98,9 +98,15 @@ class CompressionSearchConfig:
         sparsity_scope: "layer" (one fraction for every layer), "global" (one magnitude threshold over all layers;
             magnitude pruning) or "per_layer" (one search dimension per prunable layer).
         pruning_methods: "magnitude", "structured", "obc" (Optimal Brain Compression: post-training OBS on
-            calibration windows), "filters" (whole Conv1D filters), "gates" (LSTM gate / neuron group sparsity)
-            (eqnn.compress.PRUNING_METHODS); several = a
+            calibration windows), "filters" (whole Conv1D filters), "gates" (LSTM gate / neuron group sparsity),
+            and three that prune while training and need fine_tune_epochs >= 1 (their whole training budget):
+            "lottery_ticket", "one_cycle", "gradual_structured" (eqnn.compress.PRUNING_METHODS); several = a
             categorical.
+        prune_options: options of each pruning method, a table per method name, e.g.
+            ``[compression.prune_options.lottery_ticket]`` ``rewind = "weights"``, ``rounds = 3``
+            (lottery_ticket: rewind "weights" | "learning_rate", rounds >= 1, rewind_at in [0, 1); one_cycle:
+            alpha, beta, learning_rate "one_cycle" | "constant"; structured and gradual_structured: criterion
+            "outgoing" | "incoming"; gradual_structured: updates, ramp); over the keys above that a method takes.
         schedule: "constant" | "polynomial" pruning schedule, or a list of both (categorical).
         calibration_samples: training windows (a seeded subsample; blocks of a sequence model) that the
             post-training methods ("obc", "filters" with the Taylor importance, quantize_mode "obq") run through
@@ -135,6 +141,7 @@ class CompressionSearchConfig:
     sparsity: Union[float, tuple[float, float]] = (0.0, 0.95)
     sparsity_scope: str = "layer"
     pruning_methods: tuple[str, ...] = ("magnitude", "structured")
+    prune_options: Optional[Mapping[str, Mapping[str, Any]]] = None
     schedule: tuple[str, ...] = ("polynomial",)
     calibration_samples: int = 1024
     obc_damping: float = 0.01
@@ -192,9 +199,37 @@ class CompressionSearchConfig:
         else:
             check_int(_key("fine_tune_windows"), self.fine_tune_windows, 1, 2**31)
         check_int(_key("seed"), self.seed, 0, 2**32 - 1)
+        put("prune_options", self._checked_prune_options())
         self._check_combinations()
         if not (self.prunes and self.sparsity_scope == "per_layer" and _is_range(self.sparsity)):
             self.search_space()  # raises if empty (per-layer sparsity ranges are dimensions of any model)
+
+    def _checked_prune_options(self) -> Optional[dict]:
+        """``prune_options`` as ``{method: {key: value}}``, each table checked by its method before any work."""
+        if self.prune_options is None:
+            return None
+        key = _key("prune_options")
+        if not isinstance(self.prune_options, Mapping):
+            raise ConfigError(f"{key} = {self.prune_options!r}: must be a table of tables {{method: {{option: "
+                              "value}}}}")
+        out = {}
+        for method, options in self.prune_options.items():
+            if method not in self.pruning_methods:
+                raise ConfigError(f"{key}.{method}: not one of {_key('pruning_methods')} = "
+                                  f"{list(self.pruning_methods)}")
+            if not isinstance(options, Mapping):
+                raise ConfigError(f"{key}.{method} = {options!r}: must be a table of options")
+            pm = compression.PRUNING_METHODS[method]
+            try:
+                checked = dict(options) if pm.check_options is None else pm.check_options(dict(options))
+                if pm.check_fine_tune is not None and self.fine_tune_epochs:
+                    pm.check_fine_tune(checked, self.fine_tune_epochs)
+            except (TypeError, ValueError) as exc:
+                text = str(exc)
+                raise ConfigError(f"{key}.{text}" if text.startswith(f"{method}.") else f"{key}.{method}: {text}") \
+                    from None
+            out[method] = checked
+        return out
 
     def _check_combinations(self) -> None:
         if self.activation_bits is not None and self.weight_bits is None:
@@ -212,6 +247,10 @@ class CompressionSearchConfig:
                                                         for m in self.pruning_methods):
             raise ConfigError(f"{_key('sparsity_scope')} = 'global' applies to magnitude pruning: add 'magnitude' "
                               f"to {_key('pruning_methods')} or use 'layer' / 'per_layer'")
+        trainers = [m for m in self.pruning_methods if compression.PRUNING_METHODS[m].needs_fine_tune]
+        if self.prunes and trainers and self.fine_tune_epochs == 0:
+            raise ConfigError(f"{_key('pruning_methods')} {trainers} prune while training: they need "
+                              f"{_key('fine_tune_epochs')} >= 1, got 0")
         if self.sparsity == 0.0 and self.clusters is None and self.weight_bits is None:
             raise ConfigError("compression: nothing to compress: sparsity is 0, clusters and weight_bits are false")
 
@@ -316,6 +355,7 @@ class CompressionSearchConfig:
         offered = {"calibration_samples": self.calibration_samples, "damping": self.obc_damping,
                    "importance": pick("filter_importance", self.filter_importance[0])}
         options = {k: v for k, v in offered.items() if k in compression.PRUNING_METHODS[method].option_names}
+        options.update((self.prune_options or {}).get(method, {}))  # the method's own table
         clusters = pick("clusters", self.clusters)
         weight_bits = pick("weight_bits", self.weight_bits)
         grid = pick("quantize_grid", self.quantize_grid[0])
@@ -361,8 +401,13 @@ class CompressionSearchConfig:
         return compression.Calibration(windows.x[index], windows.y[index])
 
     def to_dict(self) -> dict:
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
-                for f in dataclasses.fields(self)}
+        out = {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+               for f in dataclasses.fields(self)}
+        if out["prune_options"] is None:
+            del out["prune_options"]  # absent as before the key existed: earlier study folders still match
+        else:
+            out["prune_options"] = {m: dict(o) for m, o in out["prune_options"].items()}
+        return out
 
     @classmethod
     def from_dict(cls, table: Any, section: str = "compression") -> "CompressionSearchConfig":

@@ -2,7 +2,10 @@
 :mod:`.magnitude` ("magnitude", unstructured), :mod:`.structured` ("structured", whole units), :mod:`.obc`
 ("obc", Optimal Brain Compression: post-training OBS on calibration windows), :mod:`.filters` ("filters",
 whole Conv1D filters by L1 norm or Taylor importance) and :mod:`.gates` ("gates", LSTM gate / neuron group
-sparsity)."""
+sparsity); pruning while training (helpers in :mod:`.masks`):
+:mod:`.lottery_ticket` ("lottery_ticket", iterative magnitude pruning with weight or learning-rate rewinding),
+:mod:`.one_cycle` ("one_cycle", one training run from scratch on a one-cycle sparsity schedule) and
+:mod:`.gradual_structured` ("gradual_structured", units masked while training, then removed)."""
 
 # isort: skip_file
 # the methods register in import order (the order of PRUNING_METHODS, a search's categorical choices)
@@ -16,6 +19,7 @@ from .registry import (
 from .magnitude import PrunableBidirectional, prunable_class
 from .structured import units_of
 from . import magnitude, structured, obc, filters, gates  # noqa: F401
+from . import lottery_ticket, one_cycle, gradual_structured  # noqa: F401
 
 __all__ = ["PRUNING_METHODS", "PrunableBidirectional", "PruningMethod", "prunable_class", "prune",
            "register_pruning_method", "units_of", "unregister_pruning_method"]

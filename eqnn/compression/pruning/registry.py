@@ -47,6 +47,9 @@ class PruningMethod:
         check_options: ``check_options(options) -> options``: validates (one-line error naming the key) and completes
             the method's options before any work; None: ``apply`` checks them itself.
         option_names: the options the method takes (a search passes only these of its method options).
+        check_fine_tune: ``check_fine_tune(options, epochs)``: raises a one-line ValueError if ``epochs``
+            fine-tuning epochs cannot hold the training these (checked) options ask for (e.g. one epoch per
+            training phase); None: any budget works.
         needs_calibration: ``needs_calibration(options) -> bool``: whether ``apply`` needs calibration data with
             these (checked) options; a method that has it gets ``calibration=`` (a :class:`Calibration` or None) as
             a keyword of ``apply``. None: the method reads no calibration data.
@@ -61,6 +64,7 @@ class PruningMethod:
     needs_fine_tune: bool = False
     check_options: Callable[[Mapping[str, Any]], dict] | None = None
     option_names: tuple[str, ...] = ()
+    check_fine_tune: Callable[[Mapping[str, Any], int], None] | None = None
     needs_calibration: Callable[[Mapping[str, Any]], bool] | None = None
 
 
@@ -142,6 +146,12 @@ def method_options(pm: PruningMethod, options: Any) -> dict:
     return pm.check_options(options) if pm.check_options is not None else options
 
 
+def check_budget(pm: PruningMethod, options: Mapping[str, Any], fine_tune: FineTune | None) -> None:
+    """The method's ``check_fine_tune`` on the fine-tuning epochs (nothing to check without fine-tuning)."""
+    if pm.check_fine_tune is not None and fine_tune is not None:
+        pm.check_fine_tune(options, fine_tune.epochs)
+
+
 def method_calibration(pm: PruningMethod, options: Mapping[str, Any], calibration: Any,
                        fine_tune: FineTune | None) -> Calibration | None:
     """The calibration data of method ``pm`` (``calibration``, else the fine-tuning windows), or ValueError if
@@ -165,7 +175,8 @@ def prune(model: keras.Model, sparsity: float, *, method: str = "magnitude", sch
     one magnitude threshold over the layers not in ``per_layer``. ``schedule``: ``"constant"`` (TFMOT
     ConstantSparsity) or ``"polynomial"``
     (PolynomialDecay from 0, reaching the target after ~70 % of the fine-tuning steps; structured: 3 stages).
-    ``fine_tune=None``: one-shot. ``options``: method-specific (structured: ``criterion="outgoing"|"incoming"``).
+    ``fine_tune=None``: one-shot. ``options``: method-specific (structured: ``criterion="outgoing"|"incoming"``;
+    lottery_ticket, one_cycle, gradual_structured: their modules), checked before any work.
     ``calibration``: data of the methods with ``needs_calibration`` (obc, filters with the Taylor importance): a
     :class:`Calibration`, an ``(x, y)`` pair or an array of inputs; None: the fine-tuning windows, if any.
     """
@@ -174,6 +185,7 @@ def prune(model: keras.Model, sparsity: float, *, method: str = "magnitude", sch
     if pm.needs_fine_tune and fine_tune is None and any(s > 0.0 for s in targets.values()):
         raise ValueError(f"pruning method {pm.name!r} needs fine_tune (it cannot prune one-shot)")
     options = method_options(pm, options)
+    check_budget(pm, options, fine_tune)
     extra = {}
     if pm.needs_calibration is not None:
         extra["calibration"] = method_calibration(pm, options, calibration, fine_tune)

@@ -68,16 +68,11 @@ def _top(n_keep: int):
     return top
 
 
-def _structured_once(model: keras.Model, remove: Mapping[str, int], criterion: str,
-                     scores: Mapping[str, np.ndarray] | None = None) -> keras.Model:
-    """Remove ``remove[name]`` units from each named layer; returns a new (smaller) plain Sequential model.
-
-    ``scores``: ``{layer name: importance of each unit}`` given by the caller (e.g. filter pruning's L1 norm or
-    Taylor importance), used instead of ``criterion`` for those layers (the least important units go)."""
-    layers = _chain_layers(model)
-    weights = {layer.name: layer.get_weights() for layer in layers}
-
-    # 1) choose the kept units of each layer (indices of its units; (fwd, bwd) for Bidirectional)
+def _choose_keeps(layers: list, weights: Mapping[str, list], remove: Mapping[str, int], criterion: str,
+                  scores: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """The kept units of each layer of ``remove`` (indices; ``(fwd, bwd)`` for Bidirectional): the ``units -
+    remove[name]`` best by ``criterion`` over ``weights`` ({layer name: its weight arrays}), or by ``scores``
+    ({layer name: importance of each unit}, given by the caller) for the layers it names."""
     keeps: dict[str, Any] = {}
     for i, layer in enumerate(layers):
         n_remove = int(remove.get(layer.name, 0))
@@ -107,9 +102,13 @@ def _structured_once(model: keras.Model, remove: Mapping[str, int], criterion: s
             keeps[layer.name] = layer_type.choose_keep(layer, unit_scores, units - n_remove, top)
         else:
             keeps[layer.name] = top(unit_scores)
+    return keeps
 
-    # 2) rebuild with sliced weights, tracking which original features of the current tensor are kept
-    new_layers, new_weights = [], []
+
+def _sliced(layers: list, weights: Mapping[str, list], keeps: Mapping[str, Any]) -> list[tuple[dict, list]]:
+    """``(config, weight arrays)`` of every layer once the units of ``keeps`` alone are kept: its own outputs and
+    the inputs of the layers after it that read them (any arrays indexed like the weights, e.g. index markers)."""
+    out = []
     feature_keep = None  # None: all features of the current tensor are kept
     for layer in layers:
         layer_type = find_layer_type(layer)
@@ -133,15 +132,47 @@ def _structured_once(model: keras.Model, remove: Mapping[str, int], criterion: s
         elif layer.weights and structure != "per_feature":
             feature_keep = None  # a layer that keeps all its units: its outputs are complete
         config.pop("batch_input_shape", None)
-        new_layers.append(_plain_class(layer).from_config(config))
-        new_weights.append(w)
+        out.append((config, w))
+    return out
 
+
+def remove_units(model: keras.Model, keeps: Mapping[str, Any]) -> keras.Model:
+    """A new (smaller) plain Sequential model in which the layers of ``keeps`` keep those units alone."""
+    layers = _chain_layers(model)
+    sliced = _sliced(layers, {layer.name: layer.get_weights() for layer in layers}, keeps)
+    new_layers = [_plain_class(layer).from_config(config) for layer, (config, _) in zip(layers, sliced)]
     rebuilt = keras.Sequential([keras.Input(shape=model.input_shape[1:], dtype=model.inputs[0].dtype),
                                 *new_layers], name=model.name)
-    for layer, w in zip(new_layers, new_weights):
+    for layer, (_, w) in zip(new_layers, sliced):
         if w:
             layer.set_weights(w)
     return rebuilt
+
+
+def unit_masks(model: keras.Model, keeps: Mapping[str, Any]) -> dict[str, list[np.ndarray]]:
+    """Boolean masks, ``{layer name: one per weight array}``: True for the weights that :func:`remove_units` keeps.
+
+    Zeroing the False entries (the removed units' own weights and every weight that reads them) gives a model with
+    the same outputs as the smaller one: a removed unit then feeds nothing (an LSTM unit's recurrent rows are
+    zero too)."""
+    layers = _chain_layers(model)
+    markers = {layer.name: [np.arange(w.size, dtype=np.int64).reshape(w.shape) for w in layer.get_weights()]
+               for layer in layers}
+    masks = {}
+    for layer, (_, kept) in zip(layers, _sliced(layers, markers, keeps)):
+        masks[layer.name] = [np.isin(marker, k) for marker, k in zip(markers[layer.name], kept)]
+    return masks
+
+
+def _structured_once(model: keras.Model, remove: Mapping[str, int], criterion: str,
+                     scores: Mapping[str, np.ndarray] | None = None) -> keras.Model:
+    """Remove ``remove[name]`` units from each named layer; returns a new (smaller) plain Sequential model.
+
+    ``scores``: ``{layer name: importance of each unit}`` given by the caller (e.g. filter pruning's L1 norm or
+    Taylor importance), used instead of ``criterion`` for those layers (the least important units go)."""
+    layers = _chain_layers(model)
+    keeps = _choose_keeps(layers, {layer.name: layer.get_weights() for layer in layers}, remove, criterion, scores)
+    return remove_units(model, keeps)
 
 
 def _check_structured_model(model: keras.Model) -> None:
@@ -153,12 +184,16 @@ def _check_structured_model(model: keras.Model) -> None:
                              f"{layer_kind(layer)}")
 
 
-def _prune_structured(model: keras.Model, targets: Mapping[str, float], *, schedule: str, scope: str,
-                      fine_tune: FineTune | None, options: Mapping[str, Any]) -> tuple[keras.Model, dict]:
+def _check_options(options: Mapping[str, Any]) -> dict:
     unknown = set(options) - {"criterion"}
     if unknown:
         raise ValueError(f"structured pruning options are ['criterion'], got {sorted(unknown)}")
-    criterion = _check_choice(options.get("criterion", "outgoing"), "criterion", ("outgoing", "incoming"))
+    return {"criterion": _check_choice(options.get("criterion", "outgoing"), "criterion", ("outgoing", "incoming"))}
+
+
+def _prune_structured(model: keras.Model, targets: Mapping[str, float], *, schedule: str, scope: str,
+                      fine_tune: FineTune | None, options: Mapping[str, Any]) -> tuple[keras.Model, dict]:
+    criterion = _check_options(options)["criterion"]
     if scope != "layer":
         raise ValueError("structured pruning supports scope='layer' only")
     _check_structured_model(model)
@@ -191,4 +226,4 @@ def _prune_structured(model: keras.Model, targets: Mapping[str, float], *, sched
 STRUCTURED = register_pruning_method(PruningMethod(
     "structured", _structured_layers, _prune_structured,
     "removes whole units (Dense neurons, Conv1D filters, LSTM units) with the smallest L2 norm; smaller model",
-    structured=True, supports_global_scope=False))
+    structured=True, supports_global_scope=False, check_options=_check_options))
