@@ -179,3 +179,13 @@ def test_bad_gate_settings_are_rejected_with_one_line_errors():
     assert "gates" in compress.PRUNING_METHODS
     with pytest.raises(ValueError, match="no layer that method 'gates' can prune"):
         compress.prune(mlp, 0.5, method="gates")
+
+
+def test_gates_options_come_from_the_compression_table():
+    from channel import ConfigError
+    from eqnn.studies.compression_config import CompressionSearchConfig
+
+    config = CompressionSearchConfig(pruning_methods=["gates"], prune_options={"gates": {"level": "neurons"}})
+    assert config.prune_options["gates"]["level"] == "neurons"
+    with pytest.raises(ConfigError, match=r"compression.prune_options.gates: gates pruning level = 'rows'"):
+        CompressionSearchConfig(pruning_methods=["gates"], prune_options={"gates": {"level": "rows"}})

@@ -186,4 +186,5 @@ GATES_METHOD = register_pruning_method(PruningMethod(
     "gates", _gate_layers, _prune_gates,
     "structured sparsity of LSTM gates (Lobacheva et al. 2020): group lasso and group magnitude pruning of "
     "weights, gate pre-activations (constant gates) or neurons",
-    structured=False, supports_global_scope=False))
+    structured=False, supports_global_scope=False,
+    check_options=lambda options: dict(zip(("level", "penalty"), _check_options(options)))))
