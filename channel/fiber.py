@@ -36,7 +36,9 @@ from scipy import ndimage
 
 from . import runtime
 from .config import FiberConfig, LinkConfig, PropagationConfig
-from .fft import angular_frequencies, fft_in_place, fft_workers  # noqa: F401 - re-exported (their old home)
+from .fft import angular_frequencies, fft_in_place, fft_workers, work_copy  # noqa: F401 - re-exported (old home)
+from .fft import backend as fft_backend
+from .fft_backends import aligned
 
 MANAKOV_FACTOR = 8.0 / 9.0
 
@@ -221,7 +223,7 @@ class SplitStepFourier:
         params: :class:`FiberParameters` (SI).
         steps: step lengths of one span in m (see :func:`step_lengths`); applied in the given order.
         precision: "complex64" or "complex128".
-        workers: scipy.fft threads (default ``runtime.settings().fft_workers``, see :mod:`channel.runtime`).
+        workers: FFT threads (default ``runtime.settings().fft_workers``, see :mod:`channel.runtime`).
             With one thread each polarization is transformed by its own 1-D call (pocketfft's multi-row
             complex128 path is about 2x slower single-threaded); with more, one call transforms all rows in parallel.
         operator_cache_bytes: memory budget of the cached linear operators (default
@@ -347,7 +349,7 @@ class SplitStepFourier:
             spectrum[..., block] *= self._operator_block(block, length).astype(self.dtype, copy=False)
 
     def _transform(self, x: np.ndarray, inverse: bool) -> np.ndarray:
-        return fft_in_place(x, inverse, self._workers)
+        return fft_in_place(x, inverse, self._workers, repeated=True)
 
     def _nonlinear_step(self, x: np.ndarray, coefficient: float) -> float:
         """``x *= exp(j coefficient P)``, ``P = sum over polarizations of |x|^2``, in blocks; returns max |phase|.
@@ -417,8 +419,8 @@ class SplitStepFourier:
         if x.shape[-1] != self.n_samples:
             raise ValueError(f"field has {x.shape[-1]} samples per polarization, solver expects {self.n_samples}")
         if (not overwrite_input and np.may_share_memory(x, field)) or not x.flags.c_contiguous \
-                or not x.flags.writeable:
-            x = np.array(x, dtype=self.dtype, order="C")  # never modify the caller's array
+                or not x.flags.writeable or (fft_backend() == "fftw" and not aligned(x)):
+            x = work_copy(x, self.dtype)  # never modify the caller's array; aligned for FFTW's SIMD plans
         spectrum = self._transform(x, inverse=False)
         for span in range(n_spans):
             if before_span is not None:
