@@ -51,6 +51,7 @@ import scipy
 import scipy.fft as sfft
 
 import channel
+from channel import fft, fft_backends, runtime
 from channel.amplifier import Amplifier
 from channel.dbp import dbp_symbols
 from channel.fiber import FiberParameters, SplitStepFourier, step_lengths
@@ -71,10 +72,14 @@ def link(symbols: int, power: float, noiseless: bool, precision: str = "complex1
         transmitter={"n_symbols": symbols}, link={"noiseless": noiseless}, propagation=prop)
 
 
-def eqnn_forward(cfg: channel.LinkConfig, field: np.ndarray, workers: int, n_spans: int | None = None) -> np.ndarray:
-    solver = SplitStepFourier(field.shape[-1], cfg.transmitter.sample_rate, FiberParameters.from_config(cfg.fiber),
-                              step_lengths(cfg), cfg.propagation.precision, workers=workers)
-    return solver.propagate(field, n_spans or cfg.link.n_spans, after_span=Amplifier(cfg))
+def eqnn_forward(cfg: channel.LinkConfig, field: np.ndarray, workers: int, n_spans: int | None = None,
+                 backend: str | None = None) -> np.ndarray:
+    """The package's forward link; ``backend``: the FFT library (default: the one in force, EQNN_FFT_BACKEND)."""
+    with runtime.configure(fft_backend=backend or runtime.settings().fft_backend):
+        solver = SplitStepFourier(field.shape[-1], cfg.transmitter.sample_rate,
+                                  FiberParameters.from_config(cfg.fiber), step_lengths(cfg),
+                                  cfg.propagation.precision, workers=workers)
+        return solver.propagate(field, n_spans or cfg.link.n_spans, after_span=Amplifier(cfg))
 
 
 def opticommpy_version() -> str | None:
@@ -114,6 +119,15 @@ def peer_forward(cfg: channel.LinkConfig, field: np.ndarray, plan: dict, n_spans
     return np.ascontiguousarray(x.T)
 
 
+def provenance_version(backend: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version({"fftw": "pyFFTW", "mkl": "mkl_fft", "scipy": "scipy"}[backend])
+    except PackageNotFoundError:
+        return None
+
+
 def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, np.complex128), np.asarray(b, np.complex128)
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
@@ -135,16 +149,25 @@ def receive(cfg: channel.LinkConfig, out: np.ndarray, tx_symbols: np.ndarray) ->
     return {"cdc": effective_snr_db(cdc, tx_symbols), "dbp4": effective_snr_db(dbp, tx_symbols)}
 
 
-def fft_bound(field: np.ndarray, workers: int) -> tuple[float, float]:
-    """(seconds of the FFT pair of both polarizations, seconds of exp(j phi) of one polarization's samples)."""
-    x = np.array(field)
+def fft_bound(field: np.ndarray, workers: int, backend: str = "scipy") -> tuple[float, float]:
+    """(seconds of the FFT pair of both polarizations, seconds of exp(j phi) of one polarization's samples, ...).
+
+    ``backend``: the FFT library (:mod:`channel.fft_backends`) on an aligned work array, as the stepper uses it
+    (FFTW: the stepper's measured plans); for scipy the faster of one 2-D call and one call per polarization.
+    """
+    x = fft.work_copy(field, field.dtype)
 
     def rows():
         for r in x:
             sfft.ifft(sfft.fft(r, workers=workers, overwrite_x=True), workers=workers, overwrite_x=True)
 
     def one_call():
-        sfft.ifft(sfft.fft(x, axis=-1, workers=workers, overwrite_x=True), axis=-1, workers=workers, overwrite_x=True)
+        if backend == "scipy":
+            sfft.ifft(sfft.fft(x, axis=-1, workers=workers, overwrite_x=True), axis=-1, workers=workers,
+                      overwrite_x=True)
+        else:
+            fft_backends.transform_in_place(backend, x, False, workers, repeated=True)
+            fft_backends.transform_in_place(backend, x, True, workers, repeated=True)
 
     real = np.finfo(x.dtype).dtype
     phase = (np.abs(x[0]) ** 2).astype(real)
@@ -158,12 +181,18 @@ def fft_bound(field: np.ndarray, workers: int) -> tuple[float, float]:
 
     from channel.fiber import unit_rotation
 
-    t_rows, t_one = timed(rows)[1], timed(one_call)[1]
+    one_call()  # warm-up (FFTW: the plans)
+    t_one = timed(one_call)[1]
+    t_rows = timed(rows)[1] if backend == "scipy" else t_one
     t_series = timed(unit_rotation, phase * 1e-3, rotation)[1]  # the stepper's exp(j phi) of mrad phases
     return min(t_rows, t_one), timed(exponential)[1], t_rows, t_one, t_series
 
 
 # --------------------------------------------------------------------------------------------- parts
+
+def eqnn_name(backend: str, workers: int) -> str:
+    return f"eqnn {backend}, {workers} thread{'s' if workers > 1 else ''}"
+
 
 def part_step(args, have_peer: bool) -> dict:
     """Per-step time at equal fixed steps, the FFT bound in the same rounds, and output agreement."""
@@ -172,8 +201,9 @@ def part_step(args, have_peer: bool) -> dict:
               for p in ("complex128", "complex64")}
     field = channel.transmit(cfg_of["complex128"].transmitter).field
     n = field.shape[-1]
-    methods = [("eqnn, 1 thread", lambda c, f, s: eqnn_forward(c, f, 1, s)),
-               ("eqnn, 2 threads", lambda c, f, s: eqnn_forward(c, f, 2, s))]
+    backends = args.backends
+    methods = [(eqnn_name(b, w), lambda c, f, s, b=b, w=w: eqnn_forward(c, f, w, s, backend=b))
+               for b in backends for w in (1, 2)]
     if have_peer:
         methods.append(("OptiCommPy, 1 thread", lambda c, f, s: peer_forward(c, f, {"hz_km": 50.0 / steps}, s)))
     for prec, cfg in cfg_of.items():  # warm-up: FFT plans, numba JIT of the peer
@@ -181,54 +211,65 @@ def part_step(args, have_peer: bool) -> dict:
             fn(cfg, field, 1)
     t_steps = args.time_spans * steps
     times = {(m, p): [] for m, _ in methods for p in cfg_of}
-    bound = {(p, w): [] for p in cfg_of for w in (1, 2)}
+    bound = {(b, p, w): [] for b in backends for p in cfg_of for w in (1, 2)}
     print(f"[step/bound] 2 x {n} samples, {steps} steps/span; timing {args.time_spans} spans x {args.repeats} "
           "interleaved rounds", flush=True)
     for rep in range(args.repeats):
         for prec, cfg in cfg_of.items():
             for name, fn in methods:
                 times[(name, prec)].append(timed(fn, cfg, field, args.time_spans)[1] / t_steps)
-            for w in (1, 2):
-                bound[(prec, w)].append(fft_bound(field.astype(prec), w))
+            for b in backends:
+                for w in (1, 2):
+                    bound[(b, prec, w)].append(fft_bound(field.astype(prec), w, b))
         print(f"  round {rep + 1}: " + ", ".join(f"{m} {p[7:]} {1e3 * times[(m, p)][-1]:.2f}"
                                                for p in cfg_of for m, _ in methods) + " ms/step", flush=True)
-    print(f"  agreement: full link ({cfg_of['complex128'].link.n_spans} spans) of each, and the fine reference "
+    spans = args.agreement_spans or cfg_of["complex128"].link.n_spans
+    print(f"  agreement: {spans} spans of the link by each, and the fine reference "
           f"({steps * args.ref_factor} steps/span)", flush=True)
     ref_cfg = link(args.step_symbols, args.step_power, True, step_mode="fixed", steps_per_span=steps * args.ref_factor)
-    reference = eqnn_forward(ref_cfg, field, 2)
-    outputs = {(m, p): fn(cfg, field, None) for m, fn in methods[1:] for p, cfg in cfg_of.items()}
+    reference = eqnn_forward(ref_cfg, field, 2, spans, backend="scipy")
+    main_name = eqnn_name("scipy", 2)
+    outputs = {(m, p): fn(cfg, field, spans) for m, fn in methods if m.endswith("1 thread") or m == main_name
+               for p, cfg in cfg_of.items()}
     rows = []
     for prec in cfg_of:
-        ours = min(times[("eqnn, 1 thread", prec)])
+        ours = min(times[(eqnn_name("scipy", 1), prec)])
         for name, _ in methods:
             t = times[(name, prec)]
-            out = outputs.get((name if "eqnn" not in name else "eqnn, 2 threads", prec))
+            out = outputs.get((name.replace("2 threads", "1 thread"), prec))
             rows.append({"method": name, "precision": prec, "ms_per_step_min": 1e3 * min(t),
                          "ms_per_step_median": 1e3 * float(np.median(t)), "time_over_eqnn_1thread": min(t) / ours,
-                         "rel_l2_to_eqnn_c128": rel_l2(out, outputs[("eqnn, 2 threads", "complex128")]),
+                         "rel_l2_to_eqnn_c128": rel_l2(out, outputs[(main_name, "complex128")]),
                          "rel_l2_to_fine_reference": rel_l2(out, reference)})
+    peer = {p: min(times[("OptiCommPy, 1 thread", p)]) for p in cfg_of} if have_peer else {}
     bounds = []
-    for (prec, w), vals in bound.items():
+    for (b, prec, w), vals in bound.items():
         t_fft, t_exp, t_rows, t_one, t_series = (min(v[k] for v in vals) for k in range(5))
-        ours = min(times[(f"eqnn, {w} thread{'s' if w > 1 else ''}", prec)])
-        bounds.append({"precision": prec, "threads": w, "fft_pair_ms": 1e3 * t_fft, "exp_ms": 1e3 * t_exp,
+        ours = min(times[(eqnn_name(b, w), prec)])
+        bounds.append({"backend": b, "precision": prec, "threads": w, "fft_pair_ms": 1e3 * t_fft,
+                       "exp_ms": 1e3 * t_exp, "opticommpy_over_eqnn": peer[prec] / ours if peer else None,
                        "fft_pair_rows_ms": 1e3 * t_rows, "fft_pair_one_call_ms": 1e3 * t_one,
                        "exp_series_ms": 1e3 * t_series,
                        "bound_ms": 1e3 * (t_fft + t_exp), "eqnn_ms_per_step": 1e3 * ours,
                        "eqnn_over_bound": ours / (t_fft + t_exp), "eqnn_over_fft_only": ours / t_fft})
-    print("\n| method | precision | ms/step (min; median) | time / eqnn 1 thread | rel. L2 diff to eqnn c128 | "
+    print("\n| method | precision | ms/step (min; median) | time / eqnn scipy 1 thread | rel. L2 diff to eqnn c128 | "
           f"rel. L2 diff to fine ref. ({steps * args.ref_factor} steps/span) |\n|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['method']} | {r['precision']} | {r['ms_per_step_min']:.2f}; {r['ms_per_step_median']:.2f} | "
               f"{r['time_over_eqnn_1thread']:.2f} | {r['rel_l2_to_eqnn_c128']:.1e} | "
               f"{r['rel_l2_to_fine_reference']:.1e} |")
-    print("\n| precision | threads | FFT pair: per row / one call (ms) | exp(j phi) numpy / series (ms) | "
-          "FFT bound (ms) | eqnn ms/step | eqnn / bound | eqnn / FFT pair only |\n|---|---|---|---|---|---|---|---|")
+    print("\n| FFT backend | precision | threads | FFT pair: per row / one call (ms) | "
+          "exp(j phi) numpy / series (ms) | FFT bound (ms) | eqnn ms/step | eqnn / bound | eqnn / FFT pair only | "
+          "OptiCommPy (1 thread) / eqnn |"
+          "\n|---|---|---|---|---|---|---|---|---|---|")
     for b in bounds:
-        print(f"| {b['precision']} | {b['threads']} | {b['fft_pair_rows_ms']:.2f} / {b['fft_pair_one_call_ms']:.2f} | "
+        speedup = f"{b['opticommpy_over_eqnn']:.1f}" if b["opticommpy_over_eqnn"] else "-"
+        print(f"| {b['backend']} | {b['precision']} | {b['threads']} | {b['fft_pair_rows_ms']:.2f} / "
+              f"{b['fft_pair_one_call_ms']:.2f} | "
               f"{b['exp_ms']:.2f} / {b['exp_series_ms']:.2f} | "
               f"{b['bound_ms']:.2f} | "
-              f"{b['eqnn_ms_per_step']:.2f} | {b['eqnn_over_bound']:.2f} | {b['eqnn_over_fft_only']:.2f} |")
+              f"{b['eqnn_ms_per_step']:.2f} | {b['eqnn_over_bound']:.2f} | {b['eqnn_over_fft_only']:.2f} | "
+              f"{speedup} |")
     return {"samples_per_polarization": n, "steps_per_span": steps, "rows": rows, "bound": bounds,
             "times_s_per_step": {f"{m}|{p}": v for (m, p), v in times.items()}}
 
@@ -408,12 +449,17 @@ def main(argv=None) -> int:
                     help="step part: symbols per polarization (2**15 x 4 sps = 131,072 samples)")
     ap.add_argument("--step-power", type=float, default=4.0, help="step part: launch power in dBm (+4)")
     ap.add_argument("--time-spans", type=int, default=2, help="step part: spans per timed run (2)")
+    ap.add_argument("--agreement-spans", type=int, default=0,
+                    help="step part: spans of the agreement check (default 0: the whole link, 20 spans)")
     ap.add_argument("--ref-factor", type=int, default=4,
                     help="step part: fine reference with this many times the steps")
     ap.add_argument("--repeats", type=int, default=5, help="interleaved timing rounds (5)")
     ap.add_argument("--memory-symbols", type=int, default=2**20, help="memory part: symbols per polarization (2**20)")
     ap.add_argument("--batch-symbols", default="4096,65536", help="batch part: block sizes (4096,65536)")
     ap.add_argument("--no-peer", action="store_true", help="skip OptiCommPy")
+    ap.add_argument("--backends", default=",".join(fft_backends.installed()),
+                    help=f"step part: FFT backends to time (default: the installed ones, "
+                         f"{','.join(fft_backends.installed())})")
     ap.add_argument("--quick", action="store_true", help="small sizes: smoke test")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args(argv)
@@ -422,6 +468,10 @@ def main(argv=None) -> int:
     if bad:
         ap.error(f"--parts: unknown {bad}; allowed {', '.join(PARTS)}")
     args.batch_symbols = [int(s) for s in args.batch_symbols.split(",")]
+    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    missing = sorted(set(args.backends) - set(fft_backends.installed()))
+    if missing or "scipy" not in args.backends:
+        ap.error(f"--backends: {missing or 'scipy is needed'}; installed {', '.join(fft_backends.installed())}")
     if args.quick:
         args.symbols, args.step_symbols, args.ref_steps, args.repeats = 2**12, 2**12, 50, 1
         args.memory_symbols, args.batch_symbols = 2**14, [2**10]
@@ -432,7 +482,8 @@ def main(argv=None) -> int:
         print("OptiCommPy is not importable: peer skipped (pip install -e '.[bench]')", file=sys.stderr)
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "cpus": os.cpu_count(),
             "load_average": os.getloadavg(), "python": platform.python_version(), "numpy": np.__version__,
-            "scipy": scipy.__version__, "opticommpy": peer_version,
+            "scipy": scipy.__version__, "opticommpy": peer_version, "fft_backend_auto": fft.backend(),
+            "fft_backends": {b: provenance_version(b) for b in fft_backends.installed()},
             "command": " ".join(["python", "benchmarks/ssfm_speed.py"] + (argv if argv is not None else sys.argv[1:]))}
     print(f"{meta['date']}: {meta['cpus']} cores, load {meta['load_average'][0]:.2f}; numpy {np.__version__}, "
           f"scipy {scipy.__version__}, OptiCommPy {peer_version or 'not available'}", flush=True)
