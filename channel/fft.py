@@ -62,7 +62,8 @@ def ifft(x: np.ndarray, workers: Optional[int] = None, overwrite_x: bool = False
     return _transform(x, True, workers, overwrite_x)
 
 
-def fft_in_place(x: np.ndarray, inverse: bool = False, workers: int = 1, repeated: bool = False) -> np.ndarray:
+def fft_in_place(x: np.ndarray, inverse: bool = False, workers: int = 1, repeated: bool = False,
+                 normalized: bool = True) -> np.ndarray:
     """FFT (or inverse) along the last axis of the C-contiguous complex64/complex128 ``x``, in place, by
     :func:`backend` with ``workers`` threads; returns ``x``.
 
@@ -70,9 +71,10 @@ def fft_in_place(x: np.ndarray, inverse: bool = False, workers: int = 1, repeate
     single-threaded and allocates a work copy of several rows); with more threads one call over all rows.
     FFTW: one plan over all rows, made once per shape, dtype, direction, threads and alignment (the stepper's
     64-byte aligned work arrays, :func:`empty_aligned`, get FFTW's SIMD plans); ``repeated``: the transform
-    runs many times (the stepper), so FFTW measures its plan instead of estimating it.
+    runs many times (the stepper), so FFTW measures its plan instead of estimating it. ``normalized=False``: the
+    inverse FFT without its 1/N (``sum_k X_k exp(+2 pi j k n / N)``).
     """
-    return fft_backends.transform_in_place(backend(), x, inverse, workers, repeated)
+    return fft_backends.transform_in_place(backend(), x, inverse, workers, repeated, normalized)
 
 
 def angular_frequencies(n_samples: int, sample_rate: float) -> np.ndarray:

@@ -83,8 +83,11 @@ def installed() -> list[str]:
 
 # ------------------------------------------------------------------------------------------------- scipy
 
-def _scipy_in_place(x: np.ndarray, inverse: bool, workers: int, repeated: bool) -> np.ndarray:
+def _scipy_in_place(x: np.ndarray, inverse: bool, workers: int, repeated: bool, normalized: bool) -> np.ndarray:
     transform = sfft.ifft if inverse else sfft.fft
+    if inverse and not normalized:  # norm="forward": the 1/N belongs to the forward transform, none on the inverse
+        def transform(a, _inverse=transform, **k):
+            return _inverse(a, norm="forward", **k)
     if workers > 1 or x.ndim == 1:
         out = transform(x, axis=-1, workers=workers, overwrite_x=True)
         if not np.shares_memory(out, x):
@@ -99,9 +102,10 @@ def _scipy_in_place(x: np.ndarray, inverse: bool, workers: int, repeated: bool) 
 
 # --------------------------------------------------------------------------------------------------- mkl
 
-def _mkl_in_place(x: np.ndarray, inverse: bool, workers: int, repeated: bool) -> np.ndarray:
+def _mkl_in_place(x: np.ndarray, inverse: bool, workers: int, repeated: bool, normalized: bool) -> np.ndarray:
     mkl_fft = _import("mkl")
-    (mkl_fft.ifft if inverse else mkl_fft.fft)(x, axis=-1, out=x)
+    (mkl_fft.ifft if inverse else mkl_fft.fft)(x, axis=-1, out=x,
+                                                   norm="forward" if inverse and not normalized else None)
     return x
 
 
@@ -209,30 +213,31 @@ def _fftw_plan(shape: tuple, dtype: np.dtype, inverse: bool, workers: int, is_al
     return plan
 
 
-def _fftw_in_place(x: np.ndarray, inverse: bool, workers: int, repeated: bool) -> np.ndarray:
+def _fftw_in_place(x: np.ndarray, inverse: bool, workers: int, repeated: bool, normalized: bool) -> np.ndarray:
     planner = REPEATED_PLANNER if repeated else "FFTW_ESTIMATE"
     workers = workers if x.size >= MIN_ELEMENTS_PER_THREADED_FFT else 1
     plan = _fftw_plan(x.shape, x.dtype, inverse, workers, aligned(x), planner)
     plan.update_arrays(x, x)
     plan.execute()
-    if inverse:
+    if inverse and normalized:
         x *= x.real.dtype.type(1.0 / x.shape[-1])
     return x
 
 
 # ------------------------------------------------------------------------------------------------ public
 
-_IN_PLACE: dict[str, Callable[[np.ndarray, bool, int, bool], np.ndarray]] = {
+_IN_PLACE: dict[str, Callable[[np.ndarray, bool, int, bool, bool], np.ndarray]] = {
     "fftw": _fftw_in_place, "mkl": _mkl_in_place, "scipy": _scipy_in_place}
 
 
-def transform_in_place(name: str, x: np.ndarray, inverse: bool, workers: int, repeated: bool = False) -> np.ndarray:
+def transform_in_place(name: str, x: np.ndarray, inverse: bool, workers: int, repeated: bool = False,
+                       normalized: bool = True) -> np.ndarray:
     """FFT (``inverse``: inverse FFT, 1/N scaled) of the C-contiguous complex64/complex128 ``x`` along its last
     axis, in place, by backend ``name`` with ``workers`` threads; returns ``x``. ``repeated``: the same
     transform will run many times (the stepper): FFTW measures its plan (``FFTW_MEASURE``, a few seconds the
     first time on a machine, then from the wisdom file); otherwise FFTW estimates it (``FFTW_ESTIMATE``, no
-    planning time)."""
-    return _IN_PLACE[name](x, inverse, workers, repeated)
+    planning time). ``normalized=False``: the inverse without its 1/N."""
+    return _IN_PLACE[name](x, inverse, workers, repeated, normalized)
 
 
 def _probe_seconds(name: str) -> float:

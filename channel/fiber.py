@@ -184,13 +184,15 @@ def rotation_terms(max_abs_phase: float, eps: float = 2.0**-56) -> int:
     return 0
 
 
-def unit_rotation(phase: np.ndarray, out: np.ndarray, max_abs_phase: Optional[float] = None) -> np.ndarray:
-    """``out = exp(j phase)`` for real ``phase`` (shape (..., m)) into complex ``out`` (same shape).
+def unit_rotation(phase: np.ndarray, out: np.ndarray, max_abs_phase: Optional[float] = None,
+                  scale: float = 1.0) -> np.ndarray:
+    """``out = scale exp(j phase)`` for real ``phase`` (shape (..., m)) into complex ``out`` (same shape).
 
     float64 phases with ``max |phase|`` small enough for :func:`rotation_terms` (the nonlinear phase of
     an SSFM step is a few mrad) use the Taylor series of cos and sin in ``u = phase^2`` by Horner's rule,
     exact to float64 rounding and 2.5x cheaper than numpy's float64 cos/sin on this CPU (benchmarks/README §2);
-    larger phases and float32 (whose numpy cos/sin are SIMD) use numpy's cos and sin.
+    larger phases and float32 (whose numpy cos/sin are SIMD) use numpy's cos and sin. ``scale`` (default 1:
+    not applied) multiplies the series' coefficients (no extra pass; the stepper folds the inverse FFT's 1/N in).
     """
     if max_abs_phase is None:
         max_abs_phase = float(np.max(np.abs(phase))) if phase.size else 0.0
@@ -198,17 +200,22 @@ def unit_rotation(phase: np.ndarray, out: np.ndarray, max_abs_phase: Optional[fl
     if n == 0:
         np.cos(phase, out=out.real)
         np.sin(phase, out=out.imag)
+        if scale != 1.0:
+            out *= out.real.dtype.type(scale)
         return out
+    cos_c, sin_c = _COS_COEFFICIENTS, _SIN_COEFFICIENTS
+    if scale != 1.0:
+        cos_c, sin_c = tuple(c * scale for c in cos_c), tuple(c * scale for c in sin_c)
     u = phase * phase
-    acc = np.full_like(phase, _COS_COEFFICIENTS[n])
+    acc = np.full_like(phase, cos_c[n])
     for k in range(n - 1, -1, -1):
         acc *= u
-        acc += _COS_COEFFICIENTS[k]
+        acc += cos_c[k]
     out.real = acc
-    acc.fill(_SIN_COEFFICIENTS[n - 1])
+    acc.fill(sin_c[n - 1])
     for k in range(n - 2, -1, -1):
         acc *= u
-        acc += _SIN_COEFFICIENTS[k]
+        acc += sin_c[k]
     acc *= phase
     out.imag = acc
     return out
@@ -348,18 +355,20 @@ class SplitStepFourier:
             block = slice(i, i + OPERATOR_BLOCK)
             spectrum[..., block] *= self._operator_block(block, length).astype(self.dtype, copy=False)
 
-    def _transform(self, x: np.ndarray, inverse: bool) -> np.ndarray:
-        return fft_in_place(x, inverse, self._workers, repeated=True)
+    def _transform(self, x: np.ndarray, inverse: bool, normalized: bool = True) -> np.ndarray:
+        return fft_in_place(x, inverse, self._workers, repeated=True, normalized=normalized)
 
-    def _nonlinear_step(self, x: np.ndarray, coefficient: float) -> float:
+    def _nonlinear_step(self, x: np.ndarray, coefficient: float, scale: float = 1.0) -> float:
         """``x *= exp(j coefficient P)``, ``P = sum over polarizations of |x|^2``, in blocks; returns max |phase|.
 
-        With a ``power_filter`` the whole power is computed and filtered first (:meth:`_filtered_nonlinear_step`).
+        ``scale`` s != 1: ``x`` is the field times 1/s (an inverse FFT without its 1/N): ``x *= s exp(j coefficient
+        s^2 |x|^2)`` gives the field itself. With a ``power_filter`` the whole power is computed and filtered first
+        (:meth:`_filtered_nonlinear_step`).
         """
         if self.power_filter is not None:
-            return self._filtered_nonlinear_step(x, coefficient)
+            return self._filtered_nonlinear_step(x, coefficient, scale)
         rows = x.reshape(-1, x.shape[-2] if x.ndim > 1 else 1, self.n_samples)  # (batch, polarization, n)
-        coefficient = self.real_dtype.type(coefficient)
+        coefficient = self.real_dtype.type(coefficient * scale * scale)
         peak = 0.0
         for i in range(0, self.n_samples, NONLINEAR_BLOCK):
             block = rows[:, :, i:i + NONLINEAR_BLOCK]
@@ -373,24 +382,24 @@ class SplitStepFourier:
             block_peak = max(float(phase.max()), -float(phase.min()))
             if not math.isfinite(block_peak):  # NaN or Inf in the field: the caller names span and step
                 return math.nan
-            rotation = unit_rotation(phase, np.empty(phase.shape, self.dtype), block_peak)
+            rotation = unit_rotation(phase, np.empty(phase.shape, self.dtype), block_peak, scale)
             block *= rotation[:, None, :]
             peak = max(peak, block_peak)
         return peak
 
-    def _filtered_nonlinear_step(self, x: np.ndarray, coefficient: float) -> float:
+    def _filtered_nonlinear_step(self, x: np.ndarray, coefficient: float, scale: float = 1.0) -> float:
         """``x *= exp(j coefficient (g * P))``: the power of the whole block, filtered circularly by the FIR
         ``g = self.power_filter`` (``(g * P)[n] = sum_m g[m] P[n + m - M]``), then the rotation; returns max |phase|."""
         rows = x.reshape(-1, x.shape[-2] if x.ndim > 1 else 1, self.n_samples)  # (batch, polarization, n)
         power = np.sum(rows.real**2 + rows.imag**2, axis=1)  # (batch, n)
         phase = ndimage.correlate1d(power, self.power_filter, axis=-1, mode="wrap")
-        phase *= self.real_dtype.type(coefficient)
+        phase *= self.real_dtype.type(coefficient * scale * scale)
         peak = max(float(phase.max()), -float(phase.min())) if phase.size else 0.0
         if not math.isfinite(peak):
             return math.nan
         for i in range(0, self.n_samples, NONLINEAR_BLOCK):
             block_phase = phase[:, i:i + NONLINEAR_BLOCK]
-            rotation = unit_rotation(block_phase, np.empty(block_phase.shape, self.dtype), peak)
+            rotation = unit_rotation(block_phase, np.empty(block_phase.shape, self.dtype), peak, scale)
             rows[:, :, i:i + NONLINEAR_BLOCK] *= rotation[:, None, :]
         return peak
 
@@ -422,13 +431,16 @@ class SplitStepFourier:
                 or not x.flags.writeable or (fft_backend() == "fftw" and not aligned(x)):
             x = work_copy(x, self.dtype)  # never modify the caller's array; aligned for FFTW's SIMD plans
         spectrum = self._transform(x, inverse=False)
+        # FFTW: the inverse FFTs of the steps skip their 1/N, which the nonlinear step folds into its rotation
+        # (one pass over the field less per step); scipy.fft and MKL: as before (bit for bit)
+        scale = 1.0 / self.n_samples if fft_backend() == "fftw" else 1.0
         for span in range(n_spans):
             if before_span is not None:
                 spectrum = before_span(spectrum, span)
             for i in range(len(self.steps)):
                 self._apply_linear(spectrum, self._linear_before[i])
-                x = self._transform(spectrum, inverse=True)
-                peak = self._nonlinear_step(x, self._nonlinear[i])
+                x = self._transform(spectrum, inverse=True, normalized=scale == 1.0)
+                peak = self._nonlinear_step(x, self._nonlinear[i], scale)
                 if not math.isfinite(peak):
                     raise PropagationError(f"field became NaN/Inf in span {span + 1} of {n_spans}, "
                                            f"step {i + 1} of {len(self.steps)}")

@@ -95,6 +95,8 @@ def test_fft_and_ifft_match_numpy_for_every_backend(dtype):
             assert spectrum.dtype == (np.complex64 if dtype == "complex64" else np.complex128)
             assert rel(spectrum, np.fft.fft(x, axis=-1)) < tolerance, name
             assert rel(fft.ifft(spectrum), x) < tolerance, name
+            unscaled = fft.fft_in_place(fft.work_copy(spectrum, spectrum.dtype), inverse=True, normalized=False)
+            assert rel(unscaled, x.shape[-1] * np.asarray(x, spectrum.dtype)) < tolerance, name
             y = x.astype(spectrum.dtype)  # overwrite_x: the input may hold the result, and here it does
             assert fft.fft(y, overwrite_x=True) is y and rel(y, np.fft.fft(x, axis=-1)) < tolerance, name
 
