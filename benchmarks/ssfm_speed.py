@@ -1,13 +1,15 @@
 """Speed, accuracy and memory of the package's Manakov SSFM against OptiCommPy's ``manakovSSF``.
 
-Five parts, each printing its figures (ratios measured in the same run, not absolute times):
+Six parts, each printing its figures (ratios measured in the same run, not absolute times):
 
-``step``      time per step at an equal fixed step count (50/span), one thread each, complex128 (and
-              complex64), on one identical input field of the reference link; and the relative L2
-              difference of the two noiseless output fields after the whole link (and of each to a fine
-              reference: the package at 4x the steps).
-``bound``     in the same rounds as ``step``: the "FFT bound" of one step, i.e. the forward and inverse FFT of
-              both polarizations (the faster of one 2-D call and one call per polarization) plus one complex
+``step``      time per step at an equal fixed step count (50/span), per FFT backend (``--backends``: every
+              installed one of scipy.fft, FFTW, MKL, see channel/fft_backends.py) on 1 and 2 threads,
+              OptiCommPy on one thread, complex128 (and complex64), on one identical input field of the
+              reference link; and the relative L2 difference of the two noiseless output fields after the
+              whole link (and of each to a fine reference: the package at 4x the steps).
+``bound``     in the same rounds as ``step``: the "FFT bound" of one step per FFT backend, i.e. the forward and
+              inverse FFT of both polarizations (scipy: the faster of one 2-D call and one call per
+              polarization; FFTW and MKL: one call, as the stepper does) plus one complex
               exponential ``exp(j phi)`` of the samples (numpy cos and sin), timed on the same arrays;
               the package's time per step divided by it.
 ``accuracy``  time to accuracy: the forward wall time each tool needs for the reference link (noiseless and
@@ -19,6 +21,10 @@ Five parts, each printing its figures (ratios measured in the same run, not abso
               runs span by span (``amp=None``) and the package's ``Amplifier`` adds gain and noise between
               spans (OptiCommPy's own EDFA re-seeds before every amplifier, so all its spans would share
               one noise draw).
+``stepmin``   one split step timed alone (the stepper's linear operator, inverse FFT, rotation, forward FFT), the
+              shortest of many single calls, per FFT backend and thread count, over the FFT pair + exp(j phi)
+              bound timed the same way: the figure a loaded machine still measures (runs of many steps are
+              always interrupted there; single calls of a few ms often are not).
 ``memory``    peak resident memory (VmHWM, in a fresh subprocess, above the baseline after imports and a
               warm-up) of ``channel.simulate`` of a 2**20-symbol single-channel reference link, in units
               of the launched field (2 x n_symbols x sps complex samples).
@@ -61,7 +67,7 @@ from channel.receiver import matched_filter_and_sample, normalize, select_channe
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "ssfm_speed.json"
-PARTS = ("step", "bound", "accuracy", "memory", "batch")
+PARTS = ("step", "bound", "stepmin", "accuracy", "memory", "batch")
 
 
 # --------------------------------------------------------------------------------------------- tools
@@ -274,6 +280,61 @@ def part_step(args, have_peer: bool) -> dict:
             "times_s_per_step": {f"{m}|{p}": v for (m, p), v in times.items()}}
 
 
+def min_time(fn, count: int) -> float:
+    """The shortest of ``count`` single timed calls of ``fn`` (robust to a loaded machine: some calls run whole)."""
+    best = float("inf")
+    for _ in range(count):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def part_stepmin(args) -> dict:
+    """One split step timed alone, shortest of ``--step-calls`` calls, per backend and thread count, next to the
+    shortest FFT pair and numpy exp(j phi) (the bound) timed the same way; the step is the stepper's own (linear
+    operator, inverse FFT, nonlinear rotation, forward FFT), on the same field as ``step``."""
+    cfg = link(args.step_symbols, args.step_power, True, "complex128", step_mode="fixed", steps_per_span=50)
+    field = channel.transmit(cfg.transmitter).field
+    n = field.shape[-1]
+    rows = []
+    print(f"[stepmin] 2 x {n} samples complex128; shortest of {args.step_calls} single calls", flush=True)
+    for backend in args.backends:
+        for workers in (1, 2):
+            with runtime.configure(fft_backend=backend):
+                solver = SplitStepFourier(n, cfg.transmitter.sample_rate, FiberParameters.from_config(cfg.fiber),
+                                          step_lengths(cfg), "complex128", workers=workers)
+                x = fft.work_copy(field, np.complex128)
+                spectrum = solver._transform(x, inverse=False)
+                scale = 1.0 / n if backend == "fftw" else 1.0
+
+                def one_step():
+                    solver._apply_linear(spectrum, solver._linear_before[1])
+                    y = solver._transform(spectrum, inverse=True, normalized=scale == 1.0)
+                    solver._nonlinear_step(y, solver._nonlinear[1], scale)
+                    solver._transform(y, inverse=False)
+
+                def pair():
+                    fft_backends.transform_in_place(backend, x, False, workers, repeated=True)
+                    fft_backends.transform_in_place(backend, x, True, workers, repeated=True)
+
+                one_step()
+                pair()
+                t_step = min_time(one_step, args.step_calls)
+                t_pair = min_time(pair, args.step_calls)
+                phase = np.abs(field[0]) ** 2
+                c, s_ = np.empty_like(phase), np.empty_like(phase)
+                t_exp = min_time(lambda: (np.cos(phase, out=c), np.sin(phase, out=s_)), args.step_calls)
+            row = {"backend": backend, "threads": workers, "step_ms": 1e3 * t_step, "fft_pair_ms": 1e3 * t_pair,
+                   "exp_ms": 1e3 * t_exp, "step_over_bound": t_step / (t_pair + t_exp),
+                   "step_over_fft_pair": t_step / t_pair}
+            rows.append(row)
+            print(f"  {backend} {workers} thread(s): step {row['step_ms']:.2f} ms, FFT pair {row['fft_pair_ms']:.2f}"
+                  f" ms, exp {row['exp_ms']:.2f} ms: step / bound {row['step_over_bound']:.2f}, step / FFT pair "
+                  f"{row['step_over_fft_pair']:.2f}", flush=True)
+    return {"samples_per_polarization": n, "calls": args.step_calls, "rows": rows}
+
+
 EQNN_LADDERS = {
     "fixed": [{"step_mode": "fixed", "steps_per_span": k} for k in (1, 2, 4, 8, 16, 32, 64)],
     "logarithmic": [{"step_mode": "logarithmic", "steps_per_span": k} for k in (1, 2, 4, 8, 16, 32, 64)],
@@ -451,6 +512,8 @@ def main(argv=None) -> int:
     ap.add_argument("--time-spans", type=int, default=2, help="step part: spans per timed run (2)")
     ap.add_argument("--agreement-spans", type=int, default=0,
                     help="step part: spans of the agreement check (default 0: the whole link, 20 spans)")
+    ap.add_argument("--step-calls", type=int, default=60,
+                    help="stepmin part: single timed calls per figure, the shortest kept (60)")
     ap.add_argument("--ref-factor", type=int, default=4,
                     help="step part: fine reference with this many times the steps")
     ap.add_argument("--repeats", type=int, default=5, help="interleaved timing rounds (5)")
@@ -494,6 +557,8 @@ def main(argv=None) -> int:
         if part in ("step", "bound"):
             if "step" not in result:
                 result["step"] = part_step(args, peer_version is not None)
+        elif part == "stepmin":
+            result["stepmin"] = part_stepmin(args)
         elif part == "accuracy":
             result["accuracy"] = part_accuracy(args, peer_version is not None)
         elif part == "memory":

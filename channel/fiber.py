@@ -28,6 +28,8 @@ Digital back-propagation uses the same stepper with ``alpha, beta2, beta3, gamma
 from __future__ import annotations
 
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
@@ -158,11 +160,27 @@ def logarithmic_steps(span: float, alpha: float, n_steps: int) -> np.ndarray:
 OPERATOR_BLOCK = 65536
 #: samples per block of the nonlinear step: its temporaries (a few blocks) stay in the CPU cache
 NONLINEAR_BLOCK = 8192
+#: with more than one thread (``workers``), the nonlinear step and the operator multiply are split over the threads
+#: when there are at least this many samples per thread
+PARALLEL_MIN_SAMPLES = 32768
 #: the rotation exp(j phi) of the nonlinear step uses a Taylor series up to this many terms of cos
 #: (see :func:`rotation_terms`); larger phases use numpy's cos/sin
 MAX_SERIES_TERMS = 8
 _COS_COEFFICIENTS = tuple((-1) ** k / math.factorial(2 * k) for k in range(MAX_SERIES_TERMS + 1))
 _SIN_COEFFICIENTS = tuple((-1) ** k / math.factorial(2 * k + 1) for k in range(MAX_SERIES_TERMS + 1))
+
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _thread_pool(workers: int) -> ThreadPoolExecutor:
+    """A process-wide pool of ``workers`` threads (made once per size)."""
+    with _pools_lock:
+        pool = _pools.get(workers)
+        if pool is None:
+            pool = _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="eqnn-ssfm")
+        return pool
 
 
 def operator_cache_bytes() -> int:
@@ -248,8 +266,10 @@ class SplitStepFourier:
 
     Per step the solver does one forward and one inverse FFT of every row, one multiplication by the
     cached linear operator, and the nonlinear rotation in cache-sized blocks of :data:`NONLINEAR_BLOCK`
-    samples (power, phase, ``exp(j phase)`` by :func:`unit_rotation`, multiplication): no array of the
-    field's size is allocated per step (with a ``power_filter``, the filtered power of the whole block is).
+    samples (power, phase, ``exp(j phase)`` by :func:`unit_rotation`, multiplication; with ``workers`` > 1 the
+    operator multiplication and the rotation are split over that many threads, each sample computed as on one
+    thread): no array of the field's size is allocated per step (with a ``power_filter``, the filtered power of
+    the whole block is).
     """
 
     def __init__(self, n_samples: int, sample_rate: float, params: FiberParameters,
@@ -349,7 +369,8 @@ class SplitStepFourier:
             return
         key = round(float(length), 9)
         if key in self._cacheable:
-            spectrum *= self.linear_operator(length)
+            op = self.linear_operator(length)
+            self._in_parallel(lambda a, b: np.multiply(spectrum[..., a:b], op[a:b], out=spectrum[..., a:b]))
             return
         for i in range(0, self.n_samples, OPERATOR_BLOCK):
             block = slice(i, i + OPERATOR_BLOCK)
@@ -369,9 +390,26 @@ class SplitStepFourier:
             return self._filtered_nonlinear_step(x, coefficient, scale)
         rows = x.reshape(-1, x.shape[-2] if x.ndim > 1 else 1, self.n_samples)  # (batch, polarization, n)
         coefficient = self.real_dtype.type(coefficient * scale * scale)
+        peaks = self._in_parallel(lambda start, stop: self._rotate_blocks(rows, coefficient, scale, start, stop))
+        return max(peaks) if all(math.isfinite(p) for p in peaks) else math.nan
+
+    def _in_parallel(self, work: Callable[[int, int], float]) -> list:
+        """``[work(start, stop)]`` over the samples: one range on one thread, or, with ``workers`` > 1 threads and at
+        least :data:`PARALLEL_MIN_SAMPLES` samples, ``workers`` ranges of whole :data:`NONLINEAR_BLOCK` blocks on a
+        thread pool (numpy releases the GIL in its loops). Each sample is computed the same way either way."""
+        workers = min(self._workers, self.n_samples // PARALLEL_MIN_SAMPLES)
+        if workers <= 1:
+            return [work(0, self.n_samples)]
+        blocks = -(-self.n_samples // NONLINEAR_BLOCK)
+        bounds = [min(self.n_samples, NONLINEAR_BLOCK * (blocks * k // workers)) for k in range(workers + 1)]
+        return list(_thread_pool(workers).map(work, bounds[:-1], bounds[1:]))
+
+    def _rotate_blocks(self, rows: np.ndarray, coefficient, scale: float, start: int, stop: int) -> float:
+        """The rotation of samples [start, stop) of ``rows`` (batch, polarization, n) in blocks; returns max |phase|
+        (NaN for a non-finite field)."""
         peak = 0.0
-        for i in range(0, self.n_samples, NONLINEAR_BLOCK):
-            block = rows[:, :, i:i + NONLINEAR_BLOCK]
+        for i in range(start, stop, NONLINEAR_BLOCK):
+            block = rows[:, :, i:min(i + NONLINEAR_BLOCK, stop)]
             parts = block.view(self.real_dtype)  # (batch, polarization, 2 m): re, im interleaved
             squares = parts * parts
             phase = squares[:, 0, 0::2] + squares[:, 0, 1::2]

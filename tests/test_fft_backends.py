@@ -217,3 +217,25 @@ def test_backend_is_in_the_provenance_and_not_in_the_cache_key(tmp_path):
             assert any(f"- FFT: {name}" in line for line in provenance.markdown_lines(record))
             keys.add(storage.cache_path(tmp_path, config))
     assert len(keys) == 1
+
+
+def test_threaded_nonlinear_step_and_operator_multiply_are_bit_identical():
+    """With 2 workers the rotation and the operator multiply run on 2 threads, each sample as on one thread."""
+    from channel.fiber import PARALLEL_MIN_SAMPLES
+
+    n = 2 * PARALLEL_MIN_SAMPLES + 1000  # two threads, a last block shorter than the others
+    rng = np.random.default_rng(5)
+    field = 0.03 * rng.standard_normal((2, 2 * n)).view(np.complex128)
+    params = FiberParameters(alpha=4.6e-5, beta2=-2.1e-26, beta3=0.0, gamma=1.3e-3)
+    results, peaks = [], []
+    for workers in (1, 2):
+        solver = SplitStepFourier(n, 1.2e11, params, [1e4, 2e4], workers=workers)
+        x = field.copy()
+        peaks.append(solver._nonlinear_step(x, 7.0))
+        solver._apply_linear(x, 1.5e4)
+        results.append(x)
+    np.testing.assert_array_equal(results[0], results[1])
+    assert peaks[0] == peaks[1] > 0
+    x = field.copy()
+    x[1, n - 3] = np.nan  # in the second thread's range
+    assert np.isnan(SplitStepFourier(n, 1.2e11, params, [1e4], workers=2)._nonlinear_step(x, 7.0))
