@@ -104,6 +104,19 @@ def peer_forward(cfg: channel.LinkConfig, field: np.ndarray, plan: dict, n_spans
     plan: {"hz_km": h} (fixed steps) or {"max_phase_rad": phi} (its adaptive nonlinear-phase rule).
     """
     from optic.models.channels import manakovSSF
+
+    p = peer_parameters(cfg, plan)
+    amplifier = Amplifier(cfg)
+    x = np.ascontiguousarray(np.asarray(field, dtype=cfg.propagation.precision).T)  # (n, 2)
+    for span in range(n_spans or cfg.link.n_spans):
+        x = manakovSSF(x, p)
+        spectrum = amplifier(np.fft.fft(x, axis=0).T.copy(), span)
+        x = np.ascontiguousarray(np.fft.ifft(spectrum, axis=-1).T)
+    return np.ascontiguousarray(x.T)
+
+
+def peer_parameters(cfg: channel.LinkConfig, plan: dict):
+    """OptiCommPy's parameters of one span of ``cfg`` (no amplifier) with the step ``plan`` of :func:`peer_forward`."""
     from optic.utils import parameters
 
     p = parameters()
@@ -116,13 +129,7 @@ def peer_forward(cfg: channel.LinkConfig, field: np.ndarray, plan: dict, n_spans
         p.nlprMethod, p.hz = False, plan["hz_km"]
     else:
         p.nlprMethod, p.maxNlinPhaseRot, p.hz = True, plan["max_phase_rad"], cfg.link.span_length_km
-    amplifier = Amplifier(cfg)
-    x = np.ascontiguousarray(np.asarray(field, dtype=cfg.propagation.precision).T)  # (n, 2)
-    for span in range(n_spans or cfg.link.n_spans):
-        x = manakovSSF(x, p)
-        spectrum = amplifier(np.fft.fft(x, axis=0).T.copy(), span)
-        x = np.ascontiguousarray(np.fft.ifft(spectrum, axis=-1).T)
-    return np.ascontiguousarray(x.T)
+    return p
 
 
 def provenance_version(backend: str) -> str | None:
@@ -290,7 +297,7 @@ def min_time(fn, count: int) -> float:
     return best
 
 
-def part_stepmin(args) -> dict:
+def part_stepmin(args, have_peer: bool) -> dict:
     """One split step timed alone, shortest of ``--step-calls`` calls, per backend and thread count, next to the
     shortest FFT pair and numpy exp(j phi) (the bound) timed the same way; the step is the stepper's own (linear
     operator, inverse FFT, nonlinear rotation, forward FFT), on the same field as ``step``."""
@@ -318,21 +325,46 @@ def part_stepmin(args) -> dict:
                     fft_backends.transform_in_place(backend, x, False, workers, repeated=True)
                     fft_backends.transform_in_place(backend, x, True, workers, repeated=True)
 
+                time_domain = fft.work_copy(spectrum, np.complex128)
+                solver._transform(time_domain, inverse=True, normalized=scale == 1.0)
+                components = {  # the step's four parts, each timed alone (the shortest calls of a loaded machine)
+                    "operator": lambda: solver._apply_linear(spectrum, solver._linear_before[1]),
+                    "inverse FFT": lambda: solver._transform(spectrum, inverse=True, normalized=scale == 1.0),
+                    "rotation": lambda: solver._nonlinear_step(time_domain, solver._nonlinear[1], scale),
+                    "forward FFT": lambda: solver._transform(spectrum, inverse=False)}
                 one_step()
                 pair()
                 t_step = min_time(one_step, args.step_calls)
+                t_parts = {k: min_time(fn, args.step_calls) for k, fn in components.items()}
                 t_pair = min_time(pair, args.step_calls)
                 phase = np.abs(field[0]) ** 2
                 c, s_ = np.empty_like(phase), np.empty_like(phase)
                 t_exp = min_time(lambda: (np.cos(phase, out=c), np.sin(phase, out=s_)), args.step_calls)
+            t_sum = sum(t_parts.values())
             row = {"backend": backend, "threads": workers, "step_ms": 1e3 * t_step, "fft_pair_ms": 1e3 * t_pair,
+                   "parts_ms": {k: 1e3 * v for k, v in t_parts.items()}, "sum_of_parts_ms": 1e3 * t_sum,
                    "exp_ms": 1e3 * t_exp, "step_over_bound": t_step / (t_pair + t_exp),
-                   "step_over_fft_pair": t_step / t_pair}
+                   "sum_of_parts_over_bound": t_sum / (t_pair + t_exp), "step_over_fft_pair": t_step / t_pair}
             rows.append(row)
-            print(f"  {backend} {workers} thread(s): step {row['step_ms']:.2f} ms, FFT pair {row['fft_pair_ms']:.2f}"
-                  f" ms, exp {row['exp_ms']:.2f} ms: step / bound {row['step_over_bound']:.2f}, step / FFT pair "
-                  f"{row['step_over_fft_pair']:.2f}", flush=True)
-    return {"samples_per_polarization": n, "calls": args.step_calls, "rows": rows}
+            print(f"  {backend} {workers} thread(s): step {row['step_ms']:.2f} ms (sum of its parts "
+                  f"{row['sum_of_parts_ms']:.2f}: " + ", ".join(f"{k} {v:.2f}" for k, v in row["parts_ms"].items())
+                  + f"), FFT pair {row['fft_pair_ms']:.2f} ms, exp {row['exp_ms']:.2f} ms: step / bound "
+                  f"{row['step_over_bound']:.2f}, sum of parts / bound {row['sum_of_parts_over_bound']:.2f}",
+                  flush=True)
+    peer = None
+    if have_peer:  # one step per call of manakovSSF (Ltotal = hz = 1 km): its per-call set-up counted once per step
+        from optic.models.channels import manakovSSF
+
+        p = peer_parameters(cfg.replace(link={"span_length_km": 1.0}), {"hz_km": 1.0})
+        x_peer = np.ascontiguousarray(field.T)
+        one = lambda: manakovSSF(x_peer, p)  # noqa: E731
+        one()
+        peer = 1e3 * min_time(one, max(5, args.step_calls // 4))
+        print(f"  OptiCommPy manakovSSF, 1 thread, one 1-km step per call: {peer:.2f} ms (shortest of "
+              f"{max(5, args.step_calls // 4)}); / eqnn step: " + ", ".join(
+                  f"{r['backend']} {r['threads']}T {peer / r['step_ms']:.1f}x "
+                  f"(parts {peer / r['sum_of_parts_ms']:.1f}x)" for r in rows), flush=True)
+    return {"samples_per_polarization": n, "calls": args.step_calls, "rows": rows, "opticommpy_step_ms": peer}
 
 
 EQNN_LADDERS = {
@@ -558,7 +590,7 @@ def main(argv=None) -> int:
             if "step" not in result:
                 result["step"] = part_step(args, peer_version is not None)
         elif part == "stepmin":
-            result["stepmin"] = part_stepmin(args)
+            result["stepmin"] = part_stepmin(args, peer_version is not None)
         elif part == "accuracy":
             result["accuracy"] = part_accuracy(args, peer_version is not None)
         elif part == "memory":
