@@ -17,6 +17,7 @@ are :mod:`channel.runtime` settings (``EQNN_FFT_WORKERS``, ``EQNN_OPERATOR_CACHE
 
 from . import runtime
 from .amplifier import Amplifier, ase_noise_power, ase_only_snr_db, span_gain
+from .carrier_recovery import CarrierRecovery, CarrierRecoveryConfig
 from .config import (
                      ConfigError,
                      FiberConfig,
@@ -30,17 +31,22 @@ from .config import (
 )
 from .dbp import DBPSettings, DigitalBackPropagation, backpropagate, optimize_dbp, optimize_xi
 from .fiber import FiberParameters, PropagationError, SplitStepFourier, step_lengths, step_plan
+from .laser import LaserConfig
 from .link import Transmission, propagate_link, simulate, sweep_launch_power
 from .metrics import Metrics, evaluate_symbols, q_factor_db, qam_ber_awgn
+from .mimo import AdaptiveEqualizer
+from .pmd import PolarizationModeDispersion
 from .receiver import CoherentReceiver
 from .runtime import RuntimeSettings
 from .storage import CorruptFileError
+from .transceiver import TransceiverConfig
 from .transmitter import qam_constellation, transmit
 from .wdm import ChannelGrid
 
 __all__ = [
-    "Amplifier", "ChannelGrid", "CoherentReceiver", "DBPSettings", "DigitalBackPropagation", "RuntimeSettings",
-    "runtime", "step_plan",
+    "AdaptiveEqualizer", "Amplifier", "ChannelGrid", "CoherentReceiver", "DBPSettings", "DigitalBackPropagation",
+    "PolarizationModeDispersion", "RuntimeSettings", "runtime", "step_plan", "CarrierRecovery",
+    "CarrierRecoveryConfig", "LaserConfig", "TransceiverConfig",
     "ConfigError", "CorruptFileError", "FiberConfig", "FiberParameters", "LinkConfig", "Metrics",
     "PropagationConfig", "PropagationError", "ReceiverConfig", "SpanConfig", "SplitStepFourier",
     "Transmission", "TransmitterConfig", "ase_noise_power", "ase_only_snr_db", "backpropagate",

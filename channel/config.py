@@ -32,6 +32,9 @@ from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
 import numpy as np
 import tomllib
 
+from .carrier_recovery import CarrierRecoveryConfig
+from .laser import LaserConfig, check_frequency_offset
+from .transceiver import TransceiverConfig
 from .validation import ConfigError, check_choice, check_int, check_number, check_table  # noqa: F401 (re-exported)
 
 SPEED_OF_LIGHT = 299_792_458.0  # m/s
@@ -40,6 +43,12 @@ PLANCK = 6.626_070_15e-34  # J s
 MODULATIONS = ("QPSK", "16QAM", "64QAM", "256QAM")
 PRECISIONS = ("complex64", "complex128")
 STEP_MODES = ("fixed", "adaptive", "logarithmic")
+#: receiver.mimo: the adaptive 2x2 MIMO equalizer's training mode (:mod:`channel.mimo`)
+MIMO_MODES = ("off", "cma", "rde", "data_aided")
+#: receiver.mimo_tracking: how the equalizer adapts after training (:mod:`channel.mimo`)
+MIMO_TRACKING = ("decision_directed", "blind", "frozen")
+#: receiver.mimo_taps: odd integers up to this
+MIMO_MAX_TAPS = 255
 #: allowed values (and, for "optimize", the search interval) of receiver.dbp_power_filter_bandwidth, in units of the
 #: symbol rate
 DBP_FILTER_BANDWIDTH_BOUNDS = (0.02, 2.0)
@@ -221,6 +230,15 @@ class FiberConfig:
         dispersion_slope_ps_nm2_km: dispersion slope S = dD/dlambda in ps/nm^2/km, [-1, 1] (0: no beta3).
         gamma_per_w_km: nonlinear coefficient gamma in 1/W/km, [0, 100].
         wavelength_nm: carrier wavelength in nm, [800, 2000].
+        pmd_ps_sqrt_km: polarization-mode dispersion coefficient D_PMD in ps/sqrt(km), [0, 10]: the mean
+            differential group delay (DGD) of the whole link is ``D_PMD sqrt(n_spans span_length_km)`` ps
+            (coarse-step model, :mod:`channel.pmd`). 0 (the default): no PMD.
+        pmd_sections_per_span: birefringent sections (each with its own random polarization rotation) per span,
+            integer in [1, 1000] (default 20); the DGD statistics tend to the Maxwellian law as the total number of
+            sections grows (:mod:`channel.pmd`).
+        pmd_seed: seed of the fibre's PMD realization (the random rotations), integer >= 0: the same seed gives the
+            same fibre, whatever the transmission seed. These three keys are left out of :meth:`LinkConfig.to_dict`
+            at their defaults (digests of configs written before they existed are unchanged).
     """
 
     attenuation_db_km: float = 0.2
@@ -228,6 +246,9 @@ class FiberConfig:
     dispersion_slope_ps_nm2_km: float = 0.0
     gamma_per_w_km: float = 1.3
     wavelength_nm: float = 1550.0
+    pmd_ps_sqrt_km: float = 0.0
+    pmd_sections_per_span: int = 20
+    pmd_seed: int = 0
 
     def __post_init__(self) -> None:
         _check_range("fiber.attenuation_db_km", self.attenuation_db_km, 0, 10)
@@ -235,6 +256,9 @@ class FiberConfig:
         _check_range("fiber.dispersion_slope_ps_nm2_km", self.dispersion_slope_ps_nm2_km, -1, 1)
         _check_range("fiber.gamma_per_w_km", self.gamma_per_w_km, 0, 100)
         _check_range("fiber.wavelength_nm", self.wavelength_nm, 800, 2000)
+        _check_range("fiber.pmd_ps_sqrt_km", self.pmd_ps_sqrt_km, 0, 10)
+        check_int("fiber.pmd_sections_per_span", self.pmd_sections_per_span, 1, 1000)
+        check_int("fiber.pmd_seed", self.pmd_seed, 0)
 
     @property
     def alpha(self) -> float:
@@ -363,6 +387,24 @@ class ReceiverConfig:
             in [0.02, 2], or "optimize" (the default: searched with the other DBP parameters). A number requires
             dbp_power_filter_taps > 1. These three keys are left out of :meth:`LinkConfig.to_dict` at their
             defaults (digests of configs written before they existed are unchanged).
+        mimo: the adaptive 2x2 butterfly MIMO equalizer after CDC (and after DBP), at 2 samples per symbol
+            (:mod:`channel.mimo`): "off" (the default: none), "cma" (trained blind by the constant-modulus
+            algorithm), "rde" (blind, radius-directed after a CMA start: for 16QAM and above) or "data_aided"
+            (least-squares taps on a preamble of known symbols: the first mimo_training_symbols of the block).
+            It undoes PMD and the polarization rotation of the link.
+        mimo_taps: FIR taps per butterfly branch (T/2-spaced), odd integer in [1, 255] (default 15).
+        mimo_step_size: step size mu of the blind training (CMA, RDE, and the decision-directed LMS that ends it),
+            (0, 0.1] (default 3e-3; the equalizer's input has unit power per sample; CMA diverges near 1e-2).
+        mimo_tracking_step_size: step size of the tracking pass (decision-directed LMS, or blind CMA/RDE),
+            (0, 0.1] (default 1e-4).
+        mimo_training_symbols: symbols of the training pass (blind, or the known preamble), integer in
+            [64, transmitter.n_symbols] (default 4096).
+        mimo_block_symbols: symbols per block of the block LMS (taps updated once per block with the summed
+            gradient of its symbols), integer in [1, 1024] (default 16; 1: symbol-by-symbol LMS).
+        mimo_tracking: adaptation after training, over the whole block: "decision_directed" (the default: LMS
+            on the nearest constellation points), "blind" (continue CMA/RDE: insensitive to phase noise) or
+            "frozen" (the trained taps). These seven keys are left out of :meth:`LinkConfig.to_dict` at their
+            defaults.
     """
 
     dbp_steps_per_span: tuple[int, ...] = (1, 2)
@@ -372,6 +414,13 @@ class ReceiverConfig:
     dbp_nonlinear_position: Union[float, str] = 0.5
     dbp_power_filter_taps: int = 1
     dbp_power_filter_bandwidth: Union[float, str] = "optimize"
+    mimo: str = "off"
+    mimo_taps: int = 15
+    mimo_step_size: float = 3e-3
+    mimo_tracking_step_size: float = 1e-4
+    mimo_training_symbols: int = 4096
+    mimo_block_symbols: int = 16
+    mimo_tracking: str = "decision_directed"
 
     def __post_init__(self) -> None:
         if isinstance(self.dbp_steps_per_span, list):
@@ -406,6 +455,16 @@ class ReceiverConfig:
             raise ConfigError(f"receiver.dbp_power_filter_bandwidth = {self.dbp_power_filter_bandwidth!r} has no "
                               "effect with receiver.dbp_power_filter_taps = 1 (no power filter): set the taps to an "
                               f"odd integer in [3, {DBP_FILTER_MAX_TAPS}] or remove the bandwidth")
+        _check_choice("receiver.mimo", self.mimo, MIMO_MODES)
+        taps = self.mimo_taps
+        if isinstance(taps, bool) or not isinstance(taps, (int, np.integer)) or not 1 <= taps <= MIMO_MAX_TAPS \
+                or taps % 2 != 1:
+            raise ConfigError(f"receiver.mimo_taps = {taps!r}: allowed odd integers in [1, {MIMO_MAX_TAPS}]")
+        _check_range("receiver.mimo_step_size", self.mimo_step_size, 0, 0.1, low_open=True)
+        _check_range("receiver.mimo_tracking_step_size", self.mimo_tracking_step_size, 0, 0.1, low_open=True)
+        check_int("receiver.mimo_training_symbols", self.mimo_training_symbols, 64, 2**24)
+        check_int("receiver.mimo_block_symbols", self.mimo_block_symbols, 1, 1024)
+        _check_choice("receiver.mimo_tracking", self.mimo_tracking, MIMO_TRACKING)
 
 
 @dataclass(frozen=True)
@@ -413,7 +472,10 @@ class LinkConfig:
     """A complete simulated link scenario.
 
     Load one with :func:`load_config` or build it in code; vary the launch power with
-    :meth:`with_launch_power`. ``name`` is a label only.
+    :meth:`with_launch_power`. ``name`` is a label only. The impairment sections ``laser``
+    (:class:`channel.laser.LaserConfig`), ``transceiver`` (:class:`channel.transceiver.TransceiverConfig`) and
+    ``carrier_recovery`` (:class:`channel.carrier_recovery.CarrierRecoveryConfig`) are off by default and then
+    left out of :meth:`to_dict` (digests of configs written before they existed are unchanged).
     """
 
     transmitter: TransmitterConfig = field(default_factory=TransmitterConfig)
@@ -422,10 +484,12 @@ class LinkConfig:
     propagation: PropagationConfig = field(default_factory=PropagationConfig)
     receiver: ReceiverConfig = field(default_factory=ReceiverConfig)
     name: str = "link"
+    laser: LaserConfig = field(default_factory=LaserConfig)
+    transceiver: TransceiverConfig = field(default_factory=TransceiverConfig)
+    carrier_recovery: CarrierRecoveryConfig = field(default_factory=CarrierRecoveryConfig)
 
     def __post_init__(self) -> None:
-        for f, cls in (("transmitter", TransmitterConfig), ("fiber", FiberConfig), ("link", SpanConfig),
-                       ("propagation", PropagationConfig), ("receiver", ReceiverConfig)):
+        for f, cls in _SECTIONS.items():
             if not isinstance(getattr(self, f), cls):
                 raise ConfigError(f"{f}: expected a {cls.__name__}, got {type(getattr(self, f)).__name__}")
         if self.receiver.dbp_samples_per_symbol > self.transmitter.samples_per_symbol:
@@ -442,6 +506,15 @@ class LinkConfig:
             raise ConfigError("transmitter.n_symbols * transmitter.samples_per_symbol = "
                               f"{self.transmitter.n_symbols * self.transmitter.samples_per_symbol}: "
                               "allowed at most 2**26 samples per polarization")
+        if self.laser.frequency_offset_hz:
+            from .receiver import channel_filter_bandwidth  # the receiver module imports this one
+            check_frequency_offset(self.laser.frequency_offset_hz, self.transmitter.symbol_rate,
+                                   self.receiver.dbp_samples_per_symbol, self.transmitter.rolloff,
+                                   channel_filter_bandwidth(self))
+        if self.receiver.mimo != "off" and self.receiver.mimo_training_symbols > self.transmitter.n_symbols:
+            raise ConfigError(f"receiver.mimo_training_symbols = {self.receiver.mimo_training_symbols} exceeds "
+                              f"transmitter.n_symbols = {self.transmitter.n_symbols}: allowed integers in "
+                              f"[64, {self.transmitter.n_symbols}]")
 
     @property
     def received_channel(self) -> int:
@@ -482,6 +555,12 @@ class LinkConfig:
         for key in _RECEIVER_KEYS_OMITTED_AT_DEFAULT:  # today's DBP: keeps digests of older configs
             if getattr(self.receiver, key) == getattr(_DEFAULT_RECEIVER, key):
                 del d["receiver"][key]
+        for section in _SECTIONS_OMITTED_AT_DEFAULT:  # off: keeps digests of older configs
+            if getattr(self, section) == _SECTIONS[section]():
+                del d[section]
+        for key in _FIBER_KEYS_OMITTED_AT_DEFAULT:  # no PMD: keeps digests of older configs
+            if getattr(self.fiber, key) == getattr(_DEFAULT_FIBER, key):
+                del d["fiber"][key]
         return d
 
     def to_json(self) -> str:
@@ -510,11 +589,19 @@ class LinkConfig:
 
 #: receiver keys left out of :meth:`LinkConfig.to_dict` (and the digest) at their default values: they were added
 #: after simulation caches existed, and at those values DBP is what it was before them
-_RECEIVER_KEYS_OMITTED_AT_DEFAULT = ("dbp_nonlinear_position", "dbp_power_filter_taps", "dbp_power_filter_bandwidth")
+_RECEIVER_KEYS_OMITTED_AT_DEFAULT = ("dbp_nonlinear_position", "dbp_power_filter_taps", "dbp_power_filter_bandwidth",
+                                     "mimo", "mimo_taps", "mimo_step_size", "mimo_tracking_step_size",
+                                     "mimo_training_symbols", "mimo_block_symbols", "mimo_tracking")
 _DEFAULT_RECEIVER = ReceiverConfig()
+#: fiber keys left out of :meth:`LinkConfig.to_dict` at their default values (no PMD: the fibre of older configs)
+_FIBER_KEYS_OMITTED_AT_DEFAULT = ("pmd_ps_sqrt_km", "pmd_sections_per_span", "pmd_seed")
+_DEFAULT_FIBER = FiberConfig()
 
 _SECTIONS = {"transmitter": TransmitterConfig, "fiber": FiberConfig, "link": SpanConfig,
-             "propagation": PropagationConfig, "receiver": ReceiverConfig}
+             "propagation": PropagationConfig, "receiver": ReceiverConfig, "laser": LaserConfig,
+             "transceiver": TransceiverConfig, "carrier_recovery": CarrierRecoveryConfig}
+#: sections left out of :meth:`LinkConfig.to_dict` (and the digest) when equal to their defaults (all off)
+_SECTIONS_OMITTED_AT_DEFAULT = ("laser", "transceiver", "carrier_recovery")
 
 
 def _build(cls: type, values: dict, section: str, base: Any = None):

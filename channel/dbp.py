@@ -49,9 +49,11 @@ import numpy as np
 from scipy import optimize
 
 from .amplifier import span_gain
+from .carrier_recovery import CarrierRecovery
 from .config import DBP_FILTER_BANDWIDTH_BOUNDS, LinkConfig
 from .fiber import FiberParameters, SplitStepFourier
 from .metrics import effective_snr_db
+from .mimo import AdaptiveEqualizer
 from .receiver import CoherentReceiver, normalize
 
 #: search interval and tolerance (absolute) of each parameter set to "optimize"
@@ -114,6 +116,10 @@ class DigitalBackPropagation:
         receiver: the receiver whose matched filter and sampling follow DBP (:meth:`symbols`).
         power_filter_taps: number of taps 2M + 1 of the power filter of filtered DBP (:func:`power_filter`);
             1 (default): no filter.
+        carrier_recovery: applied to the sampled symbols before the gain normalization of :meth:`symbols`
+            (:class:`channel.carrier_recovery.CarrierRecovery`); None (default): none.
+        equalizer: the adaptive 2x2 MIMO equalizer that follows the matched filter (at 2 sps) in :meth:`symbols`
+            (:class:`channel.mimo.AdaptiveEqualizer`, ``receiver.mimo``); None (default): plain sampling.
     """
 
     params: FiberParameters
@@ -124,6 +130,8 @@ class DigitalBackPropagation:
     samples_per_symbol: int
     receiver: CoherentReceiver
     power_filter_taps: int = 1
+    carrier_recovery: Optional[CarrierRecovery] = None
+    equalizer: Optional[AdaptiveEqualizer] = None
 
     @classmethod
     def from_link(cls, config: LinkConfig) -> "DigitalBackPropagation":
@@ -135,7 +143,9 @@ class DigitalBackPropagation:
         return cls(params=params, span_length=config.link.span_length, n_spans=config.link.n_spans,
                    gain=span_gain(config), symbol_rate=config.transmitter.symbol_rate,
                    samples_per_symbol=config.receiver.dbp_samples_per_symbol, receiver=receiver,
-                   power_filter_taps=config.receiver.dbp_power_filter_taps)
+                   power_filter_taps=config.receiver.dbp_power_filter_taps,
+                   carrier_recovery=CarrierRecovery.from_link(config),
+                   equalizer=AdaptiveEqualizer.from_link(config))
 
     def backpropagate(self, signal: np.ndarray, steps_per_span: int, xi: float,
                       samples_per_symbol: Optional[int] = None, steps: Optional[np.ndarray] = None,
@@ -192,7 +202,13 @@ class DigitalBackPropagation:
         sps = self.samples_per_symbol
         out = self.backpropagate(signal, steps_per_span, xi, nonlinear_position=nonlinear_position,
                                  power_filter_bandwidth=power_filter_bandwidth)
-        return normalize(self.receiver.matched_filter_and_sample(out, sps, overwrite_input=True), tx_symbols)
+        if self.equalizer is not None:  # receiver.mimo (channel.mimo)
+            sampled = self.equalizer.receive(self.receiver, out, sps, tx_symbols, overwrite_input=True)
+        else:
+            sampled = self.receiver.matched_filter_and_sample(out, sps, overwrite_input=True)
+        if self.carrier_recovery is not None:  # channel.carrier_recovery: after sampling, before the gain
+            sampled = self.carrier_recovery(sampled, tx_symbols).symbols
+        return normalize(sampled, tx_symbols)
 
     def half_block_snr_db(self, signal: np.ndarray, steps_per_span: int, tx_symbols: np.ndarray,
                           settings: DBPSettings) -> float:

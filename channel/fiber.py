@@ -23,6 +23,10 @@ power ``P`` is low-pass filtered by a short real FIR ``g`` (circularly, over the
 
 Digital back-propagation uses the same stepper with ``alpha, beta2, beta3, gamma`` negated
 (``gamma`` also scaled by ``xi``): see :mod:`channel.dbp`.
+
+Polarization-mode dispersion (optional, ``pmd``): the forward link's birefringent sections (:mod:`channel.pmd`), each a
+unitary 2x2 Jones matrix per frequency bin, applied to the spectrum at the linear steps (they commute with the
+dispersion and loss), so they cost no FFT. Without ``pmd`` the stepper is unchanged, bit for bit.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from .config import FiberConfig, LinkConfig, PropagationConfig
 from .fft import angular_frequencies, fft_in_place, fft_workers, work_copy  # noqa: F401 - re-exported (old home)
 from .fft import backend as fft_backend
 from .fft_backends import aligned
+from .pmd import PolarizationModeDispersion
 
 MANAKOV_FACTOR = 8.0 / 9.0
 
@@ -263,6 +268,10 @@ class SplitStepFourier:
             circularly to the power before the rotation: ``P_f[n] = sum_m g[m] P[n + m - M]`` (indices modulo
             n_samples). None (default): no filter. The taps are used as given (normalize them to a unit sum to
             keep the mean nonlinear phase).
+        pmd: optional :class:`channel.pmd.PolarizationModeDispersion` of the fibre (forward links only): its
+            sections of span ``s`` are applied to the spectrum of span ``s`` at the linear stages given by
+            :meth:`~channel.pmd.PolarizationModeDispersion.section_stages`; fields must then have both
+            polarizations (shape (2, n) or (batch, 2, n)). None (default): no PMD.
 
     Per step the solver does one forward and one inverse FFT of every row, one multiplication by the
     cached linear operator, and the nonlinear rotation in cache-sized blocks of :data:`NONLINEAR_BLOCK`
@@ -275,7 +284,7 @@ class SplitStepFourier:
     def __init__(self, n_samples: int, sample_rate: float, params: FiberParameters,
                  steps: Sequence[float], precision: str = "complex128", workers: Optional[int] = None,
                  operator_cache_bytes: Optional[int] = None, nonlinear_position: float = 0.5,
-                 power_filter: Optional[np.ndarray] = None):
+                 power_filter: Optional[np.ndarray] = None, pmd: Optional[PolarizationModeDispersion] = None):
         self.n_samples = int(n_samples)
         self.params = params
         self.steps = np.asarray(steps, dtype=float)
@@ -331,16 +340,21 @@ class SplitStepFourier:
         self._workers = runtime.settings().fft_workers if workers is None else int(workers)
         self._nonlinear = [MANAKOV_FACTOR * params.gamma * effective_length(params.alpha, h, position)
                            for h in self.steps]
+        self.pmd = pmd
+        if pmd is not None:
+            self._pmd_stages = pmd.section_stages(self.steps, position)
+            self._pmd_phasor = pmd.birefringence_phasor(angular_frequencies(self.n_samples, sample_rate), self.dtype)
 
     @classmethod
     def from_link(cls, config: LinkConfig, n_samples: Optional[int] = None, **options) -> "SplitStepFourier":
         """The stepper of the forward link of ``config``: its fiber (:meth:`FiberParameters.from_config`), its step
-        plan (:func:`step_lengths`) and precision, at the transmitter's sample rate. ``n_samples`` defaults to
+        plan (:func:`step_lengths`) and precision, at the transmitter's sample rate, and its PMD
+        (:meth:`PolarizationModeDispersion.from_link`, None without). ``n_samples`` defaults to
         ``n_symbols * samples_per_symbol``; ``options``: ``workers``, ``operator_cache_bytes``."""
         tx = config.transmitter
         n = tx.n_symbols * tx.samples_per_symbol if n_samples is None else n_samples
         return cls(n, tx.sample_rate, FiberParameters.from_config(config.fiber), step_lengths(config),
-                   config.propagation.precision, **options)
+                   config.propagation.precision, pmd=PolarizationModeDispersion.from_link(config), **options)
 
     def _operator_block(self, block: slice, length: float) -> np.ndarray:
         phase = self._dispersion[block] * length
@@ -441,6 +455,12 @@ class SplitStepFourier:
             rows[:, :, i:i + NONLINEAR_BLOCK] *= rotation[:, None, :]
         return peak
 
+    def _apply_pmd(self, spectrum: np.ndarray, span: int, stage: int) -> None:
+        """Apply, in place, the PMD sections of span ``span`` that belong to linear stage ``stage`` (in order)."""
+        first = span * self.pmd.sections_per_span
+        for j in self._pmd_stages[stage]:
+            self.pmd.apply_section(spectrum, first + j, self._pmd_phasor)
+
     def propagate(self, field: np.ndarray, n_spans: int = 1, before_span: Optional[SpanHook] = None,
                   after_span: Optional[SpanHook] = None, progress: Optional[Callable[[int], None]] = None,
                   overwrite_input: bool = False) -> np.ndarray:
@@ -465,6 +485,12 @@ class SplitStepFourier:
         x = np.asarray(field, dtype=self.dtype)
         if x.shape[-1] != self.n_samples:
             raise ValueError(f"field has {x.shape[-1]} samples per polarization, solver expects {self.n_samples}")
+        if self.pmd is not None:
+            if x.ndim < 2 or x.shape[-2] != 2:
+                raise ValueError(f"PMD needs a field with both polarizations, shape (2, n) or (batch, 2, n); "
+                                 f"got {x.shape}")
+            if n_spans > self.pmd.n_spans:
+                raise ValueError(f"n_spans = {n_spans}: the PMD realization has {self.pmd.n_spans} spans")
         if (not overwrite_input and np.may_share_memory(x, field)) or not x.flags.c_contiguous \
                 or not x.flags.writeable or (fft_backend() == "fftw" and not aligned(x)):
             x = work_copy(x, self.dtype)  # never modify the caller's array; aligned for FFTW's SIMD plans
@@ -477,6 +503,8 @@ class SplitStepFourier:
                 spectrum = before_span(spectrum, span)
             for i in range(len(self.steps)):
                 self._apply_linear(spectrum, self._linear_before[i])
+                if self.pmd is not None:
+                    self._apply_pmd(spectrum, span, i)
                 x = self._transform(spectrum, inverse=True, normalized=scale == 1.0)
                 peak = self._nonlinear_step(x, self._nonlinear[i], scale)
                 if not math.isfinite(peak):
@@ -484,6 +512,8 @@ class SplitStepFourier:
                                            f"step {i + 1} of {len(self.steps)}")
                 spectrum = self._transform(x, inverse=False)
             self._apply_linear(spectrum, self._linear_after)
+            if self.pmd is not None:
+                self._apply_pmd(spectrum, span, len(self.steps))
             if after_span is not None:
                 spectrum = after_span(spectrum, span)
             if progress is not None:

@@ -4,10 +4,18 @@ receiver, DBP and metrics, and the one place that builds those blocks from a :cl
 :meth:`CoherentReceiver.from_link`, :meth:`DigitalBackPropagation.from_link`; the transmitter takes its own
 :class:`TransmitterConfig`).
 
-    transmit -> [fiber span -> EDFA] x n_spans -> select the channel under test (shift to baseband,
-             channel filter, low-pass to dbp_samples_per_symbol)
-             -> CDC -> matched filter -> sample -> normalize               ("CDC")
-             -> DBP(k steps/span, xi) -> matched filter -> sample -> normalize ("DBP-k")
+    transmit -> [DAC, driver noise] -> [Tx laser] -> [fiber span -> EDFA] x n_spans -> [LO mixing]
+             -> select the channel under test (shift to baseband, channel filter, low-pass to dbp_samples_per_symbol)
+             -> [receiver noise, ADC] -> [frequency-offset removal]
+             -> CDC -> matched filter -> sample -> [carrier recovery] -> normalize               ("CDC")
+             -> DBP(k steps/span, xi) -> matched filter -> sample -> [carrier recovery] -> normalize ("DBP-k")
+
+The bracketed blocks are off by default (:mod:`channel.transceiver`, :mod:`channel.laser`,
+:mod:`channel.carrier_recovery`; the ``[transceiver]``, ``[laser]``, ``[carrier_recovery]`` sections).
+
+With ``receiver.mimo`` on, "matched filter -> sample" is "matched filter at 2 sps -> adaptive 2x2 MIMO equalizer
+(1 sps out)" (:mod:`channel.mimo`), after CDC and after DBP; PMD (``fiber.pmd_ps_sqrt_km``) acts in the forward
+stepper (:mod:`channel.pmd`).
 
 With WDM (``transmitter.n_channels > 1``) the forward propagation carries every channel; the receiver
 keeps the channel ``config.received_channel`` (``receiver.channel_index``, default the centre one), and
@@ -25,11 +33,15 @@ import numpy as np
 
 from . import storage
 from .amplifier import Amplifier, ase_only_snr_db
+from .carrier_recovery import CarrierRecovery, count_cycle_slips
 from .config import LinkConfig
 from .dbp import DigitalBackPropagation
 from .fiber import SplitStepFourier, step_lengths
+from .laser import apply_transmitter_laser, mix_local_oscillator
 from .metrics import Metrics, evaluate_symbols
+from .mimo import AdaptiveEqualizer
 from .receiver import CoherentReceiver, normalize
+from .transceiver import receiver_electronics, transmitter_electronics
 from .transmitter import qam_constellation, transmit
 
 
@@ -45,7 +57,8 @@ class Transmission:
             removal of one complex gain per polarization, on the unit-energy constellation scale.
         rx_field: complex128 (2, n_symbols * dbp_samples_per_symbol): the received field (sqrt(W)) of
             the received channel at baseband, channel-filtered and low-passed to the DBP oversampling,
-            before CDC (:func:`channel.receiver.select_channel`): the input of DBP and of other receivers.
+            before CDC (:func:`channel.receiver.select_channel`; after the receiver electronics and the
+            frequency-offset removal when configured): the input of DBP and of other receivers.
         rx_dbp: {steps_per_span: complex128 (2, n_symbols)}: normalized symbols after DBP.
         dbp_xi: {steps_per_span: xi used}.
         dbp_nonlinear_position: {steps_per_span: position p of the nonlinear step used} (fraction of each DBP step
@@ -53,7 +66,10 @@ class Transmission:
         dbp_power_filter_bandwidth: {steps_per_span: bandwidth B of the power filter used, in units of the symbol
             rate}; empty without the filter (``receiver.dbp_power_filter_taps = 1``).
         metrics: {"CDC": Metrics, "DBP-1": Metrics, ...} over the whole block.
-        info: extra numbers: closed-form ASE-only SNR, forward steps per span, wall time.
+        info: extra numbers: closed-form ASE-only SNR, forward steps per span, wall time; with carrier recovery
+            ``info["carrier_recovery"]``: ``cycle_slips`` {output: slips left, counted against the transmitted
+            symbols, :func:`channel.carrier_recovery.count_cycle_slips`}, ``cycle_slips_corrected`` {"CDC": slips
+            found on the pilots}, ``frequency_offset_estimate_hz`` (None without the estimator).
     """
 
     config: LinkConfig
@@ -175,11 +191,12 @@ def simulate(config: LinkConfig, cache_dir: Optional[str | Path] = None, progres
                 return cached
             # cached without (some) DBP: back-propagate the stored received field, no new forward run
             _add_dbp(cached, missing)
+            _count_cycle_slips(cached)
             storage.save_transmission(cached, storage.cache_path(cache_dir, config))
             return cached
     start = time.perf_counter()
     tx = transmit(config.transmitter, config.propagation.precision, channel=config.received_channel)
-    indices, launched = tx.symbol_indices, [tx.field]
+    indices, launched = tx.symbol_indices, [_launch(config, tx.field)]
     del tx  # the symbols are recomputed from the indices by the receiver: less memory held while propagating
     # memory: the launched field's array is the stepper's work array and then the receiver's, and nothing
     # else refers to it, so it is freed once the receiver has selected the channel
@@ -187,15 +204,34 @@ def simulate(config: LinkConfig, cache_dir: Optional[str | Path] = None, progres
                     start, dbp, cache_dir)
 
 
+def _launch(config: LinkConfig, field: np.ndarray) -> np.ndarray:
+    """Transmitter electronics (DAC, driver noise) and laser phase noise on the launched field (2, n); the
+    field itself when both are off (the default)."""
+    tx = config.transmitter
+    field = transmitter_electronics(field, config.transceiver, tx.samples_per_symbol, tx.launch_power_w, tx.seed)
+    return apply_transmitter_laser(field, config.laser, tx.sample_rate, tx.seed)
+
+
 def _receive(config: LinkConfig, tx_indices: np.ndarray, rx_full: np.ndarray, start: float, dbp: bool,
              cache_dir: Optional[str | Path]) -> Transmission:
-    """Receiver part of :func:`simulate`: channel selection, CDC, DBP, metrics, info and cache."""
+    """Receiver part of :func:`simulate`: LO, channel selection, electronics, CDC, DBP, carrier recovery, metrics,
+    info and cache."""
     receiver = CoherentReceiver.from_link(config)
+    tx = config.transmitter
+    rx_full = mix_local_oscillator(rx_full, config.laser, tx.sample_rate, tx.seed)
     rx_field = receiver.select_channel(rx_full, overwrite_input=True)
     del rx_full
-    tx_symbols = qam_constellation(config.transmitter.modulation)[0][tx_indices]
     sps = config.receiver.dbp_samples_per_symbol
-    rx_cdc = normalize(receiver.matched_filter_and_sample(rx_field, sps, cdc=True), tx_symbols)
+    rx_field = receiver_electronics(rx_field, config.transceiver, sps, tx.seed)
+    recovery = CarrierRecovery.from_link(config)
+    rx_field, offset = (rx_field, None) if recovery is None else recovery.remove_frequency_offset(rx_field, receiver,
+                                                                                                  sps)
+    tx_symbols = qam_constellation(config.transmitter.modulation)[0][tx_indices]
+    equalizer = AdaptiveEqualizer.from_link(config)  # receiver.mimo: None when "off"
+    sampled = (receiver.matched_filter_and_sample(rx_field, sps, cdc=True) if equalizer is None
+               else equalizer.receive(receiver, rx_field, sps, tx_symbols, cdc=True))
+    recovered = None if recovery is None else recovery(sampled, tx_symbols)
+    rx_cdc = normalize(sampled if recovered is None else recovered.symbols, tx_symbols)
     result = Transmission(config=config, tx_indices=tx_indices, rx_cdc=rx_cdc, rx_field=rx_field)
     result.metrics["CDC"] = evaluate_symbols(rx_cdc, tx_indices, config.transmitter.modulation)
     if dbp:
@@ -203,6 +239,10 @@ def _receive(config: LinkConfig, tx_indices: np.ndarray, rx_full: np.ndarray, st
     result.info = {"ase_only_snr_db": ase_only_snr_db(config) if not config.link.noiseless else None,
                    "forward_steps_per_span": int(len(step_lengths(config))),
                    "wall_time_s": time.perf_counter() - start}
+    if recovered is not None:
+        result.info["carrier_recovery"] = {"cycle_slips": {}, "frequency_offset_estimate_hz": offset,
+                                           "cycle_slips_corrected": {"CDC": recovered.cycle_slips_corrected}}
+        _count_cycle_slips(result)
     if cache_dir is not None:
         storage.save_transmission(result, storage.cache_path(cache_dir, config))
     return result
@@ -230,6 +270,18 @@ def _add_dbp(result: Transmission, steps: Sequence[int]) -> None:
                                                       config.transmitter.modulation)
 
 
+def _count_cycle_slips(result: Transmission) -> None:
+    """``result.info["carrier_recovery"]["cycle_slips"]``: the slips left in each output (against the transmitted
+    symbols); nothing without carrier recovery."""
+    if "carrier_recovery" not in result.info:
+        return
+    joint = result.config.carrier_recovery.joint_polarizations
+    outputs = {"CDC": result.rx_cdc, **{f"DBP-{k}": v for k, v in result.rx_dbp.items()}}
+    result.info["carrier_recovery"]["cycle_slips"] = {
+        name: count_cycle_slips(symbols, result.tx_symbols, joint_polarizations=joint)
+        for name, symbols in outputs.items()}
+
+
 def sweep_launch_power(config: LinkConfig, powers_dbm: Sequence[float], cache_dir: Optional[str | Path] = None,
                        progress: bool = False, dbp: bool = True, batch: bool = False) -> list[Transmission]:
     """:func:`simulate` at each launch power (dBm) of ``powers_dbm``; same seed (symbols and noise) for all.
@@ -252,7 +304,7 @@ def sweep_launch_power(config: LinkConfig, powers_dbm: Sequence[float], cache_di
             start = time.perf_counter()
             group = [configs[i] for i in todo]
             txs = [transmit(c.transmitter, c.propagation.precision, channel=c.received_channel) for c in group]
-            fields = np.stack([t.field for t in txs])
+            fields = np.stack([_launch(c, t.field) for c, t in zip(group, txs)])
             fields = propagate_link_batch(group, fields, progress, overwrite_input=True)
             for i, c, t, f in zip(todo, group, txs, fields):
                 done[i] = _receive(c, t.symbol_indices, f, start, dbp, cache_dir)

@@ -22,6 +22,7 @@ channel under test, the symbol rate and roll-off, the fiber's dispersion and the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -167,14 +168,15 @@ class CoherentReceiver:
         h = self.cd_compensation_response(signal.shape[-1], samples_per_symbol)
         return fft.ifft(fft.fft(signal) * h)
 
-    def matched_filter_and_sample(self, signal: np.ndarray, samples_per_symbol: int, cdc: bool = False,
-                                  overwrite_input: bool = False) -> np.ndarray:
-        """RRC matched filter (after CDC if ``cdc``, in the same frequency-domain pass) and sampling at the
-        symbol instants ``k * samples_per_symbol``.
+    def matched_filter(self, signal: np.ndarray, samples_per_symbol: int, cdc: bool = False,
+                       overwrite_input: bool = False, output_samples_per_symbol: Optional[int] = None) -> np.ndarray:
+        """RRC matched filter (after CDC if ``cdc``, in the same frequency-domain pass), optionally resampled.
 
-        Args: signal complex (..., n_symbols * samples_per_symbol).
-        Returns: complex (..., n_symbols): ``sqrt(P/2) a_k`` + noise for a launched power P (per channel)
-        on a linear link; see :func:`normalize`.
+        Args: signal complex (..., n_symbols * samples_per_symbol); ``output_samples_per_symbol``: the output's
+            oversampling (default ``samples_per_symbol``), reached by keeping the lowest-frequency bins
+            (:func:`resample_spectrum`: exact for 2 or more, as the filtered band is ``(1 + rolloff) Rs / 2 <= Rs``).
+        Returns: complex (..., n_symbols * output_samples_per_symbol); symbol k at sample
+            ``k * output_samples_per_symbol`` (the filter has zero phase).
         """
         n = signal.shape[-1]
         h = rrc_spectrum(n, samples_per_symbol * self.symbol_rate, self.symbol_rate, self.rolloff)
@@ -182,7 +184,20 @@ class CoherentReceiver:
             h = h * self.cd_compensation_response(n, samples_per_symbol)
         spectrum = fft.fft(signal, overwrite_x=overwrite_input)
         spectrum *= h
-        filtered = fft.ifft(spectrum, overwrite_x=True)
+        if output_samples_per_symbol is not None and output_samples_per_symbol != samples_per_symbol:
+            spectrum = resample_spectrum(spectrum, n // samples_per_symbol * output_samples_per_symbol)
+        return fft.ifft(spectrum, overwrite_x=True)
+
+    def matched_filter_and_sample(self, signal: np.ndarray, samples_per_symbol: int, cdc: bool = False,
+                                  overwrite_input: bool = False) -> np.ndarray:
+        """RRC matched filter (after CDC if ``cdc``, in the same frequency-domain pass: :meth:`matched_filter`)
+        and sampling at the symbol instants ``k * samples_per_symbol``.
+
+        Args: signal complex (..., n_symbols * samples_per_symbol).
+        Returns: complex (..., n_symbols): ``sqrt(P/2) a_k`` + noise for a launched power P (per channel)
+        on a linear link; see :func:`normalize`.
+        """
+        filtered = self.matched_filter(signal, samples_per_symbol, cdc, overwrite_input)
         return filtered[..., ::samples_per_symbol].copy()  # the copy frees the oversampled array
 
 

@@ -6,7 +6,11 @@ how many numbers another purpose drew. Keys used by this package:
 
 * ``(seed, STREAM_SYMBOLS, k)``: the symbols of the WDM channel at folded offset ``k`` from the centre
   (:func:`channel.transmitter.channel_symbol_indices`);
-* ``(seed, STREAM_ASE, span)``: the ASE noise of the amplifier after span ``span`` (:mod:`channel.amplifier`).
+* ``(seed, STREAM_ASE, span)``: the ASE noise of the amplifier after span ``span`` (:mod:`channel.amplifier`);
+* ``(seed, STREAM_TX_LASER)``, ``(seed, STREAM_LO_LASER)``: the phase noise of the transmitter laser and of the
+  local oscillator (:mod:`channel.laser`);
+* ``(seed, STREAM_TX_NOISE)``, ``(seed, STREAM_RX_NOISE)``: the electrical noise of the transmitter and of the
+  receiver (:mod:`channel.transceiver`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ import numpy as np
 
 STREAM_SYMBOLS = 0
 STREAM_ASE = 1
+STREAM_TX_LASER = 10
+STREAM_LO_LASER = 11
+STREAM_TX_NOISE = 12
+STREAM_RX_NOISE = 13
 
 
 def rng_stream(seed: int, *key: int) -> np.random.Generator:
@@ -22,4 +30,5 @@ def rng_stream(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=tuple(int(k) for k in key)))
 
 
-__all__ = ["STREAM_ASE", "STREAM_SYMBOLS", "rng_stream"]
+__all__ = ["STREAM_ASE", "STREAM_LO_LASER", "STREAM_RX_NOISE", "STREAM_SYMBOLS", "STREAM_TX_LASER", "STREAM_TX_NOISE",
+           "rng_stream"]

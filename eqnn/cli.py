@@ -328,9 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=_cmd_simulate)
 
     tr = sub.add_parser(
-        "train", help="train NN equalizers on simulated links; Q versus launch power with CDC and DBP",
+        "train", help="train NN equalizers on simulated links or measured data; Q versus launch power with CDC "
+        "and DBP",
         description="For each launch power of CONFIG (TOML, see experiments/train_quick.toml): simulate a training "
-        "and a test transmission from independent seeds, train the configured NN equalizers, evaluate them and "
+        "and a test transmission from independent seeds (or, with a [dataset] table, read them from measured-data "
+        "files: experiments/measured_example.toml), train the configured NN equalizers, evaluate them and "
         "CDC/DBP on the same test symbols, print the table and write results.json, results.csv, "
         "q_vs_power.png and the trained models to --out. An interrupted run reuses finished models.")
     tr.add_argument("config", help="training TOML (see experiments/train_quick.toml)")

@@ -56,7 +56,7 @@ import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass, field
-from typing import Sequence, Union
+from typing import ClassVar, Sequence, Union
 
 import numpy as np
 
@@ -268,8 +268,36 @@ class Normalization:
         return cls(**{k: tuple(data[k]) for k in ("x_mean", "x_std", "y_mean", "y_std")})
 
 
+class ItemSet:
+    """What the training sets (:class:`WindowSet`, :class:`eqnn.data_blocks.BlockSet`,
+    :class:`eqnn.data_field.FieldSet`) share: ``x`` (n_items, time, features) and ``y`` (n_items, ..., n_outputs)
+    arrays, their sizes, and :meth:`take`, which slices every per-item array named in ``ITEM_AXES`` (field name ->
+    the axis that runs over the items; a None field stays None) and keeps the metadata."""
+
+    ITEM_AXES: ClassVar[dict[str, int]] = {"x": 0, "y": 0, "block": 0, "y_swap": 0}
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def n_outputs(self) -> int:
+        return int(self.y.shape[-1])
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        return (int(self.x.shape[1]), int(self.x.shape[2]))
+
+    def take(self, index: Union[slice, np.ndarray]):
+        """The items selected by ``index`` (a slice or an index/boolean array), same metadata."""
+        picked = {}
+        for name, axis in self.ITEM_AXES.items():
+            value = getattr(self, name)
+            picked[name] = None if value is None else value[(slice(None),) * axis + (index,)]
+        return dataclasses.replace(self, **picked)
+
+
 @dataclass
-class WindowSet:
+class WindowSet(ItemSet):
     """Windows of one or several transmissions, normalized, ready for a model.
 
     Attributes:
@@ -312,23 +340,11 @@ class WindowSet:
             raise DataError(f"WindowSet.offset has shape {self.offset.shape}, expected "
                             f"{(self.n_outputs // 2, len(self))}")
 
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
+    ITEM_AXES = {**ItemSet.ITEM_AXES, "centres": 0, "tx_indices": 1, "offset": 1}
 
-    @property
-    def n_outputs(self) -> int:
-        return int(self.y.shape[1])
-
-    @property
-    def input_shape(self) -> tuple[int, int]:
-        return (int(self.x.shape[1]), int(self.x.shape[2]))
-
-    def take(self, index: Union[slice, np.ndarray]) -> "WindowSet":
-        """The windows selected by ``index`` (a slice or an index/boolean array), same metadata."""
-        tx = self.tx_indices[:, index]
-        return dataclasses.replace(self, x=self.x[index], y=self.y[index], centres=self.centres[index],
-                                   block=self.block[index], tx_indices=tx, offset=self.offset[:, index],
-                                   y_swap=None if self.y_swap is None else self.y_swap[index])
+    def symbol_indices(self) -> np.ndarray:
+        """int64 (n_pol, n_windows): the transmitted indices in the order of :meth:`outputs_to_symbols`."""
+        return self.tx_indices
 
     def target_symbols(self) -> np.ndarray:
         """complex (n_pol, n_windows): the de-normalized targets (transmitted symbols)."""

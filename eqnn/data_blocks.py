@@ -21,7 +21,6 @@ windowed model of the same data config is.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Sequence, Union
 
@@ -33,11 +32,13 @@ from .data import (
     FEATURES_PER_SYMBOL,
     DataConfig,
     DataError,
+    ItemSet,
     Normalization,
     _as_list,
     _check_same_geometry,
     _raw_targets,
     symbol_features,
+    targets_to_complex,
     window_centres,
 )
 
@@ -45,7 +46,7 @@ __all__ = ["BlockPlan", "BlockSet", "block_plan", "cut", "make_blocks", "stream_
 
 
 @dataclass
-class BlockSet:
+class BlockSet(ItemSet):
     """Training blocks of one or several transmissions, normalized, ready for a sequence model.
 
     Attributes:
@@ -56,6 +57,10 @@ class BlockSet:
         taps: N of the data config (the evaluated symbols).  guard: guard symbols per edge.
         normalization: what was applied.  launch_powers_dbm, seeds, modulation: of the transmissions.
         augment, y_swap: as :class:`eqnn.data.WindowSet`'s (``y_swap`` shaped like ``y``).
+        offset: complex128 (n_blocks, L, n_pol) added to the de-normalized outputs to give the equalized symbols
+            (the received symbols in residual mode, zeros otherwise), or None (unknown: no symbols from outputs).
+        tx_indices: int64 (n_blocks, L, n_pol) transmitted symbol indices at every position (target
+            polarizations), or None.
     """
 
     x: np.ndarray
@@ -70,30 +75,34 @@ class BlockSet:
     modulation: str = ""
     augment: tuple[str, ...] = ()
     y_swap: np.ndarray | None = None
+    offset: np.ndarray | None = None
+    tx_indices: np.ndarray | None = None
 
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
+    ITEM_AXES = {**ItemSet.ITEM_AXES, "starts": 0, "offset": 0, "tx_indices": 0}
+
+    def outputs_to_symbols(self, outputs: np.ndarray) -> np.ndarray:
+        """Model outputs (n_blocks, L, n_outputs), normalized -> equalized symbols, complex (n_pol, n_blocks L),
+        block after block."""
+        if self.offset is None:
+            raise DataError("these blocks carry no offsets (made without make_blocks): no symbols from outputs")
+        outputs = np.asarray(outputs).reshape(-1, self.n_outputs)
+        return targets_to_complex(self.normalization.invert_y(outputs)) + self.offset.reshape(-1,
+                                                                                                self.offset.shape[-1]).T
+
+    def symbol_indices(self) -> np.ndarray:
+        """int64 (n_pol, n_blocks L): the transmitted indices in the order of :meth:`outputs_to_symbols`."""
+        if self.tx_indices is None:
+            raise DataError("these blocks carry no transmitted indices (made without make_blocks)")
+        return self.tx_indices.reshape(-1, self.tx_indices.shape[-1]).T
 
     @property
     def block_length(self) -> int:
         return int(self.x.shape[1])
 
     @property
-    def n_outputs(self) -> int:
-        return int(self.y.shape[-1])
-
-    @property
-    def input_shape(self) -> tuple[int, int]:
-        return (int(self.x.shape[1]), int(self.x.shape[2]))
-
-    @property
     def targets_per_item(self) -> int:
         """Targets per block (``L``): a window has 1."""
         return self.block_length
-
-    def take(self, index: Union[slice, np.ndarray]) -> "BlockSet":
-        return dataclasses.replace(self, x=self.x[index], y=self.y[index], starts=self.starts[index],
-                                   block=self.block[index], y_swap=None if self.y_swap is None else self.y_swap[index])
 
 
 def stream_features(transmission: Transmission, guard: int, normalization: Normalization) -> np.ndarray:
@@ -115,7 +124,8 @@ def make_blocks(transmissions: Union[Transmission, Sequence[Transmission]], conf
         raise DataError(f"normalization has {len(normalization.x_mean)} features / {len(normalization.y_mean)} "
                         f"outputs; the data config needs {FEATURES_PER_SYMBOL} / {config.n_outputs}")
     L = int(block_length)
-    xs, ys, ss, bs, swaps = [], [], [], [], []
+    xs, ys, ss, bs, swaps, offsets, indices = [], [], [], [], [], [], []
+    pols = list(config.polarizations)
     for b, t in enumerate(items):
         n = t.rx_cdc.shape[-1]
         window_centres(n, taps, guard)  # the same length checks as windows
@@ -132,13 +142,17 @@ def make_blocks(transmissions: Union[Transmission, Sequence[Transmission]], conf
         if "polarization_swap" in config.augment:
             swapped = normalization.apply_y(_raw_targets(t, positions, config, swapped=True)).astype(np.float32)
             swaps.append(swapped.reshape(n_blocks, L, config.n_outputs))
+        offset = t.rx_cdc[pols][:, positions] if config.residual else np.zeros((len(pols), positions.size))
+        offsets.append(offset.T.reshape(n_blocks, L, len(pols)).astype(np.complex128))
+        indices.append(t.tx_indices[pols][:, positions].T.reshape(n_blocks, L, len(pols)).astype(np.int64))
         ss.append(guard + L * np.arange(n_blocks, dtype=np.int64))
         bs.append(np.full(n_blocks, b, dtype=np.int64))
     return BlockSet(x=np.concatenate(xs), y=np.concatenate(ys), starts=np.concatenate(ss), block=np.concatenate(bs),
                     taps=taps, guard=guard, normalization=normalization,
                     launch_powers_dbm=[t.config.transmitter.launch_power_dbm for t in items],
                     seeds=[t.config.transmitter.seed for t in items], modulation=items[0].modulation,
-                    augment=config.augment, y_swap=np.concatenate(swaps) if swaps else None)
+                    augment=config.augment, y_swap=np.concatenate(swaps) if swaps else None,
+                    offset=np.concatenate(offsets), tx_indices=np.concatenate(indices))
 
 
 @dataclass(frozen=True)

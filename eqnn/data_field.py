@@ -20,7 +20,6 @@ evaluated on the very symbols the other methods are.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Sequence, Union
@@ -29,7 +28,16 @@ import numpy as np
 
 from channel import Transmission
 
-from .data import DataConfig, DataError, Normalization, _as_list, _check_same_geometry, symbol_targets, window_centres
+from .data import (
+    DataConfig,
+    DataError,
+    ItemSet,
+    Normalization,
+    _as_list,
+    _check_same_geometry,
+    symbol_targets,
+    window_centres,
+)
 
 __all__ = ["FieldSet", "field_features", "field_windows", "identity_normalization", "make_field_blocks",
            "predict_field"]
@@ -57,7 +65,7 @@ def field_windows(features: np.ndarray, starts: np.ndarray, sps: int, reach: int
 
 
 @dataclass
-class FieldSet:
+class FieldSet(ItemSet):
     """Training blocks of a field equalizer (module docstring).
 
     Attributes:
@@ -80,24 +88,11 @@ class FieldSet:
     augment: tuple[str, ...] = ()
     y_swap: None = None
 
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
-
-    @property
-    def input_shape(self) -> tuple[int, int]:
-        return (int(self.x.shape[1]), int(self.x.shape[2]))
-
-    @property
-    def n_outputs(self) -> int:
-        return int(self.y.shape[-1])
+    ITEM_AXES = {**ItemSet.ITEM_AXES, "starts": 0}
 
     @property
     def targets_per_item(self) -> int:
         return int(self.y.shape[1])
-
-    def take(self, index: Union[slice, np.ndarray]) -> "FieldSet":
-        return dataclasses.replace(self, x=self.x[index], y=self.y[index], starts=self.starts[index],
-                                   block=self.block[index])
 
 
 def _geometry(config) -> tuple[int, int]:

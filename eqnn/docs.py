@@ -124,6 +124,7 @@ def reference_text() -> str:
     import channel.config as link_config
 
     from .data import DataConfig
+    from .measured import DatasetConfig
     from .studies.compression_config import CompressionSearchConfig
     from .study import StudyConfig
     from .training.config import SeedsConfig, TrainingConfig, TrainRunConfig
@@ -144,17 +145,22 @@ def reference_text() -> str:
         "file whose values these override.",
         "",
     ]
-    for section, cls_name in (("transmitter", "TransmitterConfig"), ("fiber", "FiberConfig"), ("link", "SpanConfig"),
-                              ("propagation", "PropagationConfig"), ("receiver", "ReceiverConfig")):
-        parts.append(_table(f"[{section}]", getattr(link_config, cls_name)))
+    for section, cls in link_config._SECTIONS.items():  # every table LinkConfig reads, in its order
+        parts.append(_table(f"[{section}]", cls))
     parts += [
         "## Training TOML (`eqnn train`)",
         "",
-        _table("top level", TrainRunConfig, skip=("scenario", "seeds", "data", "training", "models"),
-               defaults={"powers_dbm": "required"},
+        _table("top level", TrainRunConfig, skip=("scenario", "seeds", "data", "training", "models", "dataset"),
+               defaults={"powers_dbm": "required (without [dataset])"},
                note="Its tables: `[scenario]` (the link, tables as in a link TOML above), `[seeds]`, `[data]`, "
-                    "`[training]` and one `[[models]]` per model (or `[models.<type>]` tables)."),
+                    "`[training]`, one `[[models]]` per model (or `[models.<type>]` tables) and, to train on "
+                    "measured data instead of simulations, `[dataset]`."),
         _table("[seeds]", SeedsConfig),
+        _table("[dataset]", DatasetConfig, defaults={
+            "path": "required", "launch_power_dbm": "required", "tx_symbols": "required", "rx_symbols": "required",
+            "modulation": "required", "symbol_rate_gbd": "required", "train": "[0.0, 1.0] with test_path",
+            "test": "[0.0, 1.0] with test_path"},
+               note="Array layouts, dtypes and units: `channel/measured.py` and README.md (Measured data)."),
         _table("[data]", DataConfig),
         _table("[training]", TrainingConfig),
     ]

@@ -130,7 +130,8 @@ class DaskExecutor(InProcess):
                 with dask.config.set(LOCAL_CLUSTER_CONFIG):
                     self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=THREADS_PER_WORKER,
                                                  processes=True, host="127.0.0.1", dashboard_address=self.dashboard,
-                                                 env=worker_environment(THREADS_PER_WORKER))
+                                                 env=worker_environment(THREADS_PER_WORKER),
+                                                 preload=["eqnn.worker_setup"])
                 self._client = Client(self._cluster)
                 what = (f"started a local Dask cluster of {self.workers} worker process(es), {THREADS_PER_WORKER} "
                         f"thread{'s' if THREADS_PER_WORKER > 1 else ''} each")
@@ -196,11 +197,16 @@ class DaskExecutor(InProcess):
 def worker_environment(threads_per_worker: int, env: Optional[Mapping[str, str]] = None) -> dict[str, str]:
     """Environment variables set in the worker processes of a local cluster: ``EQNN_FFT_WORKERS`` = their threads
     (so each worker's FFTs use its own threads, not every core), unless ``env`` (default ``os.environ``) sets
-    ``EQNN_FFT_WORKERS`` already (the workers then inherit that value)."""
+    ``EQNN_FFT_WORKERS`` already (the workers then inherit that value); ``EQNN_VERBOSE`` = 1 in verbose mode (the
+    workers then show TensorFlow's start-up lines: :mod:`eqnn.worker_setup`)."""
+    from . import quiet
+    from .worker_setup import ENV_VERBOSE
+
     env = os.environ if env is None else env
-    if env.get(ENV_FFT_WORKERS, "").strip():
-        return {}
-    return {ENV_FFT_WORKERS: str(int(threads_per_worker))}
+    out = {ENV_VERBOSE: "1"} if quiet.verbose() else {}
+    if not env.get(ENV_FFT_WORKERS, "").strip():
+        out[ENV_FFT_WORKERS] = str(int(threads_per_worker))
+    return out
 
 
 def check_options(workers: Optional[int] = None, scheduler: Optional[str] = None,

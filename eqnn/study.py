@@ -147,6 +147,10 @@ class StudyConfig:
         link = self.train.test_link(self.train.powers_dbm[0])
         for p in self.sweep_powers:
             link.with_launch_power(p)
+            if self.train.dataset is not None and not any(same_power(p, q)
+                                                          for q in self.train.dataset.launch_power_dbm):
+                raise ConfigError(f"study.dsp_powers_dbm: {p:g} dBm is not a launch power of the dataset: allowed "
+                                  f"dataset.launch_power_dbm {list(self.train.dataset.launch_power_dbm)}")
 
     @property
     def name(self) -> str:
@@ -269,6 +273,16 @@ def _stage_dsp(config: StudyConfig, cache: Path, progress: bool, log: dict, exec
     train = config.train
     powers = config.sweep_powers
     links = [train.test_link(p) for p in powers]
+    if train.dataset is not None:  # measured: the test parts of the dataset
+        _stage(1, f"DSP on the measured test data (CDC{', DBP' if train.dbp else ''}) at {len(powers)} launch powers "
+                  f"{powers} dBm")
+        start = time.perf_counter()
+        trs = [train.transmission("test", p, dbp=train.dbp) for p in powers]
+        costs = dsp_complexity(links[0])
+        rows = [r for tr in trs for r in _dsp_rows(tr, train, {k: c.rmps for k, c in costs.items()})]
+        log["dsp"] = {"powers_dbm": powers, "reused": 0, "simulated": 0, "measured": len(powers),
+                      "seconds": time.perf_counter() - start}
+        return rows
     cached = sum(cache_path(cache, link).exists() for link in links)
     variants = ", ".join(["CDC"] + [f"DBP-{k}" for k in train.scenario.receiver.dbp_steps_per_span if train.dbp])
     _stage(1, f"DSP sweep ({variants}) at {len(powers)} launch powers {powers} dBm on the test seed "
@@ -289,7 +303,7 @@ def _saved_models(folder: Path) -> dict[str, int]:
 def _check_cache_entries(config: StudyConfig, cache: Optional[Path]) -> None:
     """Every cache entry of the study (test and training links at every launch power) can be read and written: a
     folder (or another non-file) in the way is reported before any work (:func:`channel.storage.check_cache_entry`)."""
-    if cache is None:
+    if cache is None or config.train.dataset is not None:  # measured data are read, not cached
         return
     train = config.train
     links = [train.test_link(p) for p in config.sweep_powers] + [train.train_link(p) for p in train.powers_dbm]
@@ -597,9 +611,7 @@ def _link_lines(config: StudyConfig) -> list[str]:
         f"EDFA after each span, NF {sp.noise_figure_db:g} dB" + (" (noiseless)" if sp.noiseless else ""),
         f"- **Simulation**: Manakov SSFM, {tx.samples_per_symbol} samples/symbol, {steps}, {pr.precision}",
         f"- **DSP**: CDC (frequency domain, whole link); {dbp}",
-        f"- **Data**: training transmission seed {train.seeds.train}, "
-        f"{train.train_link(0.0).transmitter.n_symbols} symbols/pol; test transmission seed {train.seeds.test}, "
-        f"{train.test_link(0.0).transmitter.n_symbols} symbols/pol (independent symbols and noise)",
+        _data_line(train),
         f"- **NN equalizers**: windows of 2N+1 = {2 * taps + 1} received symbols after CDC, target "
         f"{'both polarizations' if train.data.both_polarizations else 'x polarization'}"
         f"{', residual (correction to the CDC symbol)' if getattr(train.data, 'residual', False) else ''}; "
@@ -608,10 +620,24 @@ def _link_lines(config: StudyConfig) -> list[str]:
     ]
 
 
+def _data_line(train: TrainRunConfig) -> str:
+    p = train.powers_dbm[0]
+    n_train, n_test = train.train_link(p).transmitter.n_symbols, train.test_link(p).transmitter.n_symbols
+    if train.dataset is not None:
+        part = train.measured_part("train", p)
+        test = train.measured_part("test", p)
+        return (f"- **Data**: measured, {len(train.dataset.path)} file(s) (one per launch power), e.g. "
+                f"{Path(part.path).name}: training symbols [{part.start}, {part.stop}), test symbols "
+                f"[{test.start}, {test.stop}) of {Path(test.path).name}")
+    return (f"- **Data**: training transmission seed {train.seeds.train}, {n_train} symbols/pol; test transmission "
+            f"seed {train.seeds.test}, {n_test} symbols/pol (independent symbols and noise)")
+
+
 def _stage_lines(log: dict) -> list[str]:
     d, t = log["dsp"], log["training"]
-    lines = [f"- DSP sweep: {len(d['powers_dbm'])} launch powers, {d['simulated']} simulated, {d['reused']} from "
-             f"the cache ({d['seconds']:.0f} s)",
+    dsp = (f"{d['measured']} read from the dataset" if d.get("measured") else
+           f"{d['simulated']} simulated, {d['reused']} from the cache")
+    lines = [f"- DSP sweep: {len(d['powers_dbm'])} launch powers, {dsp} ({d['seconds']:.0f} s)",
              f"- training: {t['models']} model(s), {t['trained']} trained, {t['reused']} reused ({t['seconds']:.0f} s)"]
     for name, c in log.get("compression", {}).items():
         lines.append(f"- compression of {name} at {c['launch_power_dbm']:+.2f} dBm: {c['evaluations']} evaluations, "

@@ -335,3 +335,39 @@ def test_worker_environment_passes_the_threads_unless_the_user_set_them():
     assert worker_environment(1, env={}) == {"EQNN_FFT_WORKERS": "1"}
     assert worker_environment(3, env={"EQNN_FFT_WORKERS": " "}) == {"EQNN_FFT_WORKERS": "3"}
     assert worker_environment(1, env={"EQNN_FFT_WORKERS": "4"}) == {}  # the workers inherit the user's choice
+
+
+def test_worker_environment_passes_verbose_mode():
+    from eqnn import quiet
+    from eqnn.execution import worker_environment
+
+    try:
+        quiet.set_verbose(True)
+        assert worker_environment(1, env={"EQNN_FFT_WORKERS": "4"}) == {"EQNN_VERBOSE": "1"}
+    finally:
+        quiet.set_verbose(False)
+    assert "EQNN_VERBOSE" not in worker_environment(1, env={})
+
+
+WORKER_IMPORTS_TF = """
+from eqnn.execution import DaskExecutor
+
+def task():
+    import tensorflow as tf  # at a module's top in training and compression: unquieted without the preload
+    tf.config.list_physical_devices()
+    return tf.__version__
+
+with DaskExecutor(workers=1, dashboard=None, log=lambda s: None) as ex:
+    print("version", ex.submit(task).result())
+"""
+
+
+def test_workers_start_tensorflow_quietly():
+    """A task that imports TensorFlow in a worker process writes none of its start-up lines to the terminal."""
+    done = subprocess.run([sys.executable, "-c", WORKER_IMPORTS_TF], capture_output=True, text=True,
+                          timeout=HARD_LIMIT_S, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "version" in done.stdout
+    noise = [ln for ln in done.stderr.splitlines() if "absl::InitializeLog" in ln or "cudart_stub" in ln
+             or "cuInit" in ln or "oneDNN" in ln]
+    assert not noise, noise

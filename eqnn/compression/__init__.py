@@ -17,6 +17,10 @@ prune "magnitude"   TFMOT prune_low_magnitude  TFMOT (kernel + recurrent   TFMOT
                                                                            cells' kernels and recurrent kernels)
 prune "structured"  neurons / filters removed  units removed (4 gate       units removed per direction
                                                columns + recurrent rows)
+prune "obc"         OBS per kernel row on the  OBS per gate column: input  as LSTM, per direction
+                    calibration inputs         kernel on the inputs,
+                    (Conv1D: im2col patches)   recurrent on the states
+prune "filters"     Conv1D filters removed     --                          --
 cluster             TFMOT cluster_weights      TFMOT                       TFMOT (also after pruning)
 quantize "ptq"      numpy rounding             numpy rounding              numpy rounding
 quantize "qat"      TFMOT + KBitQuantizeConfig TFMOT + KBitQuantizeConfig  TFMOT + KBitQuantizeConfig (cells)
@@ -87,12 +91,15 @@ method's prunable layers, seeds, calls ``apply`` and records ``info``. ``apply``
 Layout
 ------
 :mod:`.common` (checks, copies, weight entries, the info record), :mod:`.fine_tune` (:class:`FineTune`),
-:mod:`.pruning` (registry; :mod:`.pruning.magnitude`, :mod:`.pruning.structured`), :mod:`.clustering`,
+:mod:`.calibration` (:class:`Calibration`: windows of the post-training methods),
+:mod:`.pruning` (registry; :mod:`.pruning.magnitude`, :mod:`.pruning.structured`, :mod:`.pruning.obc`,
+:mod:`.pruning.filters`), :mod:`.clustering`,
 :mod:`.quantization`, :mod:`.stats` (:func:`weight_stats`), :mod:`.pipeline` (:class:`CompressionConfig`,
 :func:`compress`). What a layer type allows (structured slicing, QAT weights, TFMOT prunable weights) comes from
 :mod:`eqnn.layers`. ``eqnn.compress`` re-exports the public names.
 """
 
+from .calibration import Calibration
 from .clustering import CLUSTER_INITS, cluster
 from .common import (
     FLOAT_BITS,
@@ -122,7 +129,8 @@ from .quantization import QUANTIZE_MODES, KBitQuantizeConfig, quantize, quantize
 from .stats import tensor_size_bits, weight_stats
 
 __all__ = [
-    "FineTune", "prune", "cluster", "quantize", "compress", "CompressionConfig", "CompressionResult", "StepReport",
+    "FineTune", "Calibration", "prune", "cluster", "quantize", "compress", "CompressionConfig", "CompressionResult",
+    "StepReport",
     "PruningMethod", "PRUNING_METHODS", "register_pruning_method", "unregister_pruning_method",
     "PrunableBidirectional", "KBitQuantizeConfig", "compression_info", "weight_stats", "kernel_weights",
     "quantize_array", "SCHEDULES", "SCOPES", "CLUSTER_INITS", "QUANTIZE_MODES", "MIN_BITS", "MAX_BITS",

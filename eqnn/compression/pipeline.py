@@ -12,6 +12,7 @@ from typing import Any
 
 import tf_keras as keras
 
+from .calibration import calibration_data
 from .clustering import CLUSTER_INITS, cluster
 from .common import (
     SCHEDULES,
@@ -26,7 +27,7 @@ from .common import (
 )
 from .fine_tune import FineTune, _check_fine_tune
 from .pruning import PRUNING_METHODS, prune
-from .pruning.registry import _prune_targets
+from .pruning.registry import _prune_targets, method_calibration, method_options
 from .quantization import QUANTIZE_MODES, quantize
 from .stats import weight_stats
 
@@ -72,6 +73,7 @@ class CompressionConfig:
         if self.prune_options is not None:
             if not isinstance(self.prune_options, Mapping):
                 raise TypeError("prune_options must be a dict or None")
+            method_options(PRUNING_METHODS[self.prune_method], self.prune_options)  # a bad option fails here
             put("prune_options", types.MappingProxyType(dict(self.prune_options)))
         put("cluster_init", _check_choice(self.cluster_init, "cluster init", list(CLUSTER_INITS)))
         if self.preserve_sparsity is not None:
@@ -169,13 +171,15 @@ def _step_report(step: str, params: dict, model: keras.Model, seconds: float, ev
 
 def compress(model: keras.Model, config: CompressionConfig, fine_tune: FineTune | None = None,
              evaluate: Callable[[keras.Model], Mapping] | None = None,
-             complexity: Callable[[keras.Model, int | None, int | None], Mapping] | None = None
-             ) -> CompressionResult:
+             complexity: Callable[[keras.Model, int | None, int | None], Mapping] | None = None,
+             calibration: Any = None) -> CompressionResult:
     """Run prune -> cluster -> quantize as configured, reporting the model before and after each step.
 
     ``evaluate(model) -> dict`` (e.g. Q-factor on the test set) and ``complexity(model, weight_bits,
     activation_bits) -> dict`` (RMpS, BoP, NABS; bits are ``None`` while the model is float) are injected so this
-    module depends on neither training nor complexity code. Every argument is checked before any training.
+    module depends on neither training nor complexity code. ``calibration``: data of a pruning method with
+    ``needs_calibration`` (:func:`eqnn.compress.prune`) and of ``quantize_mode="obq"`` (None: the fine-tuning
+    windows). Every argument is checked before any training.
     """
     _check_model(model)
     if not isinstance(config, CompressionConfig):
@@ -185,9 +189,14 @@ def compress(model: keras.Model, config: CompressionConfig, fine_tune: FineTune 
         if fn is not None and not callable(fn):
             raise TypeError(f"{what} must be callable or None")
     if config.prunes:
-        _prune_targets(model, config.sparsity, config.prune_method, config.schedule, config.per_layer, config.scope)
+        pm = _prune_targets(model, config.sparsity, config.prune_method, config.schedule, config.per_layer,
+                            config.scope)[0]
+        method_calibration(pm, method_options(pm, config.prune_options), calibration, fine_tune)
     if config.weight_bits is not None and config.quantize_mode == "qat" and fine_tune is None:
         raise ValueError("quantize_mode='qat' needs fine_tune")
+    if config.weight_bits is not None and config.quantize_mode == "obq" and \
+            calibration_data(calibration, fine_tune) is None:
+        raise ValueError("quantize_mode='obq' needs calibration data: pass calibration= (or fine_tune)")
     if config.n_clusters is not None:
         _check_clusters(config.n_clusters, config.cluster_preserves_sparsity())
 
@@ -199,7 +208,7 @@ def compress(model: keras.Model, config: CompressionConfig, fine_tune: FineTune 
         start = time.perf_counter()
         current = prune(current, config.sparsity, method=config.prune_method, schedule=config.schedule,
                         per_layer=config.per_layer, fine_tune=fine_tune, scope=config.scope,
-                        options=config.prune_options)
+                        options=config.prune_options, calibration=calibration)
         reports.append(_step_report("prune", params, current, time.perf_counter() - start, evaluate, complexity))
     if config.n_clusters is not None:
         params = {"n_clusters": config.n_clusters, "init": config.cluster_init,
@@ -215,7 +224,8 @@ def compress(model: keras.Model, config: CompressionConfig, fine_tune: FineTune 
         start = time.perf_counter()
         current = quantize(current, config.weight_bits, activation_bits=config.activation_bits,
                            mode=config.quantize_mode, per_channel=config.per_channel,
-                           quantize_bias=config.quantize_bias, fine_tune=fine_tune)
+                           quantize_bias=config.quantize_bias, fine_tune=fine_tune,
+                           calibration=calibration if config.quantize_mode == "obq" else None)
         reports.append(_step_report("quantize", params, current, time.perf_counter() - start, evaluate,
                                     complexity))
     if current is model:

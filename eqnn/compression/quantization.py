@@ -1,5 +1,7 @@
-"""k-bit quantization: post-training rounding in numpy ("ptq") or quantization-aware fine-tuning with TFMOT and
-:class:`KBitQuantizeConfig` ("qat"); see :func:`quantize`.
+"""k-bit quantization: post-training rounding in numpy ("ptq"), quantization-aware fine-tuning with TFMOT and
+:class:`KBitQuantizeConfig` ("qat"), or post-training Optimal Brain Quantization ("obq", Frantar & Alistarh 2022:
+each weight fixed to the grid in turn, the others compensated by the OBS update on calibration windows,
+:mod:`.obs`); see :func:`quantize`.
 
 Grid (both modes, the two's-complement grid of TFMOT's symmetric ``LastValueQuantizer``): ``w_q = s q``, ``q``
 integer in ``[-2^(k-1), 2^(k-1) - 1]``, ``s = max(max(w) / (2^(k-1) - 1), -min(w) / 2^(k-1))`` per tensor (or per
@@ -20,6 +22,7 @@ import tf_keras as keras
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_wrapper
 
 from ..layers import find_layer_type, recurrent_layers
+from .calibration import calibration_data
 from .common import (
     KERNEL_NAMES,
     _check_bits,
@@ -31,8 +34,10 @@ from .common import (
     weight_entries,
 )
 from .fine_tune import FineTune, _check_fine_tune, _fit, _ProjectStructure, _seed
+from .obs import hessian, obs_model, obs_rows, obs_supported
 
-QUANTIZE_MODES = ("ptq", "qat")
+QUANTIZE_MODES = ("ptq", "qat", "obq")
+OBQ_DAMPING = 0.01  # dampening of the OBQ Hessian (lambda of :func:`eqnn.compression.obs.hessian`)
 
 
 def quantize_array(w: np.ndarray, bits: int, *, per_channel: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -68,6 +73,59 @@ def _ptq_layer(layer: keras.layers.Layer, bits: int, per_channel: bool,
             scales[key] = [float(v) for v in scale]
     return scales
 
+
+
+def obq_rows(w: np.ndarray, x: np.ndarray, bits: int, per_channel: bool, damping: float = OBQ_DAMPING
+             ) -> np.ndarray:
+    """Optimal Brain Quantization of rows ``w`` ``(rows, d)`` (one tensor; a row is an output channel) reading
+    inputs ``x`` ``(n, d)``: every weight ends on the grid of :func:`quantize_array` for the original tensor, in the
+    greedy OBS order (least ``(w_q - grid(w_q))^2 / [H^-1]_qq`` first), the free weights compensated. Zeros stay
+    zero, and the weight that sets the scale (per tensor, or per row with ``per_channel``) is fixed first, so that
+    the result has the same grid (and :func:`quantize_array` of it is the identity)."""
+    tensor = np.asarray(w).T  # (d, rows): the last axis is the channel, as quantize_array reads it
+    _, scale = quantize_array(tensor, bits, per_channel=per_channel)
+    scale = np.broadcast_to(scale.astype(np.float64), (w.shape[0],))
+    if not np.any(scale > 0):
+        return np.array(w, copy=True)
+    hi, lo = float(2 ** (bits - 1) - 1), float(2 ** (bits - 1))
+    safe = np.where(scale > 0, scale, 1.0)
+
+    def grid(values, rows):
+        s = safe[rows]
+        return np.where(scale[rows] > 0, np.clip(np.rint(values / s), -lo, hi) * s, 0.0)
+
+    w64 = np.asarray(w, np.float64)
+    first = w64 == 0.0
+    # the extreme weight that sets each scale: max(w) / hi or -min(w) / lo, whichever is larger
+    for part, mark in ([(row, first[i]) for i, row in enumerate(w64)] if per_channel else [(w64, first)]):
+        extreme = np.argmax(part) if np.max(part) / hi >= -np.min(part) / lo else np.argmin(part)
+        mark[np.unravel_index(extreme, part.shape)] = True
+    out = obs_rows(w64, hessian(x, damping), w.shape[1], grid, first=first)
+    return out.astype(np.asarray(w).dtype)
+
+
+def _obq(model: keras.Model, bits: int, per_channel: bool, quantize_bias: bool, x: np.ndarray
+         ) -> tuple[keras.Model, dict]:
+    out = copy_model(model)
+    scales = {}
+    covered = [layer.name for layer in out.layers if obs_supported(layer)]
+    for layer in out.layers:  # the grid of every tensor, from the weights before OBQ
+        for key, short, var in weight_entries(layer):
+            if short in KERNEL_NAMES:
+                scales[key] = [float(v) for v in quantize_array(var.numpy(), bits, per_channel=per_channel)[1]]
+    obs_model(out, [(name, lambda w, xin: obq_rows(w, xin, bits, per_channel)) for name in covered], x)
+    fallback = [layer.name for layer in out.layers if kernel_entries(layer) and layer.name not in covered]
+    for layer in out.layers:
+        if layer.name in fallback:
+            scales.update(_ptq_layer(layer, bits, per_channel, quantize_bias))
+        elif quantize_bias and layer.name in covered:
+            for key, short, var in weight_entries(layer):
+                if short == "bias":
+                    values, scale = quantize_array(var.numpy(), bits)
+                    var.assign(values)
+                    scales[key] = [float(v) for v in scale]
+    return out, {"scales": scales, "obq_layers": covered, "ptq_fallback": fallback, "calibration_samples": len(x),
+                 "damping": OBQ_DAMPING}
 
 
 def _qat_supported(layer: keras.layers.Layer) -> bool:
@@ -259,7 +317,7 @@ def _activation_ranges(model: keras.Model, x: np.ndarray) -> dict[str, list[floa
 
 def quantize(model: keras.Model, weight_bits: int, *, activation_bits: int | None = None, mode: str = "ptq",
              per_channel: bool = False, quantize_bias: bool = False, preserve_structure: bool = True,
-             fine_tune: FineTune | None = None) -> keras.Model:
+             fine_tune: FineTune | None = None, calibration: Any = None) -> keras.Model:
     """k-bit quantization (``weight_bits`` in 2..16); returns a new plain model whose weights lie on the grid.
 
     ``mode="ptq"``: post-training rounding in numpy (per tensor, or per output channel with ``per_channel``);
@@ -269,6 +327,10 @@ def quantize(model: keras.Model, weight_bits: int, *, activation_bits: int | Non
     fine-tuning and listed under ``ptq_fallback`` in :func:`compression_info`. ``preserve_structure`` (QAT):
     keep zeros and clustered (shared) values during fine-tuning. ``activation_bits`` (2..16): simulated in QAT,
     recorded in both modes (see the module notes).
+    ``mode="obq"``: Optimal Brain Quantization (:func:`obq_rows`) of the Dense, Conv1D, LSTM and GRU kernels on
+    ``calibration`` (a :class:`eqnn.compress.Calibration`, an ``(x, y)`` pair or inputs; None: the fine-tuning
+    windows; all of them are used), layer by layer; same grid as "ptq" (per tensor or ``per_channel``), zeros kept;
+    other layers with kernels are rounded ("ptq") and listed under ``ptq_fallback``. No training.
     """
     _check_model(model)
     weight_bits = _check_bits(weight_bits, "weight_bits")
@@ -282,6 +344,10 @@ def quantize(model: keras.Model, weight_bits: int, *, activation_bits: int | Non
         raise ValueError("per_channel quantization is available with mode='ptq' only")
     if not any(kernel_entries(layer) for layer in model.layers):
         raise ValueError(f"model {model.name!r} has no kernel to quantize")
+    data = calibration_data(calibration, fine_tune) if mode == "obq" else None
+    if mode == "obq" and data is None:
+        raise ValueError("mode='obq' needs calibration data (a few training windows): pass calibration= (or "
+                         "fine_tune, whose windows are then used)")
     _seed(fine_tune)
     start = time.perf_counter()
     if mode == "ptq":
@@ -290,6 +356,10 @@ def quantize(model: keras.Model, weight_bits: int, *, activation_bits: int | Non
         for layer in out.layers:
             scales.update(_ptq_layer(layer, weight_bits, bool(per_channel), bool(quantize_bias)))
         info: dict[str, Any] = {"scales": scales, "fine_tuned": False}
+    elif mode == "obq":
+        out, info = _obq(model, weight_bits, bool(per_channel), bool(quantize_bias), data.x)
+        info["fine_tuned"] = False
+    if mode in ("ptq", "obq"):
         if activation_bits is not None:
             info["activation_quantization"] = "recorded only (PTQ quantizes weights); the model computes float"
             if fine_tune is not None:

@@ -19,6 +19,7 @@ from typing import Mapping, Optional, Sequence, Union
 import channel
 from channel import ConfigError, LinkConfig, Transmission
 from channel.config import read_toml
+from channel.measured import MeasuredPart, load_part
 
 from ..records import same_power
 from ..references import reference_points
@@ -54,6 +55,16 @@ def _links_of(equalizer: Equalizer, folder: Path) -> tuple[list[LinkConfig], lis
     return [config.train_link(p) for p in powers], [config.test_link(p) for p in powers]
 
 
+def _measured_parts(equalizer: Equalizer) -> Optional[tuple[list[MeasuredPart], list[MeasuredPart]]]:
+    """The dataset parts (training, test) a model trained on measured data records (``eqnn train``), or None
+    (simulated data)."""
+    info = equalizer.info
+    if not info.get("train_parts"):
+        return None
+    return ([MeasuredPart.from_dict(d) for d in info["train_parts"]],
+            [MeasuredPart.from_dict(d) for d in info["test_parts"]])
+
+
 def _pick_test_link(links: list[LinkConfig], power_dbm: Optional[float], where: str) -> LinkConfig:
     powers = [link.transmitter.launch_power_dbm for link in links]
     if power_dbm is None:
@@ -76,7 +87,8 @@ def compress_saved_equalizer(source: Union[str, Path, Equalizer], config: Compre
                              progress: bool = True, folder: Union[str, Path, None] = None,
                              executor=None) -> CompressionStudy:
     """Compress an equalizer saved by ``eqnn train`` (folder ``models/<name>@<power>``): its training and test
-    transmissions are simulated again (cached), the training windows made with its stored normalization.
+    transmissions are simulated again (cached), or read again from the measured dataset files it records, the training
+    windows made with its stored normalization.
     ``power_dbm`` picks the test power of a model trained on several ("combined"). ``folder``: where the saved
     model is (when ``source`` is an already loaded Equalizer). ``executor``: see :func:`compress_equalizer`."""
     if isinstance(source, Equalizer) and folder is None:
@@ -86,8 +98,15 @@ def compress_saved_equalizer(source: Union[str, Path, Equalizer], config: Compre
     train_links, test_links = _links_of(equalizer, where)
     test_link = _pick_test_link(test_links, power_dbm, str(where))
     config.search_space(equalizer.model)  # model-dependent checks before any simulation
-    train_trs = [_simulate(link, cache_dir, False, progress) for link in train_links]
-    test_tr = _simulate(test_link, cache_dir, dbp, progress)
+    measured = _measured_parts(equalizer)
+    if measured is not None:  # trained on measured data: the same parts of the same files
+        train_parts, test_parts = measured
+        test_part = test_parts[test_links.index(test_link)]
+        train_trs = [load_part(part, link) for part, link in zip(train_parts, train_links)]
+        test_tr = load_part(test_part, test_link, dbp=dbp)
+    else:
+        train_trs = [_simulate(link, cache_dir, False, progress) for link in train_links]
+        test_tr = _simulate(test_link, cache_dir, dbp, progress)
     windows = equalizer.training_set(train_trs)  # windows, or blocks of a sequence model
     return compress_equalizer(equalizer, windows, test_tr, config, out,
                               references=reference_points(test_tr, equalizer), progress=progress, executor=executor)

@@ -142,6 +142,11 @@ def _as_equalizer(source: Equalizer, model, info: dict) -> Equalizer:
 
 # --------------------------------------------------------------------------------------------- the study
 
+# keys added to [compression] after studies were saved: left out of the setup's inputs while at their defaults, so
+# that a folder of an earlier version is still resumed
+_LATER_KEYS = {"calibration_samples": 1024, "obc_damping": 0.01, "filter_importance": ["l1"]}
+
+
 @dataclass
 class _PointContext:
     """What every evaluation of a compression search needs: sent once to each worker, not with every task."""
@@ -153,6 +158,7 @@ class _PointContext:
     uncompressed: dict
     folder: Path
     progress: bool = False
+    calibration: Optional[compression.Calibration] = None
 
 
 _Q_KEYS = ("q_db", "q_measured", "q_db_from_snr", "snr_db", "ber", "bit_errors")
@@ -178,7 +184,8 @@ def _evaluate_point(context: _PointContext, params: dict) -> dict:
     cost = functools.partial(_cost_metrics, **complexity_arguments(c.equalizer.model_config,
                                                                     c.equalizer.data_config.n_outputs))
     try:
-        result = compression.compress(model, cc, c.fine_tune, evaluate=measure_q, complexity=cost)
+        result = compression.compress(model, cc, c.fine_tune, evaluate=measure_q, complexity=cost,
+                                      calibration=c.calibration)
     except POINT_FAILURES as exc:  # recorded, so that a resumed study does not retry it forever
         message = f"{type(exc).__name__}: {exc}"[:500]
         if c.progress:
@@ -348,13 +355,19 @@ def compress_equalizer(equalizer: Equalizer, train_windows: WindowSet, test_tran
     space = config.search_space(model)
     folder = Path(folder)
     fine_tune = config.fine_tune(train_windows)
+    calibration = config.calibration(train_windows)
     references = dict(reference_points(test_transmission, equalizer) if references is None else references)
     inputs = {"model": _digest(model_config_to_dict(equalizer.model_config), equalizer.data_config.to_dict(),
                                equalizer.normalization.to_dict(), arrays=model.get_weights()),
               "test_link": test_transmission.config.digest(),
               "fine_tune_data": _digest(arrays=[] if fine_tune is None else [fine_tune.x, fine_tune.y]),
-              "config": {k: v for k, v in config.to_dict().items() if k != "n_calls"},
+              "config": {k: v for k, v in config.to_dict().items()
+                         if k != "n_calls" and not (k in _LATER_KEYS and v == _LATER_KEYS[k])},
               "pipeline": PIPELINE_VERSION}
+    if calibration is not None:  # only studies with a post-training method (older setups stay resumable)
+        inputs["calibration_data"] = _digest(arrays=[calibration.x, calibration.y])
+    if "measured_digest" in test_transmission.info:  # measured data: the symbols read, not only the link
+        inputs["test_data"] = test_transmission.info["measured_digest"]
 
     def measure_uncompressed() -> dict:
         ev = evaluate(equalizer, test_transmission)
@@ -374,7 +387,8 @@ def compress_equalizer(equalizer: Equalizer, train_windows: WindowSet, test_tran
         objective = searching.Objective.weighted(config.weight, rmps_reference=uncompressed["rmps"],
                                                  q_target=q_target)
     context = _PointContext(equalizer=equalizer, fine_tune=fine_tune, test_transmission=test_transmission,
-                            config=config, uncompressed=uncompressed, folder=folder.resolve(), progress=progress)
+                            config=config, uncompressed=uncompressed, folder=folder.resolve(), progress=progress,
+                            calibration=calibration)
     marked = {**references, f"{equalizer.name} uncompressed": (uncompressed["rmps"], uncompressed["q_db"])}
     try:
         result = searching.search(_evaluate_point, space, n_calls=config.n_calls, objective=objective, folder=folder,
@@ -402,16 +416,16 @@ def compress_trained(training: TrainingResult, name: str, power_dbm: float, conf
 
     The saved equalizer used at ``power_dbm`` is loaded, its training transmissions (that power, or every power of
     a combined model) and the test transmission at ``power_dbm`` are simulated again (from ``cache_dir``, where the
-    training stage left them), and :func:`compress_equalizer` searches in ``folder`` (resumed under its rule).
+    training stage left them), or read again from the measured dataset, and :func:`compress_equalizer` searches in
+    ``folder`` (resumed under its rule).
     ``dbp``: DBP references (also needs the training config's ``dbp``).
     """
     train = training.config
     equalizer = load_equalizer(training.model(name, power_dbm).folder)
     train_powers = [power_dbm] if train.mode == "per_power" else list(train.powers_dbm)
-    train_trs = [channel.simulate(train.train_link(q), cache_dir=cache_dir, dbp=False, progress=progress)
+    train_trs = [train.transmission("train", q, cache_dir=cache_dir, dbp=False, progress=progress)
                  for q in train_powers]
-    test_tr = channel.simulate(train.test_link(power_dbm), cache_dir=cache_dir, dbp=dbp and train.dbp,
-                               progress=progress)
+    test_tr = train.transmission("test", power_dbm, cache_dir=cache_dir, dbp=dbp and train.dbp, progress=progress)
     windows = equalizer.training_set(train_trs)  # windows, or blocks of a sequence model
     return compress_equalizer(equalizer, windows, test_tr, config, folder,
                               references=reference_points(test_tr, equalizer), progress=progress, executor=executor)

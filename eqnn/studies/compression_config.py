@@ -29,6 +29,7 @@ from channel.validation import (
 
 from .. import compress as compression
 from .. import search as searching
+from ..compression.pruning.filters import IMPORTANCES
 from ..data import WindowSet
 from ..limits import SEARCH_SCOPES
 
@@ -90,13 +91,22 @@ class CompressionSearchConfig:
         sparsity: pruned fraction, each in [0, 1) (structured pruning: the fraction of units removed).
         sparsity_scope: "layer" (one fraction for every layer), "global" (one magnitude threshold over all layers;
             magnitude pruning) or "per_layer" (one search dimension per prunable layer).
-        pruning_methods: "magnitude", "structured" (eqnn.compress.PRUNING_METHODS); several = a categorical.
+        pruning_methods: "magnitude", "structured", "obc" (Optimal Brain Compression: post-training OBS on
+            calibration windows), "filters" (whole Conv1D filters) (eqnn.compress.PRUNING_METHODS); several = a
+            categorical.
         schedule: "constant" | "polynomial" pruning schedule, or a list of both (categorical).
+        calibration_samples: training windows (a seeded subsample; blocks of a sequence model) that the
+            post-training methods ("obc", "filters" with the Taylor importance, quantize_mode "obq") run through
+            the model, >= 1.
+        obc_damping: dampening lambda of the "obc" Hessian, H = 2 X^T X + lambda mean(diag(2 X^T X)) I, [0, 10].
+        filter_importance: "l1" (L1 norm of the filter) | "taylor" (first-order Taylor importance on the
+            calibration windows) of "filters" pruning, or a list of both (categorical).
         clusters: clusters per tensor, >= 2; false = no clustering.
         cluster_init: "linear" | "kmeans++" | "density" | "random", or a list (categorical).
         weight_bits: bits of the quantized kernels, 2..16; false = no quantization.
         activation_bits: bits of the activations, 2..16 (simulated in QAT, recorded in PTQ); false = float.
-        quantize_mode: "ptq" | "qat", or ["ptq", "qat"] (categorical).
+        quantize_mode: "ptq" | "qat" | "obq" (Optimal Brain Quantization: post-training, the grid of "ptq" with
+            OBS compensation on the calibration windows), or a list (categorical).
         per_channel: PTQ with one scale per output channel.
         fine_tune_epochs: epochs of fine-tuning per step, [0, 1000]; 0 = one-shot (no training).
         fine_tune_batch_size: fine-tuning mini-batch size, [1, 1048576].
@@ -115,6 +125,9 @@ class CompressionSearchConfig:
     sparsity_scope: str = "layer"
     pruning_methods: tuple[str, ...] = ("magnitude", "structured")
     schedule: tuple[str, ...] = ("polynomial",)
+    calibration_samples: int = 1024
+    obc_damping: float = 0.01
+    filter_importance: tuple[str, ...] = ("l1",)
     clusters: Union[int, tuple[int, int], None] = (4, 64)
     cluster_init: tuple[str, ...] = ("linear",)
     weight_bits: Union[int, tuple[int, int], None] = (3, 12)
@@ -141,6 +154,9 @@ class CompressionSearchConfig:
         put("pruning_methods", check_choices(_key("pruning_methods"), self.pruning_methods,
                                              list(compression.PRUNING_METHODS)))
         put("schedule", check_choices(_key("schedule"), self.schedule, compression.SCHEDULES))
+        check_int(_key("calibration_samples"), self.calibration_samples, 1, 2**31)
+        put("obc_damping", _number("obc_damping", self.obc_damping, 0.0, 10.0))
+        put("filter_importance", check_choices(_key("filter_importance"), self.filter_importance, IMPORTANCES))
         put("clusters", _optional_span("clusters", self.clusters, 2, MAX_CLUSTERS))
         put("cluster_init", check_choices(_key("cluster_init"), self.cluster_init,
                                           list(compression.CLUSTER_INITS)))
@@ -237,6 +253,9 @@ class CompressionSearchConfig:
                 dims.append(searching.Categorical("pruning_method", self.pruning_methods))
             if len(self.schedule) > 1 and self.fine_tune_epochs > 0:
                 dims.append(searching.Categorical("schedule", self.schedule))
+            if len(self.filter_importance) > 1 and any(
+                    "importance" in compression.PRUNING_METHODS[m].option_names for m in self.pruning_methods):
+                dims.append(searching.Categorical("filter_importance", self.filter_importance))
         if self.clusters is not None:
             if _is_range(self.clusters):
                 dims.append(searching.Integer("clusters", *self.clusters))
@@ -269,10 +288,14 @@ class CompressionSearchConfig:
                 sparsity = float(pick("sparsity", self.sparsity))
                 scope = ("global" if self.sparsity_scope == "global"
                          and compression.PRUNING_METHODS[method].supports_global_scope else "layer")
+        # the options the chosen method takes (option_names); none for magnitude / structured
+        offered = {"calibration_samples": self.calibration_samples, "damping": self.obc_damping,
+                   "importance": pick("filter_importance", self.filter_importance[0])}
+        options = {k: v for k, v in offered.items() if k in compression.PRUNING_METHODS[method].option_names}
         clusters = pick("clusters", self.clusters)
         weight_bits = pick("weight_bits", self.weight_bits)
         return compression.CompressionConfig(
-            prune_method=method, sparsity=sparsity, per_layer=per_layer, scope=scope,
+            prune_method=method, sparsity=sparsity, per_layer=per_layer, scope=scope, prune_options=options or None,
             schedule=pick("schedule", self.schedule[0]), n_clusters=clusters,
             cluster_init=pick("cluster_init", self.cluster_init[0]), weight_bits=weight_bits,
             activation_bits=pick("activation_bits", self.activation_bits) if weight_bits is not None else None,
@@ -294,6 +317,21 @@ class CompressionSearchConfig:
         return compression.FineTune(x=windows.x[index], y=windows.y[index], epochs=self.fine_tune_epochs,
                                     batch_size=self.fine_tune_batch_size,
                                     learning_rate=self.fine_tune_learning_rate, seed=self.seed)
+
+    def calibration(self, windows: WindowSet) -> Optional[compression.Calibration]:
+        """The calibration windows of the post-training methods: at most ``calibration_samples`` training windows
+        (seeded subsample, in order) with their targets; None if neither a method of ``pruning_methods`` (when
+        pruning) nor ``quantize_mode`` "obq" (when quantizing) reads calibration data."""
+        pruning = self.prunes and any(compression.PRUNING_METHODS[m].needs_calibration is not None
+                                      for m in self.pruning_methods)
+        if not pruning and not (self.weight_bits is not None and "obq" in self.quantize_mode):
+            return None
+        n = len(windows)
+        if self.calibration_samples >= n:
+            index = np.arange(n)
+        else:
+            index = np.sort(np.random.default_rng(self.seed).choice(n, self.calibration_samples, replace=False))
+        return compression.Calibration(windows.x[index], windows.y[index])
 
     def to_dict(self) -> dict:
         return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v

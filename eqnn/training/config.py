@@ -18,14 +18,16 @@ from channel.config import read_toml, scenario_from_table, unknown_keys_error
 from channel.validation import check_bool, check_choice, check_int, check_number
 
 from ..data import DataConfig, resolve_guard, resolve_taps, window_centres
-from ..models import ModelConfig, model_config_from_dict, model_config_to_dict
+from ..measured import DatasetConfig, MeasuredPart, load_part
+from ..models import ModelConfig, custom_input_of, model_config_from_dict, model_config_to_dict
 from ..models import check_input as check_model_input
 
-__all__ = ["LR_SCHEDULES", "MODES", "SeedsConfig", "TrainRunConfig", "TrainingConfig", "cache_folder",
+__all__ = ["LR_SCHEDULES", "MODES", "MONITORS", "SeedsConfig", "TrainRunConfig", "TrainingConfig", "cache_folder",
            "load_train_config"]
 
 MODES = ("per_power", "combined")
 LR_SCHEDULES = ("plateau", "cosine", "constant")
+MONITORS = ("loss", "q")
 
 
 def _from_table(cls: type, data: Any, section: str):
@@ -49,7 +51,8 @@ class TrainingConfig:
         predict_batch_size: batch size of inference, [1, 1048576].
         shuffle: shuffle the training windows every epoch.
         lr_patience: if > 0, multiply the learning rate by ``lr_factor`` after this many epochs without
-            improvement of the monitored loss (ReduceLROnPlateau), [0, 100000]; 0 = constant rate.
+            improvement of the validation loss (ReduceLROnPlateau; also with ``monitor = "q"``), [0, 100000];
+            0 = constant rate.
         lr_factor: learning-rate reduction factor, (0, 1).
         min_learning_rate: lower bound of the reduced learning rate, [0, learning_rate]; the final rate of
             the "cosine" schedule.
@@ -67,6 +70,14 @@ class TrainingConfig:
             section 8, ``benchmarks/training_speed.py``); reproducible with a seed either way.
         steps_per_execution: training batches run per call into the compiled step (fewer Python round trips,
             which matters for small models), [1, 10000]. Callbacks still run once per epoch.
+        monitor: what early stopping and the restored best epoch watch on the validation split: "loss" (the
+            MSE, the previous behaviour) or "q" (the Q-factor counted from the bit errors of the validation symbols
+            after hard decision, gain-normalized as in evaluation; maximized). The learning-rate reduction
+            (``lr_patience``) watches the loss in both cases: the Q of a validation split is too noisy for it. The
+            MSE rewards moving points toward their targets even where it does not change a decision; the Q counts
+            only the decisions, which is what the equalizer is judged on (an MLP trained long lowers the MSE and
+            the Q at once: benchmarks/README.md section 4c). "q" needs ``validation_split`` > 0; ``min_delta`` is
+            then in dB.
 
     Batch size and learning rate: a common rule scales the learning rate linearly with the batch size
     (``learning_rate * batch_size / 1000`` from the tuned 1e-3 at 1000; Goyal et al., 2017), with a few
@@ -91,6 +102,7 @@ class TrainingConfig:
     weight_decay: float = 0.0
     jit_compile: bool = False
     steps_per_execution: int = 1
+    monitor: str = "loss"
 
     def __post_init__(self) -> None:
         check_int("training.epochs", self.epochs, 1, 100_000)
@@ -119,9 +131,16 @@ class TrainingConfig:
                                                               high_open=True))
         check_bool("training.jit_compile", self.jit_compile)
         check_int("training.steps_per_execution", self.steps_per_execution, 1, 10_000)
+        check_choice("training.monitor", self.monitor, MONITORS)
+        if self.monitor == "q" and self.validation_split == 0:
+            raise ConfigError("training.monitor = 'q' needs a validation split: set training.validation_split in "
+                              "(0, 0.5]")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if self.monitor == "loss":  # omitted at its default: fingerprints of models trained before it stay valid
+            del out["monitor"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -151,7 +170,8 @@ class TrainRunConfig:
     Attributes:
         scenario: the link (``[scenario]``: the sections of a link TOML, optionally ``base = "<link TOML>"``
             relative to this file, whose values the other keys override).
-        powers_dbm: launch powers (dBm), each in [-30, 30], distinct; required.
+        powers_dbm: launch powers (dBm), each in [-30, 30], distinct; required (with a ``[dataset]``: default
+            its ``launch_power_dbm``, each one of them).
         mode: "per_power" (one model per launch power) or "combined" (one model trained on the concatenated
             data of all powers, evaluated at each).
         seeds: transmitter seeds of the training and the test transmissions (``[seeds]``).
@@ -162,7 +182,8 @@ class TrainRunConfig:
             may hold a ``training`` sub-table (e.g. ``training = {batch_size = 256}``) whose keys override
             ``[training]`` for that model only (a sequence model counts ``batch_size`` in blocks, an MLP in windows).
         model_training: the per-model overrides, ``((name, {key: value}), ...)``; :meth:`training_for` applies them.
-        dbp: compute DBP on the test transmissions (the ``[scenario.receiver]`` variants).
+        dbp: compute DBP on the test transmissions (the ``[scenario.receiver]`` variants); with a ``[dataset]``
+            the default is whether it has ``rx_waveform`` (DBP needs the waveform).
         cache_dir: simulation cache folder (relative to the working directory); "" = the run's own
             ``<out>/cache`` (for ``eqnn train``, ``eqnn compress`` and ``eqnn run`` alike); ``--no-cache`` runs
             without a cache.
@@ -171,6 +192,11 @@ class TrainRunConfig:
             ``scenario.transmitter.n_symbols``).
         test_symbols: symbols per polarization of each test transmission (default:
             ``scenario.transmitter.n_symbols``).
+        dataset: measured data (``[dataset]``: :class:`eqnn.measured.DatasetConfig`) read instead of simulated
+            transmissions; then ``powers_dbm`` defaults to ``dataset.launch_power_dbm`` (each must be one of them),
+            ``dbp`` defaults to whether ``dataset.rx_waveform`` is given (DBP needs it), ``train_symbols`` and
+            ``test_symbols`` are not allowed (the parts decide), the seeds only label the training and test data,
+            and the scenario takes the dataset's modulation, symbol rate and samples per symbol.
     """
 
     scenario: LinkConfig = field(default_factory=channel.reference_config)
@@ -186,10 +212,14 @@ class TrainRunConfig:
     train_symbols: Optional[int] = None
     test_symbols: Optional[int] = None
     model_training: tuple[tuple[str, dict], ...] = ()
+    dataset: Optional[DatasetConfig] = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.scenario, LinkConfig):
             raise ConfigError(f"scenario: expected a channel.LinkConfig, got {type(self.scenario).__name__}")
+        object.__setattr__(self, "_parts", None)
+        if self.dataset is not None:
+            self._adopt_dataset()
         powers = self.powers_dbm
         if isinstance(powers, (int, float)) and not isinstance(powers, bool):
             powers = (powers,)
@@ -239,6 +269,9 @@ class TrainRunConfig:
                 raise ConfigError(f"{which} data: {exc}") from exc
         for m in models:
             check_model_input(m, 2 * taps + 1)
+            if self.dataset is not None and self.dataset.rx_waveform is None and custom_input_of(m) is not None:
+                raise ConfigError(f"models[{names.index(m.name)}] ({m.name!r}, type {m.type!r}) reads the received "
+                                  "waveform: dataset.rx_waveform is required")
         overrides = tuple((str(n), dict(v)) for n, v in (self.model_training.items() if isinstance(
             self.model_training, dict) else self.model_training))
         for n, v in overrides:
@@ -251,6 +284,54 @@ class TrainRunConfig:
                 raise ConfigError(f"{section}: {exc}") from None
         object.__setattr__(self, "model_training", tuple((n, v) for n, v in overrides if v))
 
+    def _adopt_dataset(self) -> None:
+        """Checks of a ``[dataset]`` and the scenario it implies; the files checked from their headers."""
+        ds = self.dataset
+        if not isinstance(ds, DatasetConfig):
+            raise ConfigError(f"dataset: expected an eqnn.measured.DatasetConfig, got {type(ds).__name__}")
+        powers = self.powers_dbm if isinstance(self.powers_dbm, (list, tuple)) else (self.powers_dbm,)
+        for p in powers:
+            if not any(abs(float(p) - q) <= 1e-9 for q in ds.launch_power_dbm):
+                raise ConfigError(f"powers_dbm = {list(powers)}: with a [dataset] each must be one of "
+                                  f"dataset.launch_power_dbm {list(ds.launch_power_dbm)} (default: all of them)")
+        for key in ("train_symbols", "test_symbols"):
+            if getattr(self, key) is not None:
+                raise ConfigError(f"{key} = {getattr(self, key)!r}: not allowed with a [dataset] (dataset.train and "
+                                  "dataset.test choose the symbols)")
+        if self.dbp is True and ds.rx_waveform is None:
+            raise ConfigError("dbp = true needs dataset.rx_waveform (DBP runs on the received waveform): give it, "
+                              "or set dbp = false")
+        try:
+            scenario = self.scenario.replace(
+                transmitter={"modulation": ds.modulation, "symbol_rate_gbd": ds.symbol_rate_gbd},
+                receiver={"dbp_samples_per_symbol": ds.samples_per_symbol})
+        except ConfigError as exc:
+            raise ConfigError(f"dataset (modulation, symbol_rate_gbd, samples_per_symbol) in [scenario]: {exc}"
+                              ) from None
+        object.__setattr__(self, "scenario", scenario)
+        object.__setattr__(self, "_parts", ds.parts())
+
+    def measured_part(self, which: str, power_dbm: float) -> Optional[MeasuredPart]:
+        """The part of the dataset (``which`` = "train" or "test") at ``power_dbm``; None without a dataset."""
+        if self.dataset is None:
+            return None
+        powers = self.dataset.launch_power_dbm
+        i = min(range(len(powers)), key=lambda j: abs(powers[j] - power_dbm))
+        if abs(powers[i] - power_dbm) > 1e-9:
+            raise ConfigError(f"launch power {power_dbm:g} dBm: the dataset has {list(powers)} dBm only")
+        return self._parts[which][i]
+
+    def transmission(self, which: str, power_dbm: float, cache_dir=None, dbp: bool = False,
+                     progress: bool = False) -> channel.Transmission:
+        """The training (``which = "train"``) or test transmission at ``power_dbm``: simulated (cached in
+        ``cache_dir``), or read from the dataset (:func:`channel.measured.load_part`; ``dbp``: with the DBP
+        variants when the dataset has a waveform)."""
+        link = self._link(which, power_dbm)
+        part = self.measured_part(which, power_dbm)
+        if part is not None:
+            return load_part(part, link, dbp=dbp)
+        return channel.simulate(link, cache_dir=cache_dir, progress=progress, dbp=dbp)
+
     def training_for(self, name: str) -> TrainingConfig:
         """``[training]`` with the overrides of model ``name`` (its ``training`` sub-table) applied."""
         for n, v in self.model_training:
@@ -260,6 +341,13 @@ class TrainRunConfig:
 
     def _link(self, which: str, power_dbm: float) -> LinkConfig:
         n = self.train_symbols if which == "train" else self.test_symbols
+        part = self.measured_part(which, power_dbm)
+        if part is not None:
+            n = part.n_symbols
+            if not 64 <= n <= 2**24:
+                raise ConfigError(f"dataset.{which} = {list(getattr(self.dataset, which))}: {n} symbols of "
+                                  f"{part.path}: allowed 64 to {2**24} symbols per polarization (integers are "
+                                  "symbol indices, floats fractions: [0.0, 0.8])")
         link = self.scenario if n is None else self.scenario.replace(transmitter={"n_symbols": n})
         seed = self.seeds.train if which == "train" else self.seeds.test
         return link.with_seed(seed).with_launch_power(power_dbm)
@@ -279,7 +367,8 @@ class TrainRunConfig:
                 "scenario": self.scenario.to_dict(), "data": self.data.to_dict(),
                 "training": self.training.to_dict(),
                 "models": [{**model_config_to_dict(m), **({"training": dict(v)} if (v := dict(self.model_training).get(
-                    m.name)) else {})} for m in self.models]}
+                    m.name)) else {})} for m in self.models]} | (
+                        {"dataset": self.dataset.to_dict()} if self.dataset is not None else {})
 
     @classmethod
     def from_dict(cls, data: dict, base_dir: Union[str, Path, None] = None) -> "TrainRunConfig":
@@ -287,13 +376,17 @@ class TrainRunConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"training configuration must be a table, got {type(data).__name__}")
         allowed = {"name", "powers_dbm", "mode", "dbp", "cache_dir", "train_symbols", "test_symbols", "seeds",
-                   "scenario", "data", "training", "models"}
+                   "scenario", "data", "training", "models", "dataset"}
         unknown = set(data) - allowed
         if unknown:
             raise ConfigError(f"unknown top-level key(s) {sorted(unknown)}: allowed {', '.join(sorted(allowed))}")
-        if "powers_dbm" not in data:
+        dataset = DatasetConfig.from_dict(data["dataset"], base_dir) if "dataset" in data else None
+        if "powers_dbm" not in data and dataset is None:
             raise ConfigError("powers_dbm is required: a list of launch powers in dBm, e.g. powers_dbm = [0.0, 1.0]")
-        kwargs: dict[str, Any] = {"powers_dbm": data["powers_dbm"]}
+        kwargs: dict[str, Any] = {"powers_dbm": data.get("powers_dbm", dataset and list(dataset.launch_power_dbm)),
+                                  "dataset": dataset}
+        if dataset is not None:
+            kwargs["dbp"] = dataset.rx_waveform is not None
         for key in ("name", "mode", "dbp", "train_symbols", "test_symbols"):
             if key in data:
                 kwargs[key] = data[key]

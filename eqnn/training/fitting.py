@@ -7,6 +7,7 @@
 - :func:`train_model`: seed, build and fit one model config; returns an :class:`Equalizer`.
 - :func:`validation_mask`: which windows are held out (the end of every block).
 - :class:`EpochLog`: one printed line per epoch.
+- :class:`ValidationQ`: the Q-factor of the validation split after every epoch (``training.monitor = "q"``).
 """
 
 from __future__ import annotations
@@ -21,13 +22,16 @@ import tensorflow as tf
 import tf_keras as keras
 
 from channel import ConfigError
+from channel.metrics import count_bit_errors, hard_decision, q_factor_db
+from channel.receiver import normalize
+from channel.transmitter import qam_constellation
 
 from ..data import DataConfig, WindowSet
 from ..models import ModelConfig, build_model, check_keras_model, count_parameters
 from .config import TrainingConfig
 from .equalizer import Equalizer
 
-__all__ = ["EpochLog", "LearningRateSchedule", "fit", "lr_at_epoch", "make_dataset", "make_optimizer",
+__all__ = ["EpochLog", "LearningRateSchedule", "ValidationQ", "fit", "lr_at_epoch", "make_dataset", "make_optimizer",
            "train_model", "validation_mask"]
 
 
@@ -45,9 +49,42 @@ class EpochLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         val = f"  val_loss {logs['val_loss']:.5g}" if "val_loss" in logs else ""
+        val += f"  val_q {logs['val_q']:.3f} dB" if "val_q" in logs else ""
         lr = float(keras.backend.get_value(self.model.optimizer.learning_rate))
         self.printer(f"  {self.label} epoch {epoch + 1}/{self.epochs}  loss {logs.get('loss', float('nan')):.5g}"
                      f"{val}  lr {lr:.2g}  {time.perf_counter() - self._start:.1f} s", flush=True)
+
+
+class ValidationQ(keras.callbacks.Callback):
+    """Adds ``val_q`` to the epoch's logs (before early stopping and the learning-rate callbacks read them): the
+    Q-factor in dB, ``20 log10(sqrt(2) erfcinv(2 BER))``, of the validation symbols.
+
+    The model's outputs on ``held_out`` are turned into equalized symbols (``held_out.outputs_to_symbols``),
+    gain-normalized against the transmitted symbols per polarization (as the evaluation does), hard-decided
+    and compared bit by bit with the transmitted indices (``held_out.symbol_indices()``). Zero bit errors count
+    as half an error (a finite Q above any measured one, so that the history stays valid JSON).
+
+    Args: ``held_out``: the validation :class:`eqnn.data.WindowSet` or :class:`eqnn.data.BlockSet`;
+    ``modulation``: its format; ``batch_size``: inference batch (items).
+    """
+
+    def __init__(self, held_out, modulation: str, batch_size: int):
+        super().__init__()
+        self.x, self.modulation, self.batch_size = held_out.x, modulation, int(batch_size)
+        self.to_symbols = held_out.outputs_to_symbols
+        self.tx_indices = np.asarray(held_out.symbol_indices())
+        self.tx_symbols = qam_constellation(modulation)[0][self.tx_indices]
+
+    def q_db(self) -> float:
+        out = self.model.predict(self.x, batch_size=self.batch_size, verbose=0)
+        received = normalize(self.to_symbols(out), self.tx_symbols)
+        errors, n_bits = count_bit_errors(hard_decision(received, self.modulation), self.tx_indices,
+                                          self.modulation)
+        return float(q_factor_db(max(errors, 0.5) / n_bits))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["val_q"] = self.q_db()
 
 
 def validation_mask(train: WindowSet, fraction: float) -> np.ndarray:
@@ -194,9 +231,11 @@ def fit(model: keras.Model, train: WindowSet, config: TrainingConfig, progress: 
     ``train`` is a :class:`WindowSet` or any object with arrays ``.x`` and ``.y`` of equal first dimension
     (and optionally ``.block``, one entry per row, for the validation split). Batches come from
     :func:`make_dataset`; ``config.jit_compile`` compiles the steps with XLA. Early stopping watches the
-    validation loss (the last ``validation_split`` of the windows of each block) and restores the best epoch's
-    weights. Call ``keras.utils.set_random_seed`` before building the model for reproducibility
-    (:func:`train_model` does). ``callbacks``: more Keras callbacks (after the built-in ones).
+    validation loss (the last ``validation_split`` of the windows of each block), or its Q-factor with
+    ``config.monitor = "q"`` (:class:`ValidationQ`; the set must give symbols: ``outputs_to_symbols``,
+    ``symbol_indices``, ``modulation``), and restores the best epoch's weights. Call
+    ``keras.utils.set_random_seed`` before building the model for reproducibility (:func:`train_model` does).
+    ``callbacks``: more Keras callbacks (after the built-in ones).
     """
     check_keras_model(model)
     if not isinstance(config, TrainingConfig):
@@ -219,26 +258,37 @@ def fit(model: keras.Model, train: WindowSet, config: TrainingConfig, progress: 
                         augment=augment, y_swap=y_swap)
     model.compile(optimizer=make_optimizer(config), loss="mse", jit_compile=config.jit_compile,
                   steps_per_execution=config.steps_per_execution)
-    monitor = "val_loss" if validation is not None else "loss"
+    monitor = loss_monitor = "val_loss" if validation is not None else "loss"
+    extra_callbacks, callbacks, mode = list(callbacks), [], "min"
+    if config.monitor == "q":
+        if not n_val or not hasattr(train, "outputs_to_symbols") or not hasattr(train, "symbol_indices"):
+            raise ConfigError(f"training.monitor = 'q' needs a validation split of a data set that gives symbols "
+                              f"({type(train).__name__} does not): use monitor = 'loss'")
+        callbacks.append(ValidationQ(train.take(held_out), train.modulation, config.predict_batch_size))
+        monitor, mode = "val_q", "max"
     stopper = keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience, min_delta=config.min_delta,
-                                            restore_best_weights=True)
-    extra, callbacks = list(callbacks), [stopper]
+                                            restore_best_weights=True, mode=mode)
+    callbacks.append(stopper)
     if config.lr_schedule != "plateau" or config.warmup_epochs > 0:
         callbacks.append(LearningRateSchedule(config))
     if config.lr_schedule == "plateau" and config.lr_patience > 0:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=config.lr_factor,
+        # the learning rate follows the (smooth) loss also when the Q selects the epoch: the Q of a validation
+        # split moves by a few hundredths of a dB from epoch to epoch without a trend, and plateaus of it came
+        # too soon (the rate was quartered by epoch 48 of the MLP of benchmarks/README.md section 4c)
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=loss_monitor, factor=config.lr_factor,
                                                            patience=config.lr_patience, min_delta=config.min_delta,
                                                            min_lr=config.min_learning_rate, verbose=0))
     if progress:
         callbacks.append(EpochLog(label or model.name, config.epochs))
-    callbacks += extra
+    callbacks += extra_callbacks
     start = time.perf_counter()
     history = model.fit(data, epochs=config.epochs, validation_data=validation, callbacks=callbacks, verbose=0)
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     losses = hist.get(monitor, [])
-    best_epoch = int(np.argmin(losses)) + 1 if losses else 0
+    best = (np.argmax if mode == "max" else np.argmin)(losses) if losses else None
+    best_epoch = int(best) + 1 if losses else 0
     return {"history": hist, "epochs_run": len(hist.get("loss", [])), "best_epoch": best_epoch,
-            "best_loss": float(min(losses)) if losses else None, "monitor": monitor,
+            "best_loss": float(losses[best]) if losses else None, "monitor": monitor,
             "n_train_windows": int(len(x_fit)), "n_validation_windows": int(n_val),
             "train_time_s": time.perf_counter() - start}
 

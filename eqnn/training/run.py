@@ -21,8 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-import channel
-from channel import LinkConfig, Transmission
+from channel import Transmission
 
 from ..data import check_independent, fit_normalization, resolve_guard, resolve_taps
 from ..execution import InProcess
@@ -105,11 +104,18 @@ def _power_tag(p: float) -> str:
     return f"{p:+.2f}dBm".replace(".", "p")
 
 
-def _simulate(link: LinkConfig, cache_dir: Optional[Path], dbp: bool, progress: bool, what: str) -> Transmission:
+def _transmission(config: TrainRunConfig, which: str, p: float, cache_dir: Optional[Path], dbp: bool,
+                  progress: bool) -> Transmission:
+    """The ``which`` ("train" or "test") transmission at ``p`` dBm: simulated (or from the cache), or read from
+    the measured dataset (:meth:`TrainRunConfig.transmission`)."""
     start = time.perf_counter()
-    tr = channel.simulate(link, cache_dir=cache_dir, progress=progress, dbp=dbp)
+    tr = config.transmission(which, p, cache_dir=cache_dir, progress=progress, dbp=dbp)
     if progress:
-        print(f"  {what}: {link.transmitter.launch_power_dbm:+.2f} dBm, seed {link.transmitter.seed}, "
+        link = tr.config
+        part = tr.info.get("measured")
+        source = (f"symbols [{part['start']}, {part['stop']}) of {part['path']}" if part else
+                  f"seed {link.transmitter.seed}")
+        print(f"  {which:5s}: {link.transmitter.launch_power_dbm:+.2f} dBm, {source}, "
               f"{link.transmitter.n_symbols} symbols/pol, CDC Q {tr.metrics['CDC'].q_db_best:.2f} dB "
               f"({time.perf_counter() - start:.1f} s)", flush=True)
     return tr
@@ -117,10 +123,18 @@ def _simulate(link: LinkConfig, cache_dir: Optional[Path], dbp: bool, progress: 
 
 def _train_pair(p: float, config: TrainRunConfig, cache: Optional[Path], progress: bool
                 ) -> tuple[Transmission, Transmission]:
-    """The training and the test transmission at launch power ``p`` (dBm), simulated or from the cache."""
-    train_tr = _simulate(config.train_link(p), cache, False, progress, "train")
-    test_tr = _simulate(config.test_link(p), cache, config.dbp, progress, "test ")
+    """The training and the test transmission at launch power ``p`` (dBm): simulated or from the cache, or read
+    from the measured dataset."""
+    train_tr = _transmission(config, "train", p, cache, False, progress)
+    test_tr = _transmission(config, "test", p, cache, config.dbp, progress)
     return train_tr, test_tr
+
+
+def _data_key(train_trs: Sequence[Transmission]) -> list:
+    """What identifies the training data of a model fingerprint: the link of each simulated transmission; for
+    measured data also the digest of the symbols read (another part or another file of the same length)."""
+    return [t.config.digest() if "measured_digest" not in t.info else [t.config.digest(), t.info["measured_digest"]]
+            for t in train_trs]
 
 
 def _train_models(config: TrainRunConfig, train_trs: list[Transmission], test_trs: list[Transmission], tag: str,
@@ -140,8 +154,7 @@ def _train_models(config: TrainRunConfig, train_trs: list[Transmission], test_tr
     for mc in (config.models if only is None else [config.models[i] for i in only]):
         folder = out / "models" / f"{mc.name}@{tag}"
         training = config.training_for(mc.name)
-        key = _fingerprint(model_config_to_dict(mc), config.data.to_dict(), training.to_dict(),
-                           [t.config.digest() for t in train_trs])
+        key = _fingerprint(model_config_to_dict(mc), config.data.to_dict(), training.to_dict(), _data_key(train_trs))
         eq = None
         if resume and (folder / "equalizer.json").is_file():
             try:
@@ -174,6 +187,9 @@ def _train_models(config: TrainRunConfig, train_trs: list[Transmission], test_tr
             # the links of its data, so that the data can be simulated again (eqnn compress <model folder>)
             eq.info["train_links"] = [t.config.to_dict() for t in train_trs]
             eq.info["test_links"] = [t.config.to_dict() for t in test_trs]
+            if config.dataset is not None:  # measured: the parts of the files to read again
+                eq.info["train_parts"] = [t.info["measured"] for t in train_trs]
+                eq.info["test_parts"] = [t.info["measured"] for t in test_trs]
             save_equalizer(eq, folder)
         records.append(TrainedModel(
             name=mc.name, tag=tag, folder=str(folder), powers_dbm=tuple(eq.info.get("trained_on_powers_dbm", ())),
@@ -256,8 +272,10 @@ def train_stage(config: Union[str, Path, TrainRunConfig], out_dir: Union[str, Pa
     start = time.perf_counter()
     print(f"training study '{config.name}' on link '{link.name}': {link.link.n_spans} x "
           f"{link.link.span_length_km:g} km, {link.transmitter.modulation} {link.transmitter.symbol_rate_gbd:g} GBd, "
-          f"{config.train_link(0.0).transmitter.n_symbols} training / {config.test_link(0.0).transmitter.n_symbols} "
-          f"test symbols/pol; powers {list(config.powers_dbm)} dBm; mode {config.mode}; "
+          f"{config.train_link(config.powers_dbm[0]).transmitter.n_symbols} training / "
+          f"{config.test_link(config.powers_dbm[0]).transmitter.n_symbols} test symbols/pol"
+          f"{' (measured)' if config.dataset is not None else ''}; powers {list(config.powers_dbm)} dBm; "
+          f"mode {config.mode}; "
           f"taps N = {resolve_taps(config.data, link)}, guard {resolve_guard(config.data, link)}; "
           f"models {', '.join(m.name for m in config.models)}", flush=True)
 

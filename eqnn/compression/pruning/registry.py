@@ -7,6 +7,10 @@ A method is a :class:`PruningMethod`: what it can prune (``prunable``), how (``a
     register_pruning_method(PruningMethod("my_method", prunable=lambda model: [layer names], apply=fn,
                                           supports_global_scope=False))
     fn(model, targets: {layer name: fraction}, *, schedule, scope, fine_tune, options) -> (new plain model, info)
+
+A method that reads data besides the fine-tuning (post-training methods: Optimal Brain Compression, a Taylor
+importance) declares ``needs_calibration`` and gets ``calibration=`` (a :class:`eqnn.compression.calibration.
+Calibration`) as a further keyword of ``apply``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 import numpy as np
 import tf_keras as keras
 
+from ..calibration import Calibration, calibration_data
 from ..common import SCHEDULES, SCOPES, _check_choice, _check_fraction, _check_model, attach_info, copy_model
 from ..common import kernel_entries as _kernel_entries
 from ..fine_tune import FineTune, _check_fine_tune, _seed
@@ -39,6 +44,12 @@ class PruningMethod:
         supports_global_scope: ``scope="global"`` (one magnitude threshold over all layers) is meaningful: the
             targets are then computed from the kernels' magnitudes by :func:`prune`.
         needs_fine_tune: the method cannot prune one-shot (``fine_tune=None`` is rejected by :func:`prune`).
+        check_options: ``check_options(options) -> options``: validates (one-line error naming the key) and completes
+            the method's options before any work; None: ``apply`` checks them itself.
+        option_names: the options the method takes (a search passes only these of its method options).
+        needs_calibration: ``needs_calibration(options) -> bool``: whether ``apply`` needs calibration data with
+            these (checked) options; a method that has it gets ``calibration=`` (a :class:`Calibration` or None) as
+            a keyword of ``apply``. None: the method reads no calibration data.
     """
 
     name: str
@@ -48,6 +59,9 @@ class PruningMethod:
     structured: bool = False
     supports_global_scope: bool = False
     needs_fine_tune: bool = False
+    check_options: Callable[[Mapping[str, Any]], dict] | None = None
+    option_names: tuple[str, ...] = ()
+    needs_calibration: Callable[[Mapping[str, Any]], bool] | None = None
 
 
 PRUNING_METHODS: dict[str, PruningMethod] = {}
@@ -120,30 +134,54 @@ def _prune_targets(model: keras.Model, sparsity: Any, method: Any, schedule: Any
     return pm, schedule, scope, {n: targets[n] for n in prunable}
 
 
+def method_options(pm: PruningMethod, options: Any) -> dict:
+    """The options of method ``pm``, checked by its ``check_options`` (before any work)."""
+    if options is not None and not isinstance(options, Mapping):
+        raise TypeError("options must be a dict or None")
+    options = dict(options or {})
+    return pm.check_options(options) if pm.check_options is not None else options
+
+
+def method_calibration(pm: PruningMethod, options: Mapping[str, Any], calibration: Any,
+                       fine_tune: FineTune | None) -> Calibration | None:
+    """The calibration data of method ``pm`` (``calibration``, else the fine-tuning windows), or ValueError if
+    the method needs some with these ``options`` and has none."""
+    data = calibration_data(calibration, fine_tune)
+    if pm.needs_calibration is not None and data is None and pm.needs_calibration(options):
+        raise ValueError(f"pruning method {pm.name!r} needs calibration data (a few training windows): pass "
+                         "calibration= (or fine_tune, whose windows are then used)")
+    return data
+
+
 def prune(model: keras.Model, sparsity: float, *, method: str = "magnitude", schedule: str = "constant",
           per_layer: Mapping[str, float] | None = None, fine_tune: FineTune | None = None, scope: str = "layer",
-          options: Mapping[str, Any] | None = None) -> keras.Model:
+          options: Mapping[str, Any] | None = None, calibration: Any = None) -> keras.Model:
     """Prune a trained model; returns a new plain tf_keras model (``model`` is unchanged).
 
     ``sparsity``: fraction in [0, 1) for every prunable layer (``method="magnitude"``: of its kernels' weights;
-    ``"structured"``: of its units). ``per_layer``: ``{layer name: fraction}`` overriding ``sparsity`` for those
+    ``"obc"``: of the weights of each kernel row; ``"structured"``: of its units; ``"filters"``: of its Conv1D
+    filters). ``per_layer``: ``{layer name: fraction}`` overriding ``sparsity`` for those
     layers (0 leaves a layer untouched). ``scope="global"`` (methods with ``supports_global_scope``, e.g. magnitude):
     one magnitude threshold over the layers not in ``per_layer``. ``schedule``: ``"constant"`` (TFMOT
     ConstantSparsity) or ``"polynomial"``
     (PolynomialDecay from 0, reaching the target after ~70 % of the fine-tuning steps; structured: 3 stages).
     ``fine_tune=None``: one-shot. ``options``: method-specific (structured: ``criterion="outgoing"|"incoming"``).
+    ``calibration``: data of the methods with ``needs_calibration`` (obc, filters with the Taylor importance): a
+    :class:`Calibration`, an ``(x, y)`` pair or an array of inputs; None: the fine-tuning windows, if any.
     """
     pm, schedule, scope, targets = _prune_targets(model, sparsity, method, schedule, per_layer, scope)
     _check_fine_tune(fine_tune)
     if pm.needs_fine_tune and fine_tune is None and any(s > 0.0 for s in targets.values()):
         raise ValueError(f"pruning method {pm.name!r} needs fine_tune (it cannot prune one-shot)")
-    if options is not None and not isinstance(options, Mapping):
-        raise TypeError("options must be a dict or None")
+    options = method_options(pm, options)
+    extra = {}
+    if pm.needs_calibration is not None:
+        extra["calibration"] = method_calibration(pm, options, calibration, fine_tune)
     _seed(fine_tune)
     start = time.perf_counter()
     if any(s > 0.0 for s in targets.values()):
         pruned, info = pm.apply(model, targets, schedule=schedule, scope=scope, fine_tune=fine_tune,
-                                options=dict(options or {}))
+                                options=options, **extra)
     else:  # nothing to prune: no training either
         pruned, info = copy_model(model), {"fine_tuned": False, "note": "all targets are 0: model copied unchanged"}
     step = {"step": "prune", "method": pm.name, "schedule": schedule, "scope": scope,

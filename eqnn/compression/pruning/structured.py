@@ -68,8 +68,12 @@ def _top(n_keep: int):
     return top
 
 
-def _structured_once(model: keras.Model, remove: Mapping[str, int], criterion: str) -> keras.Model:
-    """Remove ``remove[name]`` units from each named layer; returns a new (smaller) plain Sequential model."""
+def _structured_once(model: keras.Model, remove: Mapping[str, int], criterion: str,
+                     scores: Mapping[str, np.ndarray] | None = None) -> keras.Model:
+    """Remove ``remove[name]`` units from each named layer; returns a new (smaller) plain Sequential model.
+
+    ``scores``: ``{layer name: importance of each unit}`` given by the caller (e.g. filter pruning's L1 norm or
+    Taylor importance), used instead of ``criterion`` for those layers (the least important units go)."""
     layers = _chain_layers(model)
     weights = {layer.name: layer.get_weights() for layer in layers}
 
@@ -81,8 +85,10 @@ def _structured_once(model: keras.Model, remove: Mapping[str, int], criterion: s
             continue
         layer_type = find_layer_type(layer)
         units = layer_type.units(layer)
-        if criterion == "incoming":
-            scores = layer_type.out_norms(layer, weights[layer.name])
+        if scores is not None and layer.name in scores:
+            unit_scores = np.asarray(scores[layer.name], np.float64)
+        elif criterion == "incoming":
+            unit_scores = layer_type.out_norms(layer, weights[layer.name])
         else:  # outgoing: the weights of the next weighted layer that read each output feature
             consumer, flat = None, None
             shape = layer.output_shape
@@ -95,12 +101,12 @@ def _structured_once(model: keras.Model, remove: Mapping[str, int], criterion: s
             norms = find_layer_type(consumer).in_norms(consumer, weights[consumer.name])
             if flat is not None:
                 norms = norms.reshape(int(np.prod(flat[:-1])), flat[-1]).sum(axis=0)
-            scores = norms
+            unit_scores = norms
         top = _top(units - n_remove)
         if layer_type.choose_keep is not None:
-            keeps[layer.name] = layer_type.choose_keep(layer, scores, units - n_remove, top)
+            keeps[layer.name] = layer_type.choose_keep(layer, unit_scores, units - n_remove, top)
         else:
-            keeps[layer.name] = top(scores)
+            keeps[layer.name] = top(unit_scores)
 
     # 2) rebuild with sliced weights, tracking which original features of the current tensor are kept
     new_layers, new_weights = [], []
