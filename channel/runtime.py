@@ -3,7 +3,7 @@
 They change how fast a simulation runs and how much memory it holds, never its numbers. One frozen
 :class:`RuntimeSettings` holds them, validated once when built:
 
-* ``fft_workers``: scipy.fft threads, integer in [1, :data:`MAX_FFT_WORKERS`]; environment variable
+* ``fft_workers``: FFT threads (every backend), integer in [1, :data:`MAX_FFT_WORKERS`]; environment variable
   ``EQNN_FFT_WORKERS``, default ``os.cpu_count()`` (all cores).
 * ``fft_backend``: the FFT library of :mod:`channel.fft`, one of ``auto`` (default: the fastest installed, by a
   short measurement), ``fftw`` (pyFFTW), ``mkl`` (mkl_fft), ``scipy`` (scipy.fft); environment variable
@@ -58,7 +58,7 @@ class RuntimeSettings:
     """Settings of the numerics that do not change results (validated on construction).
 
     Attributes:
-        fft_workers: scipy.fft threads, integer in [1, 4096] (default: all cores).
+        fft_workers: FFT threads, integer in [1, 4096] (default: all cores).
         operator_cache_mb: memory budget of the cached linear operators of a
             :class:`channel.fiber.SplitStepFourier`, in MiB (2**20 bytes), [0, 2**20] (default 64).
         fft_backend: FFT library, one of "auto", "fftw", "mkl", "scipy" (default "auto": the fastest installed);
@@ -94,10 +94,10 @@ class RuntimeSettings:
                 number = int(text)
             except ValueError:
                 raise ConfigError(f"{ENV_FFT_WORKERS} = {text!r}: must be an integer in [1, {MAX_FFT_WORKERS}] "
-                                  "(scipy.fft threads)") from None
+                                  "(FFT threads)") from None
             if not 1 <= number <= MAX_FFT_WORKERS:
                 raise ConfigError(f"{ENV_FFT_WORKERS} = {text!r} is out of range: allowed integers in "
-                                  f"[1, {MAX_FFT_WORKERS}] (scipy.fft threads)")
+                                  f"[1, {MAX_FFT_WORKERS}] (FFT threads)")
             values["fft_workers"] = number
         text = env.get(ENV_OPERATOR_CACHE_MB, "").strip()
         if text:
