@@ -32,6 +32,8 @@ dispersion and loss), so they cost no FFT. Without ``pmd`` the stepper is unchan
 from __future__ import annotations
 
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
@@ -40,7 +42,9 @@ from scipy import ndimage
 
 from . import runtime
 from .config import FiberConfig, LinkConfig, PropagationConfig
-from .fft import angular_frequencies, fft_in_place, fft_workers  # noqa: F401 - re-exported (their old home)
+from .fft import angular_frequencies, fft_in_place, fft_workers, work_copy  # noqa: F401 - re-exported (old home)
+from .fft import backend as fft_backend
+from .fft_backends import aligned
 from .pmd import PolarizationModeDispersion
 
 MANAKOV_FACTOR = 8.0 / 9.0
@@ -161,11 +165,27 @@ def logarithmic_steps(span: float, alpha: float, n_steps: int) -> np.ndarray:
 OPERATOR_BLOCK = 65536
 #: samples per block of the nonlinear step: its temporaries (a few blocks) stay in the CPU cache
 NONLINEAR_BLOCK = 8192
+#: with more than one thread (``workers``), the nonlinear step and the operator multiply are split over the threads
+#: when there are at least this many samples per thread
+PARALLEL_MIN_SAMPLES = 32768
 #: the rotation exp(j phi) of the nonlinear step uses a Taylor series up to this many terms of cos
 #: (see :func:`rotation_terms`); larger phases use numpy's cos/sin
 MAX_SERIES_TERMS = 8
 _COS_COEFFICIENTS = tuple((-1) ** k / math.factorial(2 * k) for k in range(MAX_SERIES_TERMS + 1))
 _SIN_COEFFICIENTS = tuple((-1) ** k / math.factorial(2 * k + 1) for k in range(MAX_SERIES_TERMS + 1))
+
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _thread_pool(workers: int) -> ThreadPoolExecutor:
+    """A process-wide pool of ``workers`` threads (made once per size)."""
+    with _pools_lock:
+        pool = _pools.get(workers)
+        if pool is None:
+            pool = _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="eqnn-ssfm")
+        return pool
 
 
 def operator_cache_bytes() -> int:
@@ -187,13 +207,15 @@ def rotation_terms(max_abs_phase: float, eps: float = 2.0**-56) -> int:
     return 0
 
 
-def unit_rotation(phase: np.ndarray, out: np.ndarray, max_abs_phase: Optional[float] = None) -> np.ndarray:
-    """``out = exp(j phase)`` for real ``phase`` (shape (..., m)) into complex ``out`` (same shape).
+def unit_rotation(phase: np.ndarray, out: np.ndarray, max_abs_phase: Optional[float] = None,
+                  scale: float = 1.0) -> np.ndarray:
+    """``out = scale exp(j phase)`` for real ``phase`` (shape (..., m)) into complex ``out`` (same shape).
 
     float64 phases with ``max |phase|`` small enough for :func:`rotation_terms` (the nonlinear phase of
     an SSFM step is a few mrad) use the Taylor series of cos and sin in ``u = phase^2`` by Horner's rule,
     exact to float64 rounding and 2.5x cheaper than numpy's float64 cos/sin on this CPU (benchmarks/README §2);
-    larger phases and float32 (whose numpy cos/sin are SIMD) use numpy's cos and sin.
+    larger phases and float32 (whose numpy cos/sin are SIMD) use numpy's cos and sin. ``scale`` (default 1:
+    not applied) multiplies the series' coefficients (no extra pass; the stepper folds the inverse FFT's 1/N in).
     """
     if max_abs_phase is None:
         max_abs_phase = float(np.max(np.abs(phase))) if phase.size else 0.0
@@ -201,17 +223,22 @@ def unit_rotation(phase: np.ndarray, out: np.ndarray, max_abs_phase: Optional[fl
     if n == 0:
         np.cos(phase, out=out.real)
         np.sin(phase, out=out.imag)
+        if scale != 1.0:
+            out *= out.real.dtype.type(scale)
         return out
+    cos_c, sin_c = _COS_COEFFICIENTS, _SIN_COEFFICIENTS
+    if scale != 1.0:
+        cos_c, sin_c = tuple(c * scale for c in cos_c), tuple(c * scale for c in sin_c)
     u = phase * phase
-    acc = np.full_like(phase, _COS_COEFFICIENTS[n])
+    acc = np.full_like(phase, cos_c[n])
     for k in range(n - 1, -1, -1):
         acc *= u
-        acc += _COS_COEFFICIENTS[k]
+        acc += cos_c[k]
     out.real = acc
-    acc.fill(_SIN_COEFFICIENTS[n - 1])
+    acc.fill(sin_c[n - 1])
     for k in range(n - 2, -1, -1):
         acc *= u
-        acc += _SIN_COEFFICIENTS[k]
+        acc += sin_c[k]
     acc *= phase
     out.imag = acc
     return out
@@ -226,7 +253,7 @@ class SplitStepFourier:
         params: :class:`FiberParameters` (SI).
         steps: step lengths of one span in m (see :func:`step_lengths`); applied in the given order.
         precision: "complex64" or "complex128".
-        workers: scipy.fft threads (default ``runtime.settings().fft_workers``, see :mod:`channel.runtime`).
+        workers: FFT threads (default ``runtime.settings().fft_workers``, see :mod:`channel.runtime`).
             With one thread each polarization is transformed by its own 1-D call (pocketfft's multi-row
             complex128 path is about 2x slower single-threaded); with more, one call transforms all rows in parallel.
         operator_cache_bytes: memory budget of the cached linear operators (default
@@ -248,8 +275,10 @@ class SplitStepFourier:
 
     Per step the solver does one forward and one inverse FFT of every row, one multiplication by the
     cached linear operator, and the nonlinear rotation in cache-sized blocks of :data:`NONLINEAR_BLOCK`
-    samples (power, phase, ``exp(j phase)`` by :func:`unit_rotation`, multiplication): no array of the
-    field's size is allocated per step (with a ``power_filter``, the filtered power of the whole block is).
+    samples (power, phase, ``exp(j phase)`` by :func:`unit_rotation`, multiplication; with ``workers`` > 1 the
+    operator multiplication and the rotation are split over that many threads, each sample computed as on one
+    thread): no array of the field's size is allocated per step (with a ``power_filter``, the filtered power of
+    the whole block is).
     """
 
     def __init__(self, n_samples: int, sample_rate: float, params: FiberParameters,
@@ -354,27 +383,47 @@ class SplitStepFourier:
             return
         key = round(float(length), 9)
         if key in self._cacheable:
-            spectrum *= self.linear_operator(length)
+            op = self.linear_operator(length)
+            self._in_parallel(lambda a, b: np.multiply(spectrum[..., a:b], op[a:b], out=spectrum[..., a:b]))
             return
         for i in range(0, self.n_samples, OPERATOR_BLOCK):
             block = slice(i, i + OPERATOR_BLOCK)
             spectrum[..., block] *= self._operator_block(block, length).astype(self.dtype, copy=False)
 
-    def _transform(self, x: np.ndarray, inverse: bool) -> np.ndarray:
-        return fft_in_place(x, inverse, self._workers)
+    def _transform(self, x: np.ndarray, inverse: bool, normalized: bool = True) -> np.ndarray:
+        return fft_in_place(x, inverse, self._workers, repeated=True, normalized=normalized)
 
-    def _nonlinear_step(self, x: np.ndarray, coefficient: float) -> float:
+    def _nonlinear_step(self, x: np.ndarray, coefficient: float, scale: float = 1.0) -> float:
         """``x *= exp(j coefficient P)``, ``P = sum over polarizations of |x|^2``, in blocks; returns max |phase|.
 
-        With a ``power_filter`` the whole power is computed and filtered first (:meth:`_filtered_nonlinear_step`).
+        ``scale`` s != 1: ``x`` is the field times 1/s (an inverse FFT without its 1/N): ``x *= s exp(j coefficient
+        s^2 |x|^2)`` gives the field itself. With a ``power_filter`` the whole power is computed and filtered first
+        (:meth:`_filtered_nonlinear_step`).
         """
         if self.power_filter is not None:
-            return self._filtered_nonlinear_step(x, coefficient)
+            return self._filtered_nonlinear_step(x, coefficient, scale)
         rows = x.reshape(-1, x.shape[-2] if x.ndim > 1 else 1, self.n_samples)  # (batch, polarization, n)
-        coefficient = self.real_dtype.type(coefficient)
+        coefficient = self.real_dtype.type(coefficient * scale * scale)
+        peaks = self._in_parallel(lambda start, stop: self._rotate_blocks(rows, coefficient, scale, start, stop))
+        return max(peaks) if all(math.isfinite(p) for p in peaks) else math.nan
+
+    def _in_parallel(self, work: Callable[[int, int], float]) -> list:
+        """``[work(start, stop)]`` over the samples: one range on one thread, or, with ``workers`` > 1 threads and at
+        least :data:`PARALLEL_MIN_SAMPLES` samples, ``workers`` ranges of whole :data:`NONLINEAR_BLOCK` blocks on a
+        thread pool (numpy releases the GIL in its loops). Each sample is computed the same way either way."""
+        workers = min(self._workers, self.n_samples // PARALLEL_MIN_SAMPLES)
+        if workers <= 1:
+            return [work(0, self.n_samples)]
+        blocks = -(-self.n_samples // NONLINEAR_BLOCK)
+        bounds = [min(self.n_samples, NONLINEAR_BLOCK * (blocks * k // workers)) for k in range(workers + 1)]
+        return list(_thread_pool(workers).map(work, bounds[:-1], bounds[1:]))
+
+    def _rotate_blocks(self, rows: np.ndarray, coefficient, scale: float, start: int, stop: int) -> float:
+        """The rotation of samples [start, stop) of ``rows`` (batch, polarization, n) in blocks; returns max |phase|
+        (NaN for a non-finite field)."""
         peak = 0.0
-        for i in range(0, self.n_samples, NONLINEAR_BLOCK):
-            block = rows[:, :, i:i + NONLINEAR_BLOCK]
+        for i in range(start, stop, NONLINEAR_BLOCK):
+            block = rows[:, :, i:min(i + NONLINEAR_BLOCK, stop)]
             parts = block.view(self.real_dtype)  # (batch, polarization, 2 m): re, im interleaved
             squares = parts * parts
             phase = squares[:, 0, 0::2] + squares[:, 0, 1::2]
@@ -385,24 +434,24 @@ class SplitStepFourier:
             block_peak = max(float(phase.max()), -float(phase.min()))
             if not math.isfinite(block_peak):  # NaN or Inf in the field: the caller names span and step
                 return math.nan
-            rotation = unit_rotation(phase, np.empty(phase.shape, self.dtype), block_peak)
+            rotation = unit_rotation(phase, np.empty(phase.shape, self.dtype), block_peak, scale)
             block *= rotation[:, None, :]
             peak = max(peak, block_peak)
         return peak
 
-    def _filtered_nonlinear_step(self, x: np.ndarray, coefficient: float) -> float:
+    def _filtered_nonlinear_step(self, x: np.ndarray, coefficient: float, scale: float = 1.0) -> float:
         """``x *= exp(j coefficient (g * P))``: the power of the whole block, filtered circularly by the FIR
         ``g = self.power_filter`` (``(g * P)[n] = sum_m g[m] P[n + m - M]``), then the rotation; returns max |phase|."""
         rows = x.reshape(-1, x.shape[-2] if x.ndim > 1 else 1, self.n_samples)  # (batch, polarization, n)
         power = np.sum(rows.real**2 + rows.imag**2, axis=1)  # (batch, n)
         phase = ndimage.correlate1d(power, self.power_filter, axis=-1, mode="wrap")
-        phase *= self.real_dtype.type(coefficient)
+        phase *= self.real_dtype.type(coefficient * scale * scale)
         peak = max(float(phase.max()), -float(phase.min())) if phase.size else 0.0
         if not math.isfinite(peak):
             return math.nan
         for i in range(0, self.n_samples, NONLINEAR_BLOCK):
             block_phase = phase[:, i:i + NONLINEAR_BLOCK]
-            rotation = unit_rotation(block_phase, np.empty(block_phase.shape, self.dtype), peak)
+            rotation = unit_rotation(block_phase, np.empty(block_phase.shape, self.dtype), peak, scale)
             rows[:, :, i:i + NONLINEAR_BLOCK] *= rotation[:, None, :]
         return peak
 
@@ -443,9 +492,12 @@ class SplitStepFourier:
             if n_spans > self.pmd.n_spans:
                 raise ValueError(f"n_spans = {n_spans}: the PMD realization has {self.pmd.n_spans} spans")
         if (not overwrite_input and np.may_share_memory(x, field)) or not x.flags.c_contiguous \
-                or not x.flags.writeable:
-            x = np.array(x, dtype=self.dtype, order="C")  # never modify the caller's array
+                or not x.flags.writeable or (fft_backend() == "fftw" and not aligned(x)):
+            x = work_copy(x, self.dtype)  # never modify the caller's array; aligned for FFTW's SIMD plans
         spectrum = self._transform(x, inverse=False)
+        # FFTW: the inverse FFTs of the steps skip their 1/N, which the nonlinear step folds into its rotation
+        # (one pass over the field less per step); scipy.fft and MKL: as before (bit for bit)
+        scale = 1.0 / self.n_samples if fft_backend() == "fftw" else 1.0
         for span in range(n_spans):
             if before_span is not None:
                 spectrum = before_span(spectrum, span)
@@ -453,8 +505,8 @@ class SplitStepFourier:
                 self._apply_linear(spectrum, self._linear_before[i])
                 if self.pmd is not None:
                     self._apply_pmd(spectrum, span, i)
-                x = self._transform(spectrum, inverse=True)
-                peak = self._nonlinear_step(x, self._nonlinear[i])
+                x = self._transform(spectrum, inverse=True, normalized=scale == 1.0)
+                peak = self._nonlinear_step(x, self._nonlinear[i], scale)
                 if not math.isfinite(peak):
                     raise PropagationError(f"field became NaN/Inf in span {span + 1} of {n_spans}, "
                                            f"step {i + 1} of {len(self.steps)}")

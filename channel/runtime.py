@@ -3,8 +3,12 @@
 They change how fast a simulation runs and how much memory it holds, never its numbers. One frozen
 :class:`RuntimeSettings` holds them, validated once when built:
 
-* ``fft_workers``: scipy.fft threads, integer in [1, :data:`MAX_FFT_WORKERS`]; environment variable
+* ``fft_workers``: FFT threads (every backend), integer in [1, :data:`MAX_FFT_WORKERS`]; environment variable
   ``EQNN_FFT_WORKERS``, default ``os.cpu_count()`` (all cores).
+* ``fft_backend``: the FFT library of :mod:`channel.fft`, one of ``auto`` (default: the fastest installed, by a
+  short measurement), ``fftw`` (pyFFTW), ``mkl`` (mkl_fft), ``scipy`` (scipy.fft); environment variable
+  ``EQNN_FFT_BACKEND``. A backend that is not installed is refused like an unknown name (see
+  :mod:`channel.fft_backends`).
 * ``operator_cache_mb``: memory budget of the stepper's cached linear operators in MiB, a number in
   [0, :data:`MAX_OPERATOR_CACHE_MB`]; environment variable ``EQNN_OPERATOR_CACHE_MB``, default 64.
 
@@ -36,6 +40,9 @@ from .validation import ConfigError, check_int, check_number
 
 ENV_FFT_WORKERS = "EQNN_FFT_WORKERS"
 ENV_OPERATOR_CACHE_MB = "EQNN_OPERATOR_CACHE_MB"
+ENV_FFT_BACKEND = "EQNN_FFT_BACKEND"
+#: the values of ``fft_backend``
+FFT_BACKENDS = ("auto", "fftw", "mkl", "scipy")
 DEFAULT_OPERATOR_CACHE_MB = 64.0
 MAX_FFT_WORKERS = 4096
 MAX_OPERATOR_CACHE_MB = 2.0**20  # 1 TiB
@@ -51,18 +58,22 @@ class RuntimeSettings:
     """Settings of the numerics that do not change results (validated on construction).
 
     Attributes:
-        fft_workers: scipy.fft threads, integer in [1, 4096] (default: all cores).
+        fft_workers: FFT threads, integer in [1, 4096] (default: all cores).
         operator_cache_mb: memory budget of the cached linear operators of a
             :class:`channel.fiber.SplitStepFourier`, in MiB (2**20 bytes), [0, 2**20] (default 64).
+        fft_backend: FFT library, one of "auto", "fftw", "mkl", "scipy" (default "auto": the fastest installed);
+            a named backend must be installed.
     """
 
     fft_workers: int = dataclasses.field(default_factory=default_fft_workers)
     operator_cache_mb: float = DEFAULT_OPERATOR_CACHE_MB
+    fft_backend: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fft_workers", check_int("fft_workers", self.fft_workers, 1, MAX_FFT_WORKERS))
         object.__setattr__(self, "operator_cache_mb",
                            check_number("operator_cache_mb", self.operator_cache_mb, 0, MAX_OPERATOR_CACHE_MB))
+        check_fft_backend("fft_backend", self.fft_backend)
 
     @property
     def operator_cache_bytes(self) -> int:
@@ -83,10 +94,10 @@ class RuntimeSettings:
                 number = int(text)
             except ValueError:
                 raise ConfigError(f"{ENV_FFT_WORKERS} = {text!r}: must be an integer in [1, {MAX_FFT_WORKERS}] "
-                                  "(scipy.fft threads)") from None
+                                  "(FFT threads)") from None
             if not 1 <= number <= MAX_FFT_WORKERS:
                 raise ConfigError(f"{ENV_FFT_WORKERS} = {text!r} is out of range: allowed integers in "
-                                  f"[1, {MAX_FFT_WORKERS}] (scipy.fft threads)")
+                                  f"[1, {MAX_FFT_WORKERS}] (FFT threads)")
             values["fft_workers"] = number
         text = env.get(ENV_OPERATOR_CACHE_MB, "").strip()
         if text:
@@ -98,7 +109,25 @@ class RuntimeSettings:
                 raise ConfigError(f"{ENV_OPERATOR_CACHE_MB} = {text!r}: allowed a number of MiB in "
                                   f"[0, {MAX_OPERATOR_CACHE_MB:g}] (memory of the cached linear operators)")
             values["operator_cache_mb"] = number
+        text = env.get(ENV_FFT_BACKEND, "").strip()
+        if text:
+            values["fft_backend"] = check_fft_backend(ENV_FFT_BACKEND, text)
         return cls(**values)
+
+
+def check_fft_backend(name: str, value: object) -> str:
+    """``value`` if it is one of :data:`FFT_BACKENDS` and installed, else :class:`ConfigError` in one line naming
+    ``name``, the value, the allowed values and what installs a missing backend."""
+    if value not in FFT_BACKENDS:
+        raise ConfigError(f"{name} = {value!r}: allowed {', '.join(map(repr, FFT_BACKENDS))} (FFT library)")
+    if value != "auto":
+        from . import fft_backends
+
+        if not fft_backends.available(value):
+            raise ConfigError(f"{name} = {value!r}: {fft_backends.MODULES[value]} is not installed "
+                              f"({fft_backends.INSTALL_HINTS[value]}); installed: "
+                              f"{', '.join(fft_backends.installed())}")
+    return value
 
 
 _lock = threading.Lock()
@@ -109,14 +138,14 @@ _from_env: Optional[tuple[tuple, RuntimeSettings]] = None
 def settings() -> RuntimeSettings:
     """The settings in force: those of :func:`configure` if set, else those of the environment.
 
-    The environment is validated once per distinct value of the two variables (so a program that sets
+    The environment is validated once per distinct value of the three variables (so a program that sets
     ``os.environ[...]`` between runs is followed).
     """
     global _from_env
     override = _override
     if override is not None:
         return override
-    key = (os.environ.get(ENV_FFT_WORKERS), os.environ.get(ENV_OPERATOR_CACHE_MB))
+    key = (os.environ.get(ENV_FFT_WORKERS), os.environ.get(ENV_OPERATOR_CACHE_MB), os.environ.get(ENV_FFT_BACKEND))
     cached = _from_env
     if cached is not None and cached[0] == key:
         return cached[1]
@@ -133,10 +162,11 @@ class configure:
     (:class:`ConfigError` naming the field).
     """
 
-    def __init__(self, *, fft_workers: Optional[int] = None, operator_cache_mb: Optional[float] = None):
+    def __init__(self, *, fft_workers: Optional[int] = None, operator_cache_mb: Optional[float] = None,
+                 fft_backend: Optional[str] = None):
         global _override
-        changes = {k: v for k, v in (("fft_workers", fft_workers), ("operator_cache_mb", operator_cache_mb))
-                   if v is not None}
+        changes = {k: v for k, v in (("fft_workers", fft_workers), ("operator_cache_mb", operator_cache_mb),
+                                     ("fft_backend", fft_backend)) if v is not None}
         with _lock:
             new = dataclasses.replace(settings(), **changes)
             self.previous, self.settings = _override, new
@@ -158,4 +188,5 @@ def reset() -> None:
         _override = None
 
 
-__all__ = ["ENV_FFT_WORKERS", "ENV_OPERATOR_CACHE_MB", "RuntimeSettings", "configure", "reset", "settings"]
+__all__ = ["ENV_FFT_BACKEND", "ENV_FFT_WORKERS", "ENV_OPERATOR_CACHE_MB", "FFT_BACKENDS", "RuntimeSettings",
+           "check_fft_backend", "configure", "reset", "settings"]

@@ -6,6 +6,10 @@ by the configuration's hash.
 - Every file holds a SHA-256 of all its arrays; a truncated or altered file raises
   :class:`CorruptFileError` on load.
 - Loading uses ``allow_pickle=False``: nothing in a file can run code. Metadata is JSON text.
+- The cache key (:func:`cache_path`) ignores the runtime settings (:mod:`channel.runtime`: FFT threads, operator
+  memory, and the FFT library ``EQNN_FFT_BACKEND``): they change the results only by rounding (the FFT backends
+  agree to ~1e-15 relative, tests/test_fft_backends.py), so an entry computed with scipy.fft is reused by a run
+  on FFTW and the other way round; the two are equal to 1e-12, not bit for bit.
 """
 
 from __future__ import annotations

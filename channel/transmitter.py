@@ -20,7 +20,7 @@ from typing import Optional
 import numpy as np
 
 from .config import TransmitterConfig
-from .fft import fft_in_place
+from .fft import empty_aligned, fft_in_place
 from .streams import STREAM_ASE, STREAM_SYMBOLS, rng_stream  # noqa: F401 - STREAM_ASE re-exported (old home)
 from .wdm import centre_channel, channel_frequency, channel_offset_bins  # noqa: F401 - re-exported (old home)
 
@@ -128,9 +128,8 @@ def shape_symbols(symbols: np.ndarray, samples_per_symbol: int, spectrum: np.nda
     """
     n = symbols.shape[-1]
     shape = symbols.shape[:-1] + (n * samples_per_symbol,)
-    upsampled = np.zeros(shape, dtype=complex) if out is None else out
-    if out is not None:
-        upsampled.fill(0)
+    upsampled = empty_aligned(shape, complex) if out is None else out
+    upsampled.fill(0)
     upsampled[..., ::samples_per_symbol] = symbols
     shaped = fft_in_place(upsampled, inverse=False)
     shaped *= samples_per_symbol * spectrum
@@ -171,8 +170,10 @@ def transmit(config: TransmitterConfig, dtype: str = "complex128", channel: Opti
     amplitude = np.sqrt(config.launch_power_w / 2)
     # memory: the sum and one work array of the field's size (no per-channel copies); one channel: one array
     single = config.n_channels == 1
-    total = None if single else np.zeros((2, n), dtype=complex)
-    work = None if single else np.empty((2, n), dtype=complex)
+    total = None if single else empty_aligned((2, n), complex)
+    work = None if single else empty_aligned((2, n), complex)
+    if not single:
+        total.fill(0)
     for c in range(config.n_channels):
         indices = channel_symbol_indices(config, c)
         symbols = points[indices]

@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-__all__ = ["LIBRARIES", "collect", "git_state", "library_versions", "markdown_lines"]
+__all__ = ["LIBRARIES", "collect", "fft_state", "git_state", "library_versions", "markdown_lines"]
 
 # distribution name -> the name the report gives it
 LIBRARIES = {"tensorflow": "TensorFlow", "tf-keras": "tf-keras", "tensorflow-model-optimization": "TFMOT",
@@ -59,6 +59,18 @@ def git_state(folder: Optional[Path] = None) -> dict[str, Any]:
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
+def fft_state() -> dict[str, Any]:
+    """The FFT library of the simulator in this process: ``{"backend": "fftw" | "mkl" | "scipy", "setting":
+    EQNN_FFT_BACKEND's value or "auto", "version": the library's version}`` (:func:`channel.fft.backend`). Workers
+    of a cluster choose their own with ``auto`` (the same where they run the same installation)."""
+    from channel import fft, fft_backends, runtime
+
+    backend = fft.backend()
+    dist = {"fftw": "pyFFTW", "mkl": "mkl_fft", "scipy": "scipy"}[backend]
+    return {"backend": backend, "setting": runtime.settings().fft_backend,
+            "version": library_versions([dist])[dist], "installed": fft_backends.installed()}
+
+
 def collect(*, seeds: Mapping[str, Any], stage_seconds: Mapping[str, float], wall_time_s: float,
             command: Optional[Sequence[str]] = None, started: Optional[datetime.datetime] = None) -> dict:
     """The provenance record of a run.
@@ -78,7 +90,7 @@ def collect(*, seeds: Mapping[str, Any], stage_seconds: Mapping[str, float], wal
         argv[0] = "eqnn"  # the console script, or python -m eqnn
     git = git_state()
     return {"eqnn_version": __version__, "git_commit": git["commit"], "git_dirty": git["dirty"],
-            "python": platform.python_version(), "libraries": library_versions(),
+            "python": platform.python_version(), "libraries": library_versions(), "fft": fft_state(),
             "command": shlex.join(argv), "seeds": dict(seeds), "cpu_count": os.cpu_count(),
             "machine": f"{platform.system()} {platform.machine()}",
             "started_utc": started.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -96,6 +108,8 @@ def markdown_lines(p: Mapping[str, Any]) -> list[str]:
     stages = ", ".join(f"{k} {v:.1f} s" for k, v in p["stage_seconds"].items())
     return [f"- Code: {code}",
             f"- Python {p['python']}; {libraries}",
+            *([f"- FFT: {p['fft']['backend']} {p['fft']['version'] or ''} (setting {p['fft']['setting']}; "
+               f"installed: {', '.join(p['fft']['installed'])})"] if "fft" in p else []),
             f"- Command: `{p['command']}`",
             f"- Seeds: {seeds}",
             f"- Machine: {p['machine']}, {p['cpu_count']} cores; started {p['started_utc']}",
