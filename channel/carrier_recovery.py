@@ -1,7 +1,8 @@
 """Carrier recovery: frequency-offset estimation, blind phase search, pilot-aided cycle-slip correction.
 
-Receive chain (:mod:`channel.link`): LO mixing -> channel selection -> receiver electronics -> **frequency-offset
-estimation and removal** -> CDC (or DBP) -> matched filter, sampling -> **phase recovery** -> normalize.
+Receive chain (:mod:`channel.link`, :mod:`channel.receiver_dsp`): LO mixing -> channel selection -> receiver
+electronics -> **frequency-offset estimation and removal** -> CDC (or DBP) -> matched filter, sampling (or the MIMO
+equalizer) -> **phase recovery** -> normalize.
 
 Frequency offset (:func:`estimate_frequency_offset`, 4th-power spectral peak). For square QAM ``E[a^2] = 0`` and
 ``E[a^4] != 0``, so the 4th power of the (CD-compensated) field ``y(t) = exp(j 2 pi df t) sum_k a_k g(t - kT)`` has a
@@ -10,7 +11,8 @@ spectral line at ``4 df``:
     df_hat = argmax_f sum_pol |FFT(y^4)|^2(f) / 4     (parabolic interpolation between bins)
 
 unambiguous for ``|df| < fs / 8`` (fs the field's sample rate). The estimate is taken on a CD-compensated copy of
-the field and the offset removed from the field itself (``y exp(-j 2 pi df_hat n / fs)``), before CDC and DBP.
+the field, or with the MIMO equalizer on its blind outputs at one sample per symbol (:mod:`channel.receiver_dsp`),
+and the offset removed from the field itself (``y exp(-j 2 pi df_hat n / fs)``), before CDC and DBP.
 
 Phase (:func:`blind_phase_search`, Pfau, Hoffmann & Noe, JLT 27(8), 2009). The symbols ``y_k`` (per polarization,
 scaled to unit mean power) are rotated by ``B`` test phases ``phi_b = (b / B - 1/2) pi/2``, ``b = 0..B-1``; each
@@ -250,14 +252,20 @@ class CarrierRecovery:
             return None
         return cls(config=section, modulation=config.transmitter.modulation)
 
-    def remove_frequency_offset(self, field: np.ndarray, receiver: Any, samples_per_symbol: int
-                                ) -> tuple[np.ndarray, Optional[float]]:
-        """``(field exp(-j 2 pi df_hat n / fs), df_hat)`` with ``df_hat`` estimated on ``receiver.cd_compensate``
-        of ``field`` (complex (2, n) at ``samples_per_symbol``); ``(field, None)`` when the estimator is off."""
+    def remove_frequency_offset(self, field: np.ndarray, receiver: Any, samples_per_symbol: int,
+                                demultiplexed: Optional[np.ndarray] = None) -> tuple[np.ndarray, Optional[float]]:
+        """``(field exp(-j 2 pi df_hat n / fs), df_hat)``; ``(field, None)`` when the estimator is off.
+
+        Args: field complex (2, n) at ``samples_per_symbol``; ``demultiplexed``: complex (2, n_symbols), the
+            polarization-demultiplexed outputs of a blind MIMO equalizer at one sample per symbol on which ``df_hat``
+            is estimated (:func:`channel.receiver_dsp.acquire_frequency_offset`); None: ``df_hat`` is estimated on
+            ``receiver.cd_compensate`` of ``field``.
+        """
         if not self.config.frequency_offset_estimation:
             return field, None
         sample_rate = samples_per_symbol * receiver.symbol_rate
-        offset = estimate_frequency_offset(receiver.cd_compensate(field, samples_per_symbol), sample_rate)
+        offset = (estimate_frequency_offset(receiver.cd_compensate(field, samples_per_symbol), sample_rate)
+                  if demultiplexed is None else estimate_frequency_offset(demultiplexed, receiver.symbol_rate))
         ramp = np.exp(-2j * math.pi * offset / sample_rate * np.arange(field.shape[-1]))
         return field * ramp, float(offset)
 

@@ -510,7 +510,8 @@ class LinkConfig:
             from .receiver import channel_filter_bandwidth  # the receiver module imports this one
             check_frequency_offset(self.laser.frequency_offset_hz, self.transmitter.symbol_rate,
                                    self.receiver.dbp_samples_per_symbol, self.transmitter.rolloff,
-                                   channel_filter_bandwidth(self))
+                                   channel_filter_bandwidth(self),
+                                   self.receiver.mimo != "off" and self.carrier_recovery.frequency_offset_estimation)
         if self.receiver.mimo != "off" and self.receiver.mimo_training_symbols > self.transmitter.n_symbols:
             raise ConfigError(f"receiver.mimo_training_symbols = {self.receiver.mimo_training_symbols} exceeds "
                               f"transmitter.n_symbols = {self.transmitter.n_symbols}: allowed integers in "

@@ -55,6 +55,7 @@ from .fiber import FiberParameters, SplitStepFourier
 from .metrics import effective_snr_db
 from .mimo import AdaptiveEqualizer
 from .receiver import CoherentReceiver, normalize
+from .receiver_dsp import recover_symbols
 
 #: search interval and tolerance (absolute) of each parameter set to "optimize"
 XI_BOUNDS, XI_TOLERANCE = (0.0, 1.5), 0.01
@@ -202,13 +203,9 @@ class DigitalBackPropagation:
         sps = self.samples_per_symbol
         out = self.backpropagate(signal, steps_per_span, xi, nonlinear_position=nonlinear_position,
                                  power_filter_bandwidth=power_filter_bandwidth)
-        if self.equalizer is not None:  # receiver.mimo (channel.mimo)
-            sampled = self.equalizer.receive(self.receiver, out, sps, tx_symbols, overwrite_input=True)
-        else:
-            sampled = self.receiver.matched_filter_and_sample(out, sps, overwrite_input=True)
-        if self.carrier_recovery is not None:  # channel.carrier_recovery: after sampling, before the gain
-            sampled = self.carrier_recovery(sampled, tx_symbols).symbols
-        return normalize(sampled, tx_symbols)
+        # receiver.mimo (channel.mimo), carrier recovery: the chain of CDC (channel.receiver_dsp)
+        return recover_symbols(out, sps, tx_symbols, self.receiver, self.equalizer, self.carrier_recovery,
+                               overwrite_input=True)[0]
 
     def half_block_snr_db(self, signal: np.ndarray, steps_per_span: int, tx_symbols: np.ndarray,
                           settings: DBPSettings) -> float:

@@ -48,7 +48,8 @@ class LaserConfig:
         lo_linewidth_hz: linewidth of the local oscillator in Hz, [0, 1e8]; 0: no phase noise.
         frequency_offset_hz: carrier frequency minus LO frequency in Hz; at most ``dbp_samples_per_symbol *
             symbol_rate / 8`` in magnitude (the range of the 4th-power frequency-offset estimator of
-            :mod:`channel.carrier_recovery`) and within the channel filter (checked with the link,
+            :mod:`channel.carrier_recovery`; ``symbol_rate / 8`` with the MIMO on and the estimator on, as it then
+            takes the MIMO's outputs) and within the channel filter (checked with the link,
             :func:`check_frequency_offset`); 0: none.
 
     The section is left out of :meth:`LinkConfig.to_dict` (and the digest) at its default.
@@ -115,12 +116,15 @@ def mix_local_oscillator(field: np.ndarray, laser: LaserConfig, sample_rate: flo
 
 
 def check_frequency_offset(frequency_offset_hz: float, symbol_rate: float, receiver_samples_per_symbol: int,
-                           rolloff: float, channel_filter_hz: float) -> None:
+                           rolloff: float, channel_filter_hz: float, on_mimo_outputs: bool = False) -> None:
     """Raise :class:`ConfigError` unless ``|df| <= min(sps_rx Rs / 8, (B_filter - (1 + rolloff) Rs) / 2)``: within
-    the 4th-power estimator's unambiguous range at the receiver's oversampling and inside the channel filter of
-    full width ``B_filter`` (Hz). All in Hz."""
-    limit = min(receiver_samples_per_symbol * symbol_rate / 8, (channel_filter_hz - (1 + rolloff) * symbol_rate) / 2)
+    the 4th-power estimator's unambiguous range at the receiver's oversampling (``sps_rx = 1`` with
+    ``on_mimo_outputs``: the estimate taken on the MIMO's outputs, :mod:`channel.receiver_dsp`) and inside the channel
+    filter of full width ``B_filter`` (Hz). All in Hz."""
+    sps = 1 if on_mimo_outputs else receiver_samples_per_symbol
+    limit = min(sps * symbol_rate / 8, (channel_filter_hz - (1 + rolloff) * symbol_rate) / 2)
     if abs(frequency_offset_hz) > limit:
+        estimator = ("symbol rate / 8 (estimated on the MIMO outputs)" if on_mimo_outputs
+                     else "dbp_samples_per_symbol * symbol rate / 8")
         raise ConfigError(f"laser.frequency_offset_hz = {frequency_offset_hz!r} is out of range: allowed "
-                          f"[{-limit:g}, {limit:g}] (min of dbp_samples_per_symbol * symbol rate / 8 and the channel "
-                          "filter's margin)")
+                          f"[{-limit:g}, {limit:g}] (min of {estimator} and the channel filter's margin)")

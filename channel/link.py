@@ -10,6 +10,9 @@ receiver, DBP and metrics, and the one place that builds those blocks from a :cl
              -> CDC -> matched filter -> sample -> [carrier recovery] -> normalize               ("CDC")
              -> DBP(k steps/span, xi) -> matched filter -> sample -> [carrier recovery] -> normalize ("DBP-k")
 
+The receiver's DSP after channel selection is :mod:`channel.receiver_dsp` (one chain for CDC and DBP; with the MIMO
+on, the frequency offset is estimated on the MIMO's polarization-demultiplexed outputs).
+
 The bracketed blocks are off by default (:mod:`channel.transceiver`, :mod:`channel.laser`,
 :mod:`channel.carrier_recovery`; the ``[transceiver]``, ``[laser]``, ``[carrier_recovery]`` sections).
 
@@ -40,7 +43,8 @@ from .fiber import SplitStepFourier, step_lengths
 from .laser import apply_transmitter_laser, mix_local_oscillator
 from .metrics import Metrics, evaluate_symbols
 from .mimo import AdaptiveEqualizer
-from .receiver import CoherentReceiver, normalize
+from .receiver import CoherentReceiver
+from .receiver_dsp import acquire_frequency_offset, recover_symbols
 from .transceiver import receiver_electronics, transmitter_electronics
 from .transmitter import qam_constellation, transmit
 
@@ -224,14 +228,10 @@ def _receive(config: LinkConfig, tx_indices: np.ndarray, rx_full: np.ndarray, st
     sps = config.receiver.dbp_samples_per_symbol
     rx_field = receiver_electronics(rx_field, config.transceiver, sps, tx.seed)
     recovery = CarrierRecovery.from_link(config)
-    rx_field, offset = (rx_field, None) if recovery is None else recovery.remove_frequency_offset(rx_field, receiver,
-                                                                                                  sps)
-    tx_symbols = qam_constellation(config.transmitter.modulation)[0][tx_indices]
     equalizer = AdaptiveEqualizer.from_link(config)  # receiver.mimo: None when "off"
-    sampled = (receiver.matched_filter_and_sample(rx_field, sps, cdc=True) if equalizer is None
-               else equalizer.receive(receiver, rx_field, sps, tx_symbols, cdc=True))
-    recovered = None if recovery is None else recovery(sampled, tx_symbols)
-    rx_cdc = normalize(sampled if recovered is None else recovered.symbols, tx_symbols)
+    rx_field, offset = acquire_frequency_offset(rx_field, sps, receiver, equalizer, recovery)
+    tx_symbols = qam_constellation(config.transmitter.modulation)[0][tx_indices]
+    rx_cdc, recovered = recover_symbols(rx_field, sps, tx_symbols, receiver, equalizer, recovery, cdc=True)
     result = Transmission(config=config, tx_indices=tx_indices, rx_cdc=rx_cdc, rx_field=rx_field)
     result.metrics["CDC"] = evaluate_symbols(rx_cdc, tx_indices, config.transmitter.modulation)
     if dbp:
