@@ -115,11 +115,13 @@ from .common import (
     layer_kind,
 )
 from .fine_tune import FineTune
+from .ldbp import is_ldbp
 from .pipeline import CompressionConfig, CompressionResult, StepReport, compress
 from .pruning import (
     PRUNING_METHODS,
     PrunableBidirectional,
     PruningMethod,
+    method_for,
     prune,
     register_pruning_method,
     units_of,
@@ -135,4 +137,5 @@ __all__ = [
     "PrunableBidirectional", "KBitQuantizeConfig", "compression_info", "weight_stats", "kernel_weights",
     "quantize_array", "SCHEDULES", "SCOPES", "CLUSTER_INITS", "QUANTIZE_MODES", "MIN_BITS", "MAX_BITS",
     "FLOAT_BITS", "KERNEL_NAMES", "copy_model", "kernel_entries", "layer_kind", "tensor_size_bits", "units_of",
+    "method_for", "is_ldbp",
 ]

@@ -1,13 +1,15 @@
 """Pruning: the registry of methods (:mod:`.registry`) and one module per method, each registering itself:
 :mod:`.magnitude` ("magnitude", unstructured), :mod:`.structured` ("structured", whole units), :mod:`.obc`
 ("obc", Optimal Brain Compression: post-training OBS on calibration windows) and :mod:`.filters` ("filters",
-whole Conv1D filters by L1 norm or Taylor importance)."""
+whole Conv1D filters by L1 norm or Taylor importance); :mod:`.ldbp_taps` ("ldbp_taps", "ldbp_edges": the filter
+taps of learned DBP, standing for "magnitude" and "structured" on it)."""
 
 # isort: skip_file
 # the methods register in import order (the order of PRUNING_METHODS, a search's categorical choices)
 from .registry import (
     PRUNING_METHODS,
     PruningMethod,
+    method_for,
     prune,
     register_pruning_method,
     unregister_pruning_method,
@@ -15,6 +17,7 @@ from .registry import (
 from .magnitude import PrunableBidirectional, prunable_class
 from .structured import units_of
 from . import magnitude, structured, obc, filters  # noqa: F401
+from . import ldbp_taps  # noqa: F401
 
-__all__ = ["PRUNING_METHODS", "PrunableBidirectional", "PruningMethod", "prunable_class", "prune",
+__all__ = ["PRUNING_METHODS", "PrunableBidirectional", "PruningMethod", "method_for", "prunable_class", "prune",
            "register_pruning_method", "units_of", "unregister_pruning_method"]
