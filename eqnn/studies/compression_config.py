@@ -93,7 +93,8 @@ class CompressionSearchConfig:
             magnitude pruning) or "per_layer" (one search dimension per prunable layer).
         pruning_methods: "magnitude", "structured", "obc" (Optimal Brain Compression: post-training OBS on
             calibration windows), "filters" (whole Conv1D filters) (eqnn.compress.PRUNING_METHODS); several = a
-            categorical.
+            categorical. On a learned DBP "magnitude" / "structured" run as "ldbp_taps" / "ldbp_edges" (its filter
+            taps: the smallest zeroed / the outermost removed), which may also be named.
         schedule: "constant" | "polynomial" pruning schedule, or a list of both (categorical).
         calibration_samples: training windows (a seeded subsample; blocks of a sequence model) that the
             post-training methods ("obc", "filters" with the Taylor importance, quantize_mode "obq") run through
