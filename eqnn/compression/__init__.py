@@ -129,11 +129,13 @@ from .common import (
     layer_kind,
 )
 from .fine_tune import FineTune
+from .ldbp import is_ldbp
 from .pipeline import CompressionConfig, CompressionResult, StepReport, compress
 from .pruning import (
     PRUNING_METHODS,
     PrunableBidirectional,
     PruningMethod,
+    method_for,
     prune,
     register_pruning_method,
     units_of,
@@ -150,4 +152,5 @@ __all__ = [
     "quantize_array", "SCHEDULES", "SCOPES", "CLUSTER_INITS", "QUANTIZE_GRIDS", "QUANTIZE_MODES", "MIN_BITS",
     "MAX_BITS", "FLOAT_BITS", "KERNEL_NAMES", "copy_model", "kernel_entries", "layer_kind", "tensor_size_bits",
     "units_of",
+    "method_for", "is_ldbp",
 ]

@@ -23,6 +23,7 @@ from .common import (
     kernel_entries,
 )
 from .fine_tune import FineTune, _check_fine_tune, _fit, _ProjectStructure, _seed
+from .ldbp import cluster_ldbp, is_ldbp
 
 CLUSTER_INITS = {
     "kmeans++": tfmot.clustering.keras.CentroidInitialization.KMEANS_PLUS_PLUS,
@@ -104,6 +105,14 @@ def cluster(model: keras.Model, n_clusters: int, *, init: str = "kmeans++", pres
     n_clusters = _check_clusters(n_clusters, preserve_sparsity)
     init = _check_choice(init, "cluster init", list(CLUSTER_INITS))
     _check_fine_tune(fine_tune)
+    if is_ldbp(model):  # learned DBP: its custom layers are clustered in numpy (eqnn.compression.ldbp)
+        _seed(fine_tune)
+        start = time.perf_counter()
+        clustered, info = cluster_ldbp(model, n_clusters, init, preserve_sparsity, fine_tune,
+                                       fine_tune.seed if fine_tune is not None else 0)
+        return attach_info(clustered, model, {"step": "cluster", "n_clusters": n_clusters, "init": init,
+                                              "preserve_sparsity": preserve_sparsity,
+                                              "seconds": time.perf_counter() - start, **info})
     names = [layer.name for layer in model.layers if _clusterable(layer)]
     if not names:
         raise ValueError(f"model {model.name!r} has no layer that can be clustered")

@@ -22,11 +22,12 @@ from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wra
 from channel.validation import check_choice, check_int, check_number
 
 from ..keras2 import not_tf_keras_message
-from ..layers import layer_kind
+from ..layers import find_layer_type, layer_kind
 from ..limits import FLOAT_BITS, MAX_BITS, MIN_BITS, SCOPES
 
 __all__ = ["FLOAT_BITS", "KERNEL_NAMES", "MAX_BITS", "MIN_BITS", "SCHEDULES", "SCOPES", "attach_info",
-           "compression_info", "copy_model", "kernel_entries", "kernel_weights", "layer_kind", "weight_entries"]
+           "compression_info", "copy_model", "is_multiplicative", "kernel_entries", "kernel_weights", "layer_kind",
+           "weight_entries"]
 
 KERNEL_NAMES = frozenset({"kernel", "recurrent_kernel", "depthwise_kernel", "pointwise_kernel", "embeddings"})
 SCHEDULES = ("constant", "polynomial")
@@ -156,8 +157,17 @@ def weight_entries(layer: keras.layers.Layer) -> list[tuple[str, str, tf.Variabl
     return entries
 
 
+def is_multiplicative(layer: keras.layers.Layer, short: str) -> bool:
+    """Whether the weight ``short`` of ``layer`` is multiplicative: a name in :data:`KERNEL_NAMES`, or one of the
+    ``weight_names`` of the layer's :class:`eqnn.layers.LayerType` (learned DBP's phase scale and power filter)."""
+    if short in KERNEL_NAMES:
+        return True
+    layer_type = find_layer_type(layer)
+    return layer_type is not None and short in layer_type.weight_names
+
+
 def kernel_entries(layer: keras.layers.Layer) -> list[tuple[str, tf.Variable]]:
-    return [(key, var) for key, short, var in weight_entries(layer) if short in KERNEL_NAMES]
+    return [(key, var) for key, short, var in weight_entries(layer) if is_multiplicative(layer, short)]
 
 
 def kernel_weights(model: keras.Model) -> dict[str, np.ndarray]:

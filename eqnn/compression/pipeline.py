@@ -26,6 +26,7 @@ from .common import (
     copy_model,
 )
 from .fine_tune import FineTune, _check_fine_tune
+from .ldbp import is_ldbp
 from .pruning import PRUNING_METHODS, prune
 from .pruning.registry import _prune_targets, check_budget, method_calibration, method_options
 from .quantization import QUANTIZE_GRIDS, QUANTIZE_MODES, _check_pow2_terms, quantize
@@ -207,6 +208,9 @@ def compress(model: keras.Model, config: CompressionConfig, fine_tune: FineTune 
     if config.weight_bits is not None and config.quantize_mode == "obq" and \
             calibration_data(calibration, fine_tune) is None:
         raise ValueError("quantize_mode='obq' needs calibration data: pass calibration= (or fine_tune)")
+    if config.weight_bits is not None and config.quantize_mode != "ptq" and is_ldbp(model):
+        raise ValueError(f"quantize_mode={config.quantize_mode!r} is not available for the learned DBP "
+                         f"{model.name!r}: use 'ptq'")
     if config.n_clusters is not None:
         _check_clusters(config.n_clusters, config.cluster_preserves_sparsity())
 

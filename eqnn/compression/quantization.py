@@ -42,10 +42,12 @@ from .common import (
     _check_model,
     attach_info,
     copy_model,
+    is_multiplicative,
     kernel_entries,
     weight_entries,
 )
 from .fine_tune import FineTune, _check_fine_tune, _fit, _ProjectStructure, _seed
+from .ldbp import is_ldbp
 from .obs import hessian, obs_model, obs_rows, obs_supported
 
 QUANTIZE_MODES = ("ptq", "qat", "obq")
@@ -104,8 +106,8 @@ def _ptq_layer(layer: keras.layers.Layer, bits: int, per_channel: bool,
     The kernels go on ``grid``; the biases (added, never multiplied) on the uniform grid."""
     scales = {}
     for key, short, var in weight_entries(layer):
-        if short in KERNEL_NAMES or (quantize_bias and short == "bias"):
-            kernel = short in KERNEL_NAMES
+        if is_multiplicative(layer, short) or (quantize_bias and short == "bias"):
+            kernel = short != "bias"
             values, scale = quantize_array(var.numpy(), bits, per_channel=per_channel and short != "bias",
                                            grid=grid if kernel else "uniform",
                                            pow2_terms=pow2_terms if kernel else None)
@@ -395,6 +397,9 @@ def quantize(model: keras.Model, weight_bits: int, *, activation_bits: int | Non
     if mode == "obq" and data is None:
         raise ValueError("mode='obq' needs calibration data (a few training windows): pass calibration= (or "
                          "fine_tune, whose windows are then used)")
+    if mode != "ptq" and is_ldbp(model):
+        raise ValueError(f"model {model.name!r} is a learned DBP: quantize_mode {mode!r} is not available for its "
+                         "layers (custom layers, quantized post-training); use 'ptq'")
     _seed(fine_tune)
     start = time.perf_counter()
     if mode == "ptq":

@@ -18,7 +18,7 @@ import math
 import numpy as np
 import tf_keras as keras
 
-from .common import FLOAT_BITS, KERNEL_NAMES, _check_model, compression_info, layer_kind, weight_entries
+from .common import FLOAT_BITS, _check_model, compression_info, is_multiplicative, layer_kind, weight_entries
 
 
 def tensor_size_bits(n: int, nnz: int, distinct: int, bits: int) -> dict[str, int]:
@@ -51,10 +51,11 @@ def weight_stats(model: keras.Model, weight_bits: int | None = None, quantize_bi
         tensors, row = [], dict.fromkeys(keys, 0)
         for key, short, var in weight_entries(layer):
             w = var.numpy()
-            quantized = weight_bits is not None and (short in KERNEL_NAMES or (quantize_bias and short == "bias"))
+            kernel = is_multiplicative(layer, short)
+            quantized = weight_bits is not None and (kernel or (quantize_bias and short == "bias"))
             bits = int(weight_bits) if quantized else FLOAT_BITS
             nz = w[w != 0]
-            t = {"name": key, "shape": list(w.shape), "kernel": short in KERNEL_NAMES, "bits": bits,
+            t = {"name": key, "shape": list(w.shape), "kernel": kernel, "bits": bits,
                  "n_weights": int(w.size), "n_nonzero": int(nz.size), "n_distinct_nonzero": int(np.unique(nz).size)}
             t.update(tensor_size_bits(t["n_weights"], t["n_nonzero"], t["n_distinct_nonzero"], bits))
             tensors.append(t)

@@ -315,7 +315,7 @@ COMPLEX_FIR = register_layer_type(LayerType(
     name="ComplexFIR", matches=lambda layer: type(layer) is ComplexFIR, tally=_fir_tally, reference=_fir_reference))
 NONLINEAR_PHASE = register_layer_type(LayerType(
     name="NonlinearPhase", matches=lambda layer: type(layer) is NonlinearPhase, tally=_nl_tally,
-    reference=_nl_reference))
+    reference=_nl_reference, weight_names=("scale", "power_filter")))
 SELECT_POLARIZATIONS = register_layer_type(LayerType(
     name="SelectPolarizations", matches=lambda layer: type(layer) is SelectPolarizations,
     tally=lambda t, layer: (), reference=_select_reference, free_names=("SelectPolarizations",)))

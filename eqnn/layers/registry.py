@@ -24,7 +24,9 @@ A :class:`LayerType` says, for the layers it ``matches``:
   fused kernel is switched off); ``prune_parts(layer)``: the layers TFMOT's prune registry must support for
   magnitude pruning (default ``[layer]``); ``prunable_weights(layer)``: if given, magnitude pruning wraps the layer
   in a subclass implementing TFMOT's ``PrunableLayer`` with these weights; ``kind(layer)``: the type shown in
-  reports.
+  reports; ``weight_names``: names of its multiplicative weights besides the kernels (``kernel``,
+  ``recurrent_kernel``, ...), which pruning, clustering and quantization then treat as kernels (learned DBP's
+  phase ``scale`` and ``power_filter``).
 
 Lookup (:func:`find_layer_type`) tries the most recently registered type first, so a new module can refine a
 built-in type. Adding a layer type (e.g. SimpleRNN) is one module calling :func:`register_layer_type`; remove it with
@@ -68,6 +70,7 @@ class LayerType:
     prune_parts: Optional[Callable[[Any], list]] = None
     prunable_weights: Optional[Callable[[Any], list]] = None
     kind: Optional[Callable[[Any], str]] = None
+    weight_names: tuple = ()
 
     def __post_init__(self):
         if self.structure not in STRUCTURES:

@@ -122,6 +122,9 @@ class LDBPConfig:
         name: label.
         steps_per_span: k, DBP steps per span (nonlinear steps = n_spans k), [1, 64].
         taps: complex taps of each step's FIR (samples at the DBP oversampling), an odd integer in [1, 4001].
+        taps_per_step: complex taps of each step's FIR, one odd integer in [1, 4001] per step (n_spans *
+            steps_per_span of them), or leave it out: every step has ``taps``. Set by compression (pruning the
+            outermost taps, ``ldbp_edges``) when the steps' filters end up with different lengths.
         output_taps: complex taps of the output filter (last linear part, matched filter, sampling and gain), an
             odd integer in [1, 4001].
         power_taps: taps of the learnable real filter on the power of each nonlinear step (1: none, plain DBP's
@@ -155,6 +158,7 @@ class LDBPConfig:
     block_length: int = 256
     inference_block: int = 4096
     link: Optional[LDBPLink] = None
+    taps_per_step: Optional[tuple[int, ...]] = None
 
     def __post_init__(self) -> None:
         s = "models.ldbp"
@@ -179,6 +183,13 @@ class LDBPConfig:
             object.__setattr__(self, "fit_bandwidth", value)
         object.__setattr__(self, "out_of_band_weight", check_number(f"{s}.out_of_band_weight",
                                                                     self.out_of_band_weight, 0.0, 1.0))
+        if self.taps_per_step is not None:
+            if isinstance(self.taps_per_step, (str, bytes)) or not isinstance(self.taps_per_step, (list, tuple)) \
+                    or not self.taps_per_step:
+                raise ConfigError(f"{s}.taps_per_step = {self.taps_per_step!r}: allowed a list of odd integers in "
+                                  f"[1, {MAX_TAPS}], one per step, or leave it out")
+            object.__setattr__(self, "taps_per_step", tuple(
+                _odd(f"{s}.taps_per_step[{i}]", v, MAX_TAPS) for i, v in enumerate(self.taps_per_step)))
         check_int(f"{s}.block_length", self.block_length, 1, MAX_BLOCK)
         check_int(f"{s}.inference_block", self.inference_block, 1, MAX_BLOCK)
         if isinstance(self.link, dict):
@@ -192,6 +203,9 @@ class LDBPConfig:
                 raise ConfigError(f"{s}.link: {exc}") from None
         elif self.link is not None and not isinstance(self.link, LDBPLink):
             raise ConfigError(f"{s}.link = {self.link!r}: set by training; leave it out")
+        if self.link is not None and self.taps_per_step is not None and len(self.taps_per_step) != self.n_steps():
+            raise ConfigError(f"{s}.taps_per_step has {len(self.taps_per_step)} entries: allowed one per step "
+                              f"({self.n_steps()} = n_spans x steps_per_span)")
         if self.link is not None and isinstance(self.fit_bandwidth, float) and \
                 self.fit_bandwidth > self.link.samples_per_symbol:
             raise ConfigError(f"{s}.fit_bandwidth = {self.fit_bandwidth}: allowed (0, "
@@ -205,12 +219,17 @@ class LDBPConfig:
         """Nonlinear steps ``S`` (1 per FIR before the output filter); ``steps_per_span`` when the link is unset."""
         return self.steps_per_span * (1 if self.link is None else self.link.n_spans)
 
+    def step_taps(self, i: int) -> int:
+        """Complex taps of the FIR of step ``i`` (1-based): ``taps_per_step[i - 1]``, else ``taps``."""
+        return self.taps if self.taps_per_step is None else self.taps_per_step[i - 1]
+
     @property
     def reach(self) -> int:
         """Half the total shortening ``D / 2`` (samples): output symbol ``j`` is centred on input sample
         ``sps j + reach``."""
         s = self.n_steps()
-        return (s * (self.taps - 1) + s * (self.power_taps - 1) + self.output_taps - 1) // 2
+        firs = sum(self.step_taps(i) - 1 for i in range(1, s + 1))
+        return (firs + s * (self.power_taps - 1) + self.output_taps - 1) // 2
 
     def input_samples(self, symbols: int) -> int:
         """Input samples of a block delivering ``symbols`` symbols: ``sps (symbols - 1) + 1 + 2 reach``."""
@@ -274,10 +293,10 @@ def initial_weights(config: LDBPConfig) -> dict[str, list[np.ndarray]]:
     out: dict[str, list[np.ndarray]] = {}
     cache: dict = {}
     for i, (length, scalar) in enumerate(parts, start=1):
-        key = (round(length, 6), scalar)
+        key = (round(length, 6), scalar, config.step_taps(i))
         if key not in cache:
             target = np.where(inside, scalar * _linear_response(link, length, omega), 0.0)
-            taps = fit_fir(target, config.taps, digital, weights)
+            taps = fit_fir(target, config.step_taps(i), digital, weights)
             if link.beta3 == 0:  # an even response: the LS taps are symmetric; make them exactly so
                 taps = (taps + taps[::-1]) / 2
             cache[key] = np.stack([taps.real, taps.imag], axis=-1).astype(np.float32)
@@ -343,7 +362,7 @@ def build_ldbp(config: LDBPConfig, input_shape: tuple, n_outputs: int) -> keras.
     inputs = keras.Input(shape=(None, 4), name="field")
     h = inputs
     for i in range(1, config.n_steps() + 1):
-        h = ComplexFIR(config.taps, name=f"fir_{i}")(h)
+        h = ComplexFIR(config.step_taps(i), name=f"fir_{i}")(h)
         h = NonlinearPhase(config.power_taps, name=f"nonlinear_{i}")(h)
     h = ComplexFIR(config.output_taps, stride=config.sps, name="output")(h)
     if n_outputs == 2:
@@ -353,6 +372,17 @@ def build_ldbp(config: LDBPConfig, input_shape: tuple, n_outputs: int) -> keras.
         for name, weights in initial_weights(config).items():
             model.get_layer(name).set_weights(weights)
     return model
+
+
+def ldbp_resized(config: LDBPConfig, model) -> LDBPConfig:
+    """``config`` with the filter lengths of ``model`` (built from ``config``, then possibly with its outermost
+    taps pruned, :mod:`eqnn.compression.pruning.ldbp_taps`): ``taps`` when every step's FIR has the same length,
+    else ``taps_per_step``; ``output_taps``."""
+    steps = [int(model.get_layer(f"fir_{i}").taps) for i in range(1, config.n_steps() + 1)]
+    output = int(model.get_layer("output").taps)
+    if len(set(steps)) == 1:
+        return dataclasses.replace(config, taps=steps[0], taps_per_step=None, output_taps=output)
+    return dataclasses.replace(config, taps_per_step=tuple(steps), output_taps=output)
 
 
 def ldbp_roles(config: LDBPConfig) -> dict[str, str]:
@@ -382,7 +412,7 @@ def _complexity_arguments(config: LDBPConfig, n_outputs: int) -> dict:
 
 
 LDBP = register_model_family(ModelFamily(
-    config=LDBPConfig, build=build_ldbp, roles=ldbp_roles, resized_config=lambda config, model: config,
+    config=LDBPConfig, build=build_ldbp, roles=ldbp_roles, resized_config=ldbp_resized,
     prunable=lambda config: [],
     custom_input=CustomInput(prepare=prepare, training_set=_training_set, predict=_predict,
                              complexity_arguments=_complexity_arguments,

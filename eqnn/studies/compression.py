@@ -39,7 +39,6 @@ that steers the optimizer away, not a measurement); failed points are never the 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import math
@@ -61,6 +60,7 @@ from .. import search as searching
 from ..complexity import model_complexity
 from ..data import WindowSet
 from ..data_blocks import BlockSet
+from ..data_field import FieldSet
 from ..models import build_model, check_keras_model, model_config_to_dict
 from ..records import TrainingResult
 from ..references import dsp_costs, reference_points
@@ -182,12 +182,18 @@ def _evaluate_point(context: _PointContext, params: dict) -> dict:
     def measure_q(candidate) -> dict:
         if candidate is model:  # the baseline report of every compress() call: measured once already
             return {k: uncompressed[k] for k in _Q_KEYS}
-        return _q_metrics(dataclasses.replace(c.equalizer, model=candidate), c.test_transmission)
+        # the architecture config of the candidate (e.g. a learned DBP with shorter filters reads a shorter input)
+        config = _resized_model_config(c.equalizer.model_config, candidate)
+        return _q_metrics(dataclasses.replace(c.equalizer, model=candidate, model_config=config),
+                          c.test_transmission)
+
+    def cost(candidate, weight_bits, activation_bits) -> dict:
+        config = _resized_model_config(c.equalizer.model_config, candidate)
+        return _cost_metrics(candidate, weight_bits, activation_bits,
+                             **complexity_arguments(config, c.equalizer.data_config.n_outputs))
 
     cc = c.config.compression_config(params, model)
     key = params_key(params)
-    cost = functools.partial(_cost_metrics, **complexity_arguments(c.equalizer.model_config,
-                                                                    c.equalizer.data_config.n_outputs))
     try:
         result = compression.compress(model, cc, c.fine_tune, evaluate=measure_q, complexity=cost,
                                       calibration=c.calibration)
@@ -267,9 +273,10 @@ def _check_inputs(equalizer, train_windows, test_transmission, config) -> None:
     check_keras_model(equalizer.model, "equalizer.model")
     if not isinstance(config, CompressionSearchConfig):
         raise TypeError(f"config must be a CompressionSearchConfig, got {type(config).__name__}")
-    if not isinstance(train_windows, (WindowSet, BlockSet)):
+    if not isinstance(train_windows, (WindowSet, BlockSet, FieldSet)):
         raise TypeError(f"train_windows must be an eqnn.data.WindowSet (or an eqnn.data_blocks.BlockSet for a "
-                        f"sequence model), got {type(train_windows).__name__}")
+                        f"sequence model, an eqnn.data_field.FieldSet for a learned DBP), got "
+                        f"{type(train_windows).__name__}")
     if isinstance(train_windows, BlockSet) != (equalizer.blocks is not None):
         raise TypeError(f"train_windows: a {type(train_windows).__name__} does not fit the "
                         f"{'sequence' if equalizer.blocks is not None else 'windowed'} model {equalizer.name!r} "

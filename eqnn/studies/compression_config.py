@@ -101,7 +101,8 @@ class CompressionSearchConfig:
             calibration windows), "filters" (whole Conv1D filters), "gates" (LSTM gate / neuron group sparsity),
             and three that prune while training and need fine_tune_epochs >= 1 (their whole training budget):
             "lottery_ticket", "one_cycle", "gradual_structured" (eqnn.compress.PRUNING_METHODS); several = a
-            categorical.
+            categorical. On a learned DBP "magnitude" / "structured" run as "ldbp_taps" / "ldbp_edges" (its filter
+            taps: the smallest zeroed / the outermost removed), which may also be named.
         prune_options: options of each pruning method, a table per method name, e.g.
             ``[compression.prune_options.lottery_ticket]`` ``rewind = "weights"``, ``rounds = 3``
             (lottery_ticket: rewind "weights" | "learning_rate", rounds >= 1, rewind_at in [0, 1); one_cycle:
@@ -285,7 +286,7 @@ class CompressionSearchConfig:
         """Layers of ``model`` that any of ``methods`` can prune, in model order."""
         names = set()
         for m in methods:
-            names |= set(compression.PRUNING_METHODS[m].prunable(model))
+            names |= set(compression.PRUNING_METHODS[compression.method_for(model, m)].prunable(model))
         return [layer.name for layer in model.layers if layer.name in names]
 
     def search_space(self, model=None) -> list:
@@ -296,7 +297,7 @@ class CompressionSearchConfig:
         if self.prunes:
             if model is not None:
                 for m in self.pruning_methods:
-                    if not compression.PRUNING_METHODS[m].prunable(model):
+                    if not compression.PRUNING_METHODS[compression.method_for(model, m)].prunable(model):
                         raise ConfigError(f"{_key('pruning_methods')}: method {m!r} finds no layer to prune in "
                                           f"model {model.name!r}")
             if _is_range(self.sparsity):
@@ -315,6 +316,10 @@ class CompressionSearchConfig:
             if len(self.filter_importance) > 1 and any(
                     "importance" in compression.PRUNING_METHODS[m].option_names for m in self.pruning_methods):
                 dims.append(searching.Categorical("filter_importance", self.filter_importance))
+        if model is not None and self.weight_bits is not None and set(self.quantize_mode) - {"ptq"} and \
+                compression.is_ldbp(model):
+            raise ConfigError(f"{_key('quantize_mode')} = {list(self.quantize_mode)}: only 'ptq' is available for the "
+                              f"learned DBP {model.name!r} (its layers are quantized post-training)")
         if self.clusters is not None:
             if _is_range(self.clusters):
                 dims.append(searching.Integer("clusters", *self.clusters))
@@ -342,6 +347,8 @@ class CompressionSearchConfig:
             return params.get(name, fixed)
 
         method = pick("pruning_method", self.pruning_methods[0])
+        if model is not None:  # e.g. "magnitude" on a learned DBP: "ldbp_taps"
+            method = compression.method_for(model, method)
         sparsity, per_layer, scope = 0.0, None, "layer"
         if self.prunes:
             if self.sparsity_scope == "per_layer" and _is_range(self.sparsity):

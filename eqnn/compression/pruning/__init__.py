@@ -5,13 +5,16 @@ whole Conv1D filters by L1 norm or Taylor importance) and :mod:`.gates` ("gates"
 sparsity); pruning while training (helpers in :mod:`.masks`):
 :mod:`.lottery_ticket` ("lottery_ticket", iterative magnitude pruning with weight or learning-rate rewinding),
 :mod:`.one_cycle` ("one_cycle", one training run from scratch on a one-cycle sparsity schedule) and
-:mod:`.gradual_structured` ("gradual_structured", units masked while training, then removed)."""
+:mod:`.gradual_structured` ("gradual_structured", units masked while training, then removed);
+:mod:`.ldbp_taps` ("ldbp_taps", "ldbp_edges": the filter taps of learned DBP, standing for "magnitude" and
+"structured" on it)."""
 
 # isort: skip_file
 # the methods register in import order (the order of PRUNING_METHODS, a search's categorical choices)
 from .registry import (
     PRUNING_METHODS,
     PruningMethod,
+    method_for,
     prune,
     register_pruning_method,
     unregister_pruning_method,
@@ -20,6 +23,7 @@ from .magnitude import PrunableBidirectional, prunable_class
 from .structured import units_of
 from . import magnitude, structured, obc, filters, gates  # noqa: F401
 from . import lottery_ticket, one_cycle, gradual_structured  # noqa: F401
+from . import ldbp_taps  # noqa: F401
 
-__all__ = ["PRUNING_METHODS", "PrunableBidirectional", "PruningMethod", "prunable_class", "prune",
+__all__ = ["PRUNING_METHODS", "PrunableBidirectional", "PruningMethod", "method_for", "prunable_class", "prune",
            "register_pruning_method", "units_of", "unregister_pruning_method"]

@@ -53,6 +53,8 @@ class PruningMethod:
         needs_calibration: ``needs_calibration(options) -> bool``: whether ``apply`` needs calibration data with
             these (checked) options; a method that has it gets ``calibration=`` (a :class:`Calibration` or None) as
             a keyword of ``apply``. None: the method reads no calibration data.
+        stands_for: names of general methods this one replaces on a model they find nothing to prune in and it
+            does (:func:`method_for`; e.g. learned DBP's tap pruning for "magnitude" and "structured").
     """
 
     name: str
@@ -66,6 +68,7 @@ class PruningMethod:
     option_names: tuple[str, ...] = ()
     check_fine_tune: Callable[[Mapping[str, Any], int], None] | None = None
     needs_calibration: Callable[[Mapping[str, Any]], bool] | None = None
+    stands_for: tuple[str, ...] = ()
 
 
 PRUNING_METHODS: dict[str, PruningMethod] = {}
@@ -82,6 +85,19 @@ def register_pruning_method(method: PruningMethod) -> PruningMethod:
 def unregister_pruning_method(name: str) -> None:
     """Remove a method (a test that registers a toy method cleans up with this)."""
     PRUNING_METHODS.pop(name, None)
+
+
+def method_for(model: keras.Model, name: str) -> str:
+    """The method that runs when ``name`` is asked for on ``model``: ``name`` itself if it finds a layer to prune,
+    else the first registered method that ``stands_for`` it and finds one (e.g. "magnitude" on a learned DBP ->
+    "ldbp_taps"), else ``name`` (whose empty ``prunable`` then gives the usual error). Unknown names pass through."""
+    method = PRUNING_METHODS.get(name)
+    if method is None or method.prunable(model):
+        return name
+    for other in PRUNING_METHODS.values():
+        if name in other.stands_for and other.prunable(model):
+            return other.name
+    return name
 
 
 def _global_fractions(model: keras.Model, names: Sequence[str], sparsity: float) -> dict[str, float]:
@@ -106,7 +122,7 @@ def _prune_targets(model: keras.Model, sparsity: Any, method: Any, schedule: Any
                    scope: Any) -> tuple[PruningMethod, str, str, dict[str, float]]:
     """Validate the arguments of :func:`prune`; returns (method, schedule, scope, per-layer targets)."""
     _check_model(model)
-    name = _check_choice(method, "pruning method", list(PRUNING_METHODS))
+    name = method_for(model, _check_choice(method, "pruning method", list(PRUNING_METHODS)))
     pm = PRUNING_METHODS[name]
     schedule = _check_choice(schedule, "schedule", SCHEDULES)
     scope = _check_choice(scope, "scope", SCOPES)
