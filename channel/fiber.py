@@ -229,18 +229,23 @@ def unit_rotation(phase: np.ndarray, out: np.ndarray, max_abs_phase: Optional[fl
     cos_c, sin_c = _COS_COEFFICIENTS, _SIN_COEFFICIENTS
     if scale != 1.0:
         cos_c, sin_c = tuple(c * scale for c in cos_c), tuple(c * scale for c in sin_c)
+    # Horner's rule, the first and last passes writing where they must (no fill, no copy into out):
+    # cos = ((c_n u + c_{n-1}) u + ...) u + c_0,  sin = phi (((s_{n-1} u + s_{n-2}) u + ...) u + s_0)
     u = phase * phase
-    acc = np.full_like(phase, cos_c[n])
-    for k in range(n - 1, -1, -1):
-        acc *= u
+    acc = np.multiply(u, cos_c[n])
+    for k in range(n - 1, 0, -1):
         acc += cos_c[k]
-    out.real = acc
-    acc.fill(sin_c[n - 1])
-    for k in range(n - 2, -1, -1):
         acc *= u
-        acc += sin_c[k]
-    acc *= phase
-    out.imag = acc
+    np.add(acc, cos_c[0], out=out.real)
+    if n >= 2:
+        np.multiply(u, sin_c[n - 1], out=acc)
+        for k in range(n - 2, 0, -1):
+            acc += sin_c[k]
+            acc *= u
+        acc += sin_c[0]
+    else:
+        acc.fill(sin_c[0])
+    np.multiply(acc, phase, out=out.imag)
     return out
 
 
@@ -424,12 +429,11 @@ class SplitStepFourier:
         peak = 0.0
         for i in range(start, stop, NONLINEAR_BLOCK):
             block = rows[:, :, i:min(i + NONLINEAR_BLOCK, stop)]
-            parts = block.view(self.real_dtype)  # (batch, polarization, 2 m): re, im interleaved
-            squares = parts * parts
-            phase = squares[:, 0, 0::2] + squares[:, 0, 1::2]
-            for p in range(1, squares.shape[1]):
-                phase += squares[:, p, 0::2]
-                phase += squares[:, p, 1::2]
+            phase = np.square(block.real[:, 0])  # P = sum over polarizations of re^2 + im^2, (batch, m)
+            phase += np.square(block.imag[:, 0])
+            for p in range(1, block.shape[1]):
+                phase += np.square(block.real[:, p])
+                phase += np.square(block.imag[:, p])
             phase *= coefficient
             block_peak = max(float(phase.max()), -float(phase.min()))
             if not math.isfinite(block_peak):  # NaN or Inf in the field: the caller names span and step
