@@ -9,9 +9,12 @@ implementation detail of the simulator, not part of a simulation's cache key.
 * ``fftw``: pyFFTW (BSD) over FFTW 3 (GPL). One FFTW plan per (shape, dtype, direction, threads, alignment,
   planner), made once (``FFTW_MEASURE`` for the stepper's repeated transforms, at most
   :data:`PLANNING_TIME_LIMIT_S` of planning; ``FFTW_ESTIMATE`` for one-off transforms) and reused for every later
-  transform of that kind in the thread that made it (:func:`plans_made` counts plan creations). The whole
-  array is one plan (all rows in one call, ``threads`` threads). Plans are remembered across runs as FFTW
-  *wisdom* in :func:`wisdom_path` (a JSON file of FFTW's own text format, imported as data: nothing is run).
+  transform of that kind in the thread that made it (:func:`plans_made` counts plan creations). With one
+  thread the whole array is one plan; with ``workers`` > 1 threads the rows (polarizations, batch) are split
+  over a pool of threads, each group one single-threaded plan (FFTW's own threads cost 1.6x the CPU time of
+  one thread on a shared machine, benchmarks/README.md section 2); a single row uses FFTW's threads. Plans
+  are remembered across runs as FFTW *wisdom* in :func:`wisdom_path` (a JSON file of FFTW's own text format,
+  imported as data: nothing is run).
 * ``mkl``: mkl_fft (BSD) over Intel MKL (Intel Simplified Software License); MKL picks its threads itself.
 * ``scipy``: scipy.fft (pocketfft); one 1-D call per row on one thread (its multi-row complex128 path is
   slower single-threaded), one call over all rows with more threads.
@@ -30,6 +33,7 @@ import os
 import platform
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -183,6 +187,20 @@ def empty_aligned(shape, dtype) -> np.ndarray:
     return raw[start:start + n_bytes].view(dtype).reshape(shape)
 
 
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def thread_pool(workers: int) -> ThreadPoolExecutor:
+    """A process-wide pool of ``workers`` threads (made once per size), shared by the FFT rows and the stepper's
+    sample ranges (:mod:`channel.fiber`); work submitted to it never submits to it again (no nested waits)."""
+    with _pools_lock:
+        pool = _pools.get(workers)
+        if pool is None:
+            pool = _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="eqnn-fft")
+        return pool
+
+
 def aligned(x: np.ndarray) -> bool:
     """Whether ``x``'s data start on FFTW's SIMD alignment (32 bytes with AVX)."""
     alignment = getattr(_modules.get("fftw"), "simd_alignment", 32)
@@ -213,12 +231,22 @@ def _fftw_plan(shape: tuple, dtype: np.dtype, inverse: bool, workers: int, is_al
     return plan
 
 
-def _fftw_in_place(x: np.ndarray, inverse: bool, workers: int, repeated: bool, normalized: bool) -> np.ndarray:
-    planner = REPEATED_PLANNER if repeated else "FFTW_ESTIMATE"
-    workers = workers if x.size >= MIN_ELEMENTS_PER_THREADED_FFT else 1
+def _fftw_execute(x: np.ndarray, inverse: bool, workers: int, planner: str) -> None:
     plan = _fftw_plan(x.shape, x.dtype, inverse, workers, aligned(x), planner)
     plan.update_arrays(x, x)
-    plan.execute()
+    plan.execute()  # pyFFTW releases the GIL while FFTW runs
+
+
+def _fftw_in_place(x: np.ndarray, inverse: bool, workers: int, repeated: bool, normalized: bool) -> np.ndarray:
+    planner = REPEATED_PLANNER if repeated else "FFTW_ESTIMATE"
+    rows = x.reshape(-1, x.shape[-1])
+    groups = min(workers, rows.shape[0]) if x.size >= MIN_ELEMENTS_PER_THREADED_FFT else 1
+    if groups > 1:  # rows split over threads, one single-threaded plan each (FFTW's own threads idle-wait)
+        bounds = [rows.shape[0] * k // groups for k in range(groups + 1)]
+        list(thread_pool(groups).map(lambda a, b: _fftw_execute(rows[a:b], inverse, 1, planner),
+                                     bounds[:-1], bounds[1:]))
+    else:
+        _fftw_execute(x, inverse, workers if x.size >= MIN_ELEMENTS_PER_THREADED_FFT else 1, planner)
     if inverse and normalized:
         x *= x.real.dtype.type(1.0 / x.shape[-1])
     return x
@@ -281,4 +309,4 @@ def forget_plans() -> None:
 
 
 __all__ = ["BACKENDS", "ENV_WISDOM_DIR", "aligned", "available", "empty_aligned", "forget_auto_choice",
-           "forget_plans", "installed", "plans_made", "resolve", "transform_in_place", "wisdom_path"]
+           "forget_plans", "installed", "plans_made", "resolve", "thread_pool", "transform_in_place", "wisdom_path"]

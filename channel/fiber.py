@@ -32,15 +32,13 @@ dispersion and loss), so they cost no FFT. Without ``pmd`` the stepper is unchan
 from __future__ import annotations
 
 import math
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 from scipy import ndimage
 
-from . import runtime
+from . import fft_backends, runtime
 from .config import FiberConfig, LinkConfig, PropagationConfig
 from .fft import angular_frequencies, fft_in_place, fft_workers, work_copy  # noqa: F401 - re-exported (old home)
 from .fft import backend as fft_backend
@@ -173,19 +171,6 @@ PARALLEL_MIN_SAMPLES = 32768
 MAX_SERIES_TERMS = 8
 _COS_COEFFICIENTS = tuple((-1) ** k / math.factorial(2 * k) for k in range(MAX_SERIES_TERMS + 1))
 _SIN_COEFFICIENTS = tuple((-1) ** k / math.factorial(2 * k + 1) for k in range(MAX_SERIES_TERMS + 1))
-
-
-_pools: dict[int, ThreadPoolExecutor] = {}
-_pools_lock = threading.Lock()
-
-
-def _thread_pool(workers: int) -> ThreadPoolExecutor:
-    """A process-wide pool of ``workers`` threads (made once per size)."""
-    with _pools_lock:
-        pool = _pools.get(workers)
-        if pool is None:
-            pool = _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="eqnn-ssfm")
-        return pool
 
 
 def operator_cache_bytes() -> int:
@@ -421,7 +406,7 @@ class SplitStepFourier:
             return [work(0, self.n_samples)]
         blocks = -(-self.n_samples // NONLINEAR_BLOCK)
         bounds = [min(self.n_samples, NONLINEAR_BLOCK * (blocks * k // workers)) for k in range(workers + 1)]
-        return list(_thread_pool(workers).map(work, bounds[:-1], bounds[1:]))
+        return list(fft_backends.thread_pool(workers).map(work, bounds[:-1], bounds[1:]))
 
     def _rotate_blocks(self, rows: np.ndarray, coefficient, scale: float, start: int, stop: int) -> float:
         """The rotation of samples [start, stop) of ``rows`` (batch, polarization, n) in blocks; returns max |phase|

@@ -239,3 +239,19 @@ def test_threaded_nonlinear_step_and_operator_multiply_are_bit_identical():
     x = field.copy()
     x[1, n - 3] = np.nan  # in the second thread's range
     assert np.isnan(SplitStepFourier(n, 1.2e11, params, [1e4], workers=2)._nonlinear_step(x, 7.0))
+
+
+@pytest.mark.parametrize("n", [12_000, 16_384])  # 3 rows: an uneven split over 2 threads; not / a power of two
+def test_fftw_rows_split_over_threads_give_the_scipy_transform(monkeypatch, n):
+    """With 2 workers and enough elements, FFTW's rows go to 2 threads (one single-threaded plan per group of rows):
+    the transform is numpy's within 1e-12, forward and inverse, and the pool was used."""
+    assert 3 * n >= fft_backends.MIN_ELEMENTS_PER_THREADED_FFT
+    calls = []
+    pool = fft_backends.thread_pool
+    monkeypatch.setattr(fft_backends, "thread_pool", lambda workers: calls.append(workers) or pool(workers))
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 2 * n)).view(np.complex128)
+    y = fft_backends.transform_in_place("fftw", x.copy(), False, 2)
+    assert rel(y, np.fft.fft(x, axis=-1)) < 1e-12
+    assert rel(fft_backends.transform_in_place("fftw", y, True, 2), x) < 1e-12
+    assert calls == [2, 2]
