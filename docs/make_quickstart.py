@@ -23,19 +23,14 @@ import json
 import sys
 from pathlib import Path
 
+from eqnn.study import q_text
+
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- quickstart:begin -->", "<!-- quickstart:end -->"
 
 
 def _method(results: dict, name: str) -> dict | None:
     return next((m for m in results["methods"] if m["method"] == name), None)
-
-
-def _q(m: dict) -> str:
-    ci = ""
-    if m.get("q_db_ci_low") is not None and m.get("q_db_ci_high") is not None:
-        ci = f" [{m['q_db_ci_low']:.2f}, {m['q_db_ci_high']:.2f}]"
-    return f"{m['q_db']:.2f} dB{ci}" if m["q_measured"] else f"~{m['q_db']:.2f} dB (implied by the SNR)"
 
 
 def _gain(m: dict) -> str:
@@ -51,10 +46,10 @@ def _power(m: dict) -> str:
 def numbers_paragraph(results: dict) -> str:
     """The README's paragraph of numbers, from a study's ``results.json``."""
     cdc = _method(results, "CDC")
-    parts = [f"CDC peaks at Q = {_q(cdc)} at {_power(cdc)}."]
+    parts = [f"CDC peaks at Q = {q_text(cdc)} at {_power(cdc)}."]
     nns = [m for m in results["methods"] if m["kind"] == "NN"]
     for nn in nns:
-        parts.append(f"{nn['method']} reaches {_q(nn)} at {_power(nn)}: {_gain(nn)}, for {nn['rmps']:,.0f} RMpS.")
+        parts.append(f"{nn['method']} reaches {q_text(nn)} at {_power(nn)}: {_gain(nn)}, for {nn['rmps']:,.0f} RMpS.")
         comp = _method(results, f"{nn['method']} compressed")
         if comp is not None:
             actual = comp.get("actual") or {}
@@ -65,10 +60,10 @@ def numbers_paragraph(results: dict) -> str:
                         f"{actual['weight_bits'] or 32}-bit weights, measured from the model)")
             n_eval = len(results["compression"].get(nn["method"], {}).get("evaluations", [])) or None
             search = f"The compression search{f' ({n_eval} evaluations)' if n_eval else ''}"
-            parts.append(f"{search} found {_q(comp)} at {comp['rmps']:,.0f} RMpS{what}: {_gain(comp)}.")
+            parts.append(f"{search} found {q_text(comp)} at {comp['rmps']:,.0f} RMpS{what}: {_gain(comp)}.")
     dbp = [m for m in results["methods"] if m["method"].startswith("DBP-")]
     if dbp:
-        parts.append("DBP: " + "; ".join(f"{m['method']} {_q(m)} at {_power(m)}" for m in dbp) + ".")
+        parts.append("DBP: " + "; ".join(f"{m['method']} {q_text(m)} at {_power(m)}" for m in dbp) + ".")
     p = results.get("provenance", {})
     if p:
         commit = (p.get("git_commit") or "no git")[:10] + (" (dirty)" if p.get("git_dirty") else "")

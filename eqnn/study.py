@@ -553,6 +553,15 @@ def _ci_text(low, high) -> str:
     return f"[{_fmt(low)}, {_fmt(high)}]"
 
 
+def q_text(row: dict) -> str:
+    """A report row's Q as prose: ``"9.49 dB [9.42, 9.57]"`` (counted from bit errors, with its 95 % interval) or
+    ``"~12.05 dB (implied by the SNR)"``; the one wording of the report and of docs/make_quickstart.py."""
+    if not row["q_measured"]:
+        return f"~{_fmt(row['q_db'])} dB (implied by the SNR)"
+    low, high = row.get("q_db_ci_low"), row.get("q_db_ci_high")
+    return f"{_fmt(row['q_db'])} dB" + ("" if low is None and high is None else f" {_ci_text(low, high)}")
+
+
 def markdown_table(table: list[dict]) -> str:
     """The report table: Q with its 95 % confidence interval from the counted bit errors; Q marked '~' where implied
     by the SNR (too few bit errors: the interval is then a bound from the errors counted); the gain over CDC on one

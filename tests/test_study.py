@@ -407,3 +407,14 @@ def test_docs_script_rebuilds_the_figure_and_numbers_from_results(first_run, tmp
     assert f"{cdc['q_db']:.2f} dB" in paragraph
     mlp = next(m for m in data["methods"] if m["method"] == "MLP")
     assert f"{mlp['gain_over_cdc_db']:+.2f} dB over CDC" in paragraph and f"{mlp['rmps']:,.0f} RMpS" in paragraph
+
+
+def test_q_text_reads_the_row_as_the_report_table_does():
+    """The one prose form of a report row's Q (report and docs/make_quickstart.py): interval only when counted."""
+    from eqnn.study import q_text
+    assert q_text({"q_db": 9.494, "q_measured": True, "q_db_ci_low": 9.42, "q_db_ci_high": 9.571}) == \
+        "9.49 dB [9.42, 9.57]"
+    assert q_text({"q_db": 9.494, "q_measured": True, "q_db_ci_low": 9.42, "q_db_ci_high": None}) == \
+        "9.49 dB >= 9.42"
+    assert q_text({"q_db": 12.049, "q_measured": False, "q_db_ci_low": 11.0}) == "~12.05 dB (implied by the SNR)"
+    assert q_text({"q_db": 9.0, "q_measured": True}) == "9.00 dB"
