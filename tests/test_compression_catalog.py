@@ -87,11 +87,11 @@ def test_catalog_states_the_model_types_each_method_prunes():
     from eqnn import models
 
     types = [t for t, config in models.MODEL_TYPES.items() if config.__module__.startswith("eqnn.models.")]
-    assert set().union(*(spec.models for spec in catalog.BUILTIN.values())) <= set(types)
+    assert set().union(*(spec.model_types for spec in catalog.BUILTIN.values())) <= set(types)
     for model_type in types:
         model = models.build_model(models.model_config_from_dict({"type": model_type}), (41, 4), 2)
         found = [name for name in catalog.BUILTIN if C.PRUNING_METHODS[name].prunable(model)]
-        assert found == [name for name, spec in catalog.BUILTIN.items() if model_type in spec.models], model_type
+        assert found == [name for name, spec in catalog.BUILTIN.items() if model_type in spec.model_types], model_type
 
 
 def test_a_method_that_disagrees_with_its_catalog_entry_is_refused():

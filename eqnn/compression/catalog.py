@@ -3,7 +3,7 @@ a configuration is checked against before any work (the ``[compression]`` table 
 :mod:`eqnn.studies.compression_config`).
 
 - :data:`METHODS`: the pruning methods, ``{name: MethodSpec}`` in registration order (a search's categorical
-  choices): their capability flags, the models they prune, their options (names, defaults, types and ranges,
+  choices): their capability flags, the model types they prune, their options (names, defaults, types and ranges,
   :class:`OptionTable`) and what they need (fine-tuning, calibration data). The registry of
   :mod:`eqnn.compression.pruning` builds each built-in :class:`eqnn.compression.PruningMethod` from its spec here
   (:meth:`eqnn.compression.PruningMethod.from_catalog`, adding only the TensorFlow code: ``prunable`` and ``apply``)
@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import types
 from collections.abc import Callable, Mapping
 from typing import Any, Optional
 
@@ -99,10 +100,10 @@ class OptionTable:
 
 @dataclasses.dataclass(frozen=True)
 class MethodSpec:
-    """A pruning method as a configuration sees it: everything of a :class:`eqnn.compression.PruningMethod` but its
-    TensorFlow code (``prunable``, ``apply``), whose documentation states each field; and ``models``: the built-in
-    model types (:data:`eqnn.models.MODEL_TYPES`, at their default sizes) in which the method finds layers to prune
-    (() for a method registered from elsewhere: not stated)."""
+    """A pruning method as a configuration sees it: every field of a :class:`eqnn.compression.PruningMethod` but its
+    TensorFlow code (``prunable``, ``apply``); that class documents each one. ``model_types``: the built-in model
+    types (:data:`eqnn.models.MODEL_TYPES`, at their default sizes) in which the method finds layers to prune (()
+    for a method registered from elsewhere: not stated)."""
 
     name: str
     description: str = ""
@@ -114,7 +115,7 @@ class MethodSpec:
     check_fine_tune: Optional[Callable[[Mapping[str, Any], int], None]] = None
     needs_calibration: Optional[Callable[[Mapping[str, Any]], bool]] = None
     stands_for: tuple[str, ...] = ()
-    models: tuple[str, ...] = ()
+    model_types: tuple[str, ...] = ()
 
     @property
     def options(self) -> Optional[Mapping[str, Option]]:
@@ -149,10 +150,10 @@ _NEURAL = ("mlp", "lstm", "bilstm", "gru", "bigru", "cnn_bilstm", "sequence")
 _CALIBRATION_SAMPLES = Option(1024, integer=True, low=1)
 
 
-def _spec(name: str, description: str, models: tuple[str, ...], options: Mapping[str, Option], **flags
-          ) -> MethodSpec:
-    table = OptionTable(name, dict(options))
-    return MethodSpec(name, description, check_options=table, option_names=tuple(options), models=models, **flags)
+def _spec(name: str, description: str, model_types: tuple[str, ...], options: Mapping[str, Option],
+          **flags) -> MethodSpec:
+    return MethodSpec(name, description, check_options=OptionTable(name, dict(options)), option_names=tuple(options),
+                      model_types=model_types, **flags)
 
 
 _BUILTIN = (
@@ -193,7 +194,7 @@ _BUILTIN = (
           structured=True, stands_for=("structured",)),
 )
 
-BUILTIN: Mapping[str, MethodSpec] = {spec.name: spec for spec in _BUILTIN}
+BUILTIN: Mapping[str, MethodSpec] = types.MappingProxyType({spec.name: spec for spec in _BUILTIN})
 METHODS: dict[str, MethodSpec] = dict(BUILTIN)
 
 

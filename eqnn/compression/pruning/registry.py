@@ -60,7 +60,7 @@ class PruningMethod:
             a keyword of ``apply``. None: the method reads no calibration data.
         stands_for: names of general methods this one replaces on a model they find nothing to prune in and it
             does (:func:`method_for`; e.g. learned DBP's tap pruning for "magnitude" and "structured").
-        models: the built-in model types (at their default sizes) in which ``prunable`` finds layers (stated by the
+        model_types: the built-in model types (at their default sizes) in which ``prunable`` finds layers (stated by the
             catalog for its methods; () = not stated).
     """
 
@@ -76,7 +76,7 @@ class PruningMethod:
     check_fine_tune: Callable[[Mapping[str, Any], int], None] | None = None
     needs_calibration: Callable[[Mapping[str, Any]], bool] | None = None
     stands_for: tuple[str, ...] = ()
-    models: tuple[str, ...] = ()
+    model_types: tuple[str, ...] = ()
 
     @classmethod
     def from_catalog(cls, name: str, prunable: Callable[[keras.Model], list[str]],
