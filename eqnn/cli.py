@@ -204,13 +204,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     executor = _executor(args)
     _check_cache_option(args.cache)
-    # every section of the study file is validated before anything runs (the cluster starts on first use); all but
-    # the [compression] table (whose pruning methods are registered by the compression package) before TensorFlow
-    load_study(args.study, tensorflow=False)
+    # every section of the study file is validated before anything runs (the cluster starts on first use) and before
+    # TensorFlow is imported ([compression] against eqnn.compression.catalog)
+    config = load_study(args.study)
     _start_tensorflow(args)
     from eqnn.study import run_study
 
-    config = load_study(args.study)
     with executor:
         run_study(config, out_dir=args.out, cache_dir=args.cache, executor=executor, source=args.study,
                   **_progress(args))
@@ -224,44 +223,18 @@ def _cmd_compress(args: argparse.Namespace) -> int:
     except ValueError:
         raise UsageError(f"--power {args.power!r}: expected one launch power in dBm, e.g. -2") from None
     _check_cache_option(args.cache)
-    _precheck_compress_source(args.source)
-    if args.config is not None:
-        from channel.config import read_toml
+    from eqnn.studies.compress_cli import compress_inputs
 
-        read_toml(args.config, "compression config")
+    # the source, the [compression] table, --calls, and --model/--power of a TOML source, before TensorFlow
+    compress_inputs(args.source, calls=args.calls, config_path=args.config, model=args.model, power_dbm=power)
     _start_tensorflow(args)
     from eqnn.compress_run import compress_command
 
-    # compress_command checks the source, the [compression] table and --model/--power before any training
     with executor:
         compress_command(args.source, calls=args.calls, out=args.out, power_dbm=power, model=args.model,
                          config_path=args.config, cache_dir=False if args.no_cache else args.cache,
                          dbp=not args.no_dbp, executor=executor, **_progress(args))
     return 0
-
-
-def _precheck_compress_source(source: str) -> None:
-    """The source of ``eqnn compress`` checked without TensorFlow: a saved equalizer folder (its ``equalizer.json``
-    readable and complete, its weight files intact) or a training/study TOML (all but its [compression] table)."""
-    import channel
-    from channel.config import read_toml
-
-    path = Path(source)
-    if path.is_dir():
-        from eqnn.training.equalizer import read_equalizer_meta
-
-        if not (path / "equalizer.json").exists():
-            raise channel.ConfigError(f"{source} is not a saved equalizer folder (no equalizer.json)")
-        read_equalizer_meta(path)
-    elif path.is_file():
-        from eqnn.training.config import TrainRunConfig
-
-        data = read_toml(path, "compression study")
-        data.pop("compression", None)
-        data.pop("study", None)
-        TrainRunConfig.from_dict(data, base_dir=path.parent)
-    else:
-        raise channel.ConfigError(f"{source} does not exist: give a saved equalizer folder or a training TOML")
 
 
 def _join_negative_values(argv: list[str]) -> list[str]:

@@ -1,8 +1,9 @@
 """One command reproduces a study: ``eqnn run experiments/<study>.toml``.
 
 A study file is a training TOML (:class:`eqnn.train.TrainRunConfig`) plus a ``[compression]`` table (the search:
-:class:`eqnn.compress_run.CompressionSearchConfig`; leave it out to skip compression) and a ``[study]`` table
-(:class:`StudyConfig`); the reference of every key is ``docs/config_reference.md`` (``python -m eqnn.docs``).
+:class:`eqnn.studies.compression_config.CompressionSearchConfig`; leave it out to skip compression) and a
+``[study]`` table (:class:`StudyConfig`); the reference of every key is ``docs/config_reference.md``
+(``python -m eqnn.docs``).
 
 Every section is validated (:func:`load_study`) before anything is simulated; an error names the key and
 the allowed values. :func:`run_study` then runs four stages, each cached, so that a repeated or
@@ -49,6 +50,7 @@ from .records import CompressionPoint, QRow, TrainingResult, best_per_method, sa
 from .references import dsp_complexity
 from .report import jsonable, new_figure, plot_q_vs_power, save_figure, write_csv, write_json
 from .search import RECORDS_FILE
+from .studies.compression_config import CompressionSearchConfig
 from .training import TrainRunConfig
 from .training.config import cache_folder
 
@@ -57,15 +59,6 @@ STUDY_KEYS = ("dsp_powers_dbm", "compress", "compress_at", "out_dir", "title")
 TABLE_COLUMNS = ("method", "rmps", "bop", "nabs", "launch_power_dbm", "q_db", "q_measured", "q_db_ci_low",
                  "q_db_ci_high", "q_db_from_snr", "gain_over_cdc_db", "gain_basis", "optimum_at_edge")
 EDGE_MARK = "†"
-
-
-def _compression_config_class():
-    from .quiet import import_tensorflow
-
-    import_tensorflow()  # the compression package registers its pruning methods with TensorFlow: start it quietly
-    from .compress_run import CompressionSearchConfig
-
-    return CompressionSearchConfig
 
 
 def _check_compress_names(compress: Any, names: list[str]) -> None:
@@ -109,7 +102,7 @@ class StudyConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.train, TrainRunConfig):
             raise ConfigError(f"train: expected an eqnn.train.TrainRunConfig, got {type(self.train).__name__}")
-        if self.compression is not None and not isinstance(self.compression, _compression_config_class()):
+        if self.compression is not None and not isinstance(self.compression, CompressionSearchConfig):
             raise ConfigError(f"compression: expected a CompressionSearchConfig, got {type(self.compression).__name__}")
         powers = self.dsp_powers_dbm
         if not isinstance(powers, (list, tuple)):
@@ -175,14 +168,11 @@ class StudyConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict, base_dir: Union[str, Path, None] = None, tensorflow: bool = True
-                  ) -> "StudyConfig":
+    def from_dict(cls, data: dict, base_dir: Union[str, Path, None] = None) -> "StudyConfig":
         """Build from a parsed study TOML; ``base_dir`` resolves a relative ``scenario.base``.
 
-        The training part and the ``[study]`` table are validated first, without TensorFlow; then the
-        ``[compression]`` table (whose pruning methods the compression package registers, which imports TensorFlow).
-        ``tensorflow=False`` stops before it: every check that needs no TensorFlow, and a StudyConfig without
-        compression (``eqnn run`` does this first, so that a bad file fails before TensorFlow starts)."""
+        The training part and the ``[study]`` table are validated first, then the ``[compression]`` table (against
+        :mod:`eqnn.compression.catalog`); none of it imports TensorFlow, so a bad file fails before it starts."""
         if not isinstance(data, dict):
             raise ConfigError(f"a study must be a table, got {type(data).__name__}")
         allowed = {f.name for f in fields(TrainRunConfig)} | {"compression", "study"}
@@ -201,26 +191,23 @@ class StudyConfig:
         kwargs = dict(study)
         if compression_table is not None and not isinstance(compression_table, dict):
             raise ConfigError(f"[compression] must be a table, got {compression_table!r}")
-        # without TensorFlow: the [study] table as if there were no compression, and the names of study.compress
-        partial = cls(train=train, compression=None, **{k: v for k, v in kwargs.items() if k != "compress"})
+        # the [study] table as if there were no compression, and the names of study.compress, first
+        cls(train=train, compression=None, **{k: v for k, v in kwargs.items() if k != "compress"})
         if "compress" in kwargs:
             _check_compress_names(kwargs["compress"], [m.name for m in train.models])
         if compression_table is None:
             return cls(train=train, compression=None, **{**kwargs, "compress": kwargs.get("compress", [])})
-        if not tensorflow:
-            return partial
-        compression = _compression_config_class().from_dict(compression_table, section="compression")
+        compression = CompressionSearchConfig.from_dict(compression_table, section="compression")
         if "compress" not in kwargs:
             kwargs["compress"] = [m.name for m in train.models]
         return cls(train=train, compression=compression, **kwargs)
 
 
-def load_study(path: Union[str, Path], tensorflow: bool = True) -> StudyConfig:
-    """Read and validate a study TOML (format: module docstring); errors are :class:`channel.ConfigError`.
-    ``tensorflow=False``: every check but those of the ``[compression]`` table, without importing TensorFlow
-    (:meth:`StudyConfig.from_dict`)."""
+def load_study(path: Union[str, Path]) -> StudyConfig:
+    """Read and validate a study TOML (format: module docstring), without importing TensorFlow; errors are
+    :class:`channel.ConfigError`."""
     path = Path(path)
-    return StudyConfig.from_dict(read_toml(path, "study file"), base_dir=path.parent, tensorflow=tensorflow)
+    return StudyConfig.from_dict(read_toml(path, "study file"), base_dir=path.parent)
 
 
 # --------------------------------------------------------------------------------------------- stages

@@ -59,6 +59,13 @@ print(code, ','.join(heavy) or '-')
 def test_bad_config_fails_in_one_line_without_tensorflow(tmp_path, command, edit, needle):
     """The whole error is one line on stderr (no TensorFlow start-up line, no traceback), and TensorFlow was never
     imported on that path."""
+    lines = _run_probe(tmp_path, command, edit)
+    assert len(lines) == 1 and lines[0].startswith(f"eqnn {command}: error: ") and needle in lines[0], lines
+
+
+def _run_probe(tmp_path, command: str, edit: tuple[str, str]) -> list[str]:
+    """``eqnn <command>`` on STUDY with ``edit`` in a fresh interpreter: asserts exit code 2, TensorFlow (tf_keras,
+    TFMOT) never imported and nothing written; returns the lines of stderr."""
     path = tmp_path / "bad.toml"
     assert edit[0] in STUDY
     path.write_text(STUDY.replace(*edit))
@@ -66,9 +73,31 @@ def test_bad_config_fails_in_one_line_without_tensorflow(tmp_path, command, edit
     proc = subprocess.run([sys.executable, "-c", _PROBE, command, str(path), "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert proc.stdout.split() == ["2", "-"], proc.stdout + proc.stderr  # exit code 2, TensorFlow not imported
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"eqnn {command}: error: ") and needle in lines[0], proc.stderr
     assert not (tmp_path / "out").exists()
+    return proc.stderr.splitlines()
+
+
+_TABLE = "[compression]\nn_calls = 3\nn_initial_points = 2\n"
+
+
+@pytest.mark.parametrize("command, table, error", [
+    ("run", _TABLE + 'pruning_methods = ["magnitude", "prune"]\n',
+     "compression.pruning_methods = ['magnitude', 'prune']: allowed one of ['magnitude', 'structured', 'obc', "
+     "'filters', 'gates', 'lottery_ticket', 'one_cycle', 'gradual_structured', 'ldbp_taps', 'ldbp_edges'] or a "
+     "list of distinct ones"),
+    ("compress", _TABLE + 'pruning_methods = ["lottery_ticket"]\n[compression.prune_options.lottery_ticket]\n'
+                          'rewind = "init"\n',
+     "compression.prune_options.lottery_ticket.rewind = 'init': allowed values are 'weights', 'learning_rate'"),
+    ("run", _TABLE + "sparsity = [0.0, 1.0]\n",
+     "compression.sparsity = [0.0, 1.0]: allowed numbers in [0, 1) (one value or a range [low, high])"),
+    ("compress", _TABLE.replace("n_initial_points = 2", "n_initial_points = 5"),
+     "compression.n_initial_points = 5: more than compression.n_calls = 3; allowed integers in [1, n_calls] (the "
+     "random points come before the Gaussian process, within the n_calls evaluations)"),
+], ids=["unknown-method", "bad-option", "sparsity-range", "initial-points"])
+def test_bad_compression_table_fails_in_one_line_without_tensorflow(tmp_path, command, table, error):
+    """The [compression] table is checked against eqnn.compression.catalog, without TensorFlow: an unknown pruning
+    method, a bad option of a method, a sparsity outside [0, 1), more initial points than calls."""
+    assert _run_probe(tmp_path, command, (_TABLE, table)) == [f"eqnn {command}: error: {error}"]
 
 
 def test_version_is_printed():

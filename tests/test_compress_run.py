@@ -321,6 +321,14 @@ def test_cli_compresses_a_toml_study_and_a_saved_equalizer(tmp_path, monkeypatch
     records = [json.loads(line) for line in (out2 / "evaluations.jsonl").read_text().splitlines()]
     assert [r["call"] for r in records] == [0, 1, 2, 3, 4]
     assert all(c.prune_method == "magnitude" and c.weight_bits in range(4, 9) for c in calls)
+    # a bad table in --config: one line, before any work (eqnn.studies.compress_cli.compress_inputs, no TensorFlow)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY_STUDY.replace('pruning_methods = "magnitude"', 'pruning_methods = ["magnitude", "prune"]'))
+    assert main(["compress", str(eq_folder), "--config", str(bad), "--out", str(tmp_path / "out3"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("eqnn compress: error: compression.pruning_methods = ['magnitude', 'prune']: allowed one "
+                          "of ['magnitude', ") and err.count("\n") == 1, err
+    assert not (tmp_path / "out3").exists() and len(calls) == 5
 
 
 @pytest.mark.parametrize("changes, args, match", [

@@ -168,8 +168,9 @@ def test_group_lasso_fine_tuning_then_pruned_groups_stay_zero():
 
 def test_bad_gate_settings_are_rejected_with_one_line_errors():
     model = _lstm_model()
-    for options, message in (({"level": "cells"}, "level"), ({"penalty": -1.0}, "penalty = -1.0"),
-                             ({"criterion": "incoming"}, r"options are \['level', 'penalty'\]")):
+    for options, message in (({"level": "cells"}, "gates.level = 'cells'"), ({"penalty": -1.0}, "penalty = -1.0"),
+                             ({"criterion": "incoming"}, r"gates: unknown option\(s\) \['criterion'\]: allowed level, "
+                                                         "penalty")):
         with pytest.raises(ValueError, match=message) as err:
             compress.prune(model, 0.5, method="gates", options=options)
         assert "\n" not in str(err.value)
@@ -187,5 +188,6 @@ def test_gates_options_come_from_the_compression_table():
 
     config = CompressionSearchConfig(pruning_methods=["gates"], prune_options={"gates": {"level": "neurons"}})
     assert config.prune_options["gates"]["level"] == "neurons"
-    with pytest.raises(ConfigError, match=r"compression.prune_options.gates: gates pruning level = 'rows'"):
+    with pytest.raises(ConfigError, match=r"^compression.prune_options.gates.level = 'rows': allowed values are "
+                                         r"'weights', 'gates', 'neurons'$"):
         CompressionSearchConfig(pruning_methods=["gates"], prune_options={"gates": {"level": "rows"}})

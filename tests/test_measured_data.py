@@ -249,7 +249,7 @@ def test_export_and_the_dsp_stage_of_a_study(tmp_path, simulated, capsys):
     assert [Path(p).name for p in table["path"] + table["test_path"]] == ["train_0dBm.h5", "test_0dBm.h5"]
     data = {k: v for k, v in BASE.items() if k != "powers_dbm"}
     study = StudyConfig.from_dict({**data, "dataset": {**table, "rescale_waveform": False},
-                                   "study": {"dsp_powers_dbm": []}}, tensorflow=False)
+                                   "study": {"dsp_powers_dbm": []}})
     log = {}
     rows = {r.method: r for r in _stage_dsp(study, tmp_path / "cache", False, log, None)}
     assert set(rows) == {"CDC", "DBP-1"} and log["dsp"]["measured"] == 1
@@ -257,7 +257,7 @@ def test_export_and_the_dsp_stage_of_a_study(tmp_path, simulated, capsys):
     for method in rows:
         assert rows[method].snr_db == pytest.approx(sim_rows[method].snr_db, abs=1e-9)
     with pytest.raises(ConfigError, match=r"study.dsp_powers_dbm: 1 dBm is not a launch power of the dataset"):
-        StudyConfig.from_dict({**data, "dataset": table, "study": {"dsp_powers_dbm": [1.0]}}, tensorflow=False)
+        StudyConfig.from_dict({**data, "dataset": table, "study": {"dsp_powers_dbm": [1.0]}})
 
 
 _PROBE = """

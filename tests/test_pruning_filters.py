@@ -113,9 +113,9 @@ def test_search_offers_the_importance_as_a_categorical():
 def test_bad_settings_fail_in_one_line_before_any_work(monkeypatch):
     model, (x, y) = _front_end(), _data(8)
     monkeypatch.setattr(filters, "_structured_once", lambda *a, **k: pytest.fail("pruned despite bad settings"))
-    cases = [({"options": {"importance": "l2"}}, "prune_options.importance"),
+    cases = [({"options": {"importance": "l2"}}, "filters.importance"),
              ({"options": {"importance": "taylor", "calibration_samples": 0}, "calibration": (x, y)},
-              "prune_options.calibration_samples"),
+              "filters.calibration_samples"),
              ({"options": {"criterion": "outgoing"}}, "criterion"),
              ({"options": {"importance": "taylor"}}, "needs calibration data"),
              ({"scope": "global"}, "scope='global'"),
@@ -131,7 +131,7 @@ def test_bad_settings_fail_in_one_line_before_any_work(monkeypatch):
                             keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="no layer that method 'filters' can prune"):
         C.prune(mlp, 0.5, method="filters")
-    with pytest.raises(ValueError, match="prune_options.importance"):
+    with pytest.raises(ValueError, match="filters.importance"):
         C.CompressionConfig(prune_method="filters", sparsity=0.5, prune_options={"importance": "random"})
     with pytest.raises(ConfigError, match="compression.filter_importance") as info:
         CompressionSearchConfig.from_dict({"filter_importance": ["l1", "l2"]})

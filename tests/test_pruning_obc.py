@@ -168,8 +168,8 @@ def test_bad_settings_fail_in_one_line_before_any_work(monkeypatch):
     model = keras.Sequential([keras.Input((12,)), keras.layers.Dense(4, name="out")])
     x = _correlated_inputs().astype(np.float32)
     monkeypatch.setattr(obc, "obs_model", lambda *a, **k: pytest.fail("pruned despite bad settings"))
-    cases = [({"options": {"calibration_samples": 0}, "calibration": x}, "prune_options.calibration_samples"),
-             ({"options": {"damping": -1.0}, "calibration": x}, "prune_options.damping"),
+    cases = [({"options": {"calibration_samples": 0}, "calibration": x}, "obc.calibration_samples"),
+             ({"options": {"damping": -1.0}, "calibration": x}, "obc.damping"),
              ({"options": {"blocks": 2}, "calibration": x}, "blocks"),
              ({}, "needs calibration data"),
              ({"scope": "global", "calibration": x}, "scope='global'")]
@@ -180,7 +180,7 @@ def test_bad_settings_fail_in_one_line_before_any_work(monkeypatch):
     for bad in (1.0, -0.1):
         with pytest.raises(ValueError, match="sparsity"):
             C.prune(model, bad, method="obc", calibration=x)
-    with pytest.raises(ValueError, match="prune_options.calibration_samples"):
+    with pytest.raises(ValueError, match="obc.calibration_samples"):
         C.CompressionConfig(prune_method="obc", sparsity=0.5, prune_options={"calibration_samples": 0})
     with pytest.raises(ValueError, match="needs calibration data"):
         C.compress(model, C.CompressionConfig(prune_method="obc", sparsity=0.5))

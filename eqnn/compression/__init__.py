@@ -109,40 +109,37 @@ Layout
 :mod:`.pruning` (registry; :mod:`.pruning.magnitude`, :mod:`.pruning.structured`, :mod:`.pruning.obc`,
 :mod:`.pruning.filters`, :mod:`.pruning.gates`), :mod:`.clustering`,
 :mod:`.quantization`, :mod:`.stats` (:func:`weight_stats`), :mod:`.pipeline` (:class:`CompressionConfig`,
-:func:`compress`). What a layer type allows (structured slicing, QAT weights, TFMOT prunable weights) comes from
-:mod:`eqnn.layers`. ``eqnn.compress`` re-exports the public names.
+:func:`compress`), :mod:`.catalog` (the names and settings a configuration is checked against: the pruning methods
+with their options, schedules, centroid initializations, quantization modes and grids; no TensorFlow). What a layer
+type allows (structured slicing, QAT weights, TFMOT prunable weights) comes from :mod:`eqnn.layers`.
+``eqnn.compress`` re-exports the public names.
+
+Importing this package does not import TensorFlow: the names are loaded from their modules on first use (PEP 562),
+so that :mod:`.catalog` serves a configuration check before TensorFlow starts.
 """
 
-from .calibration import Calibration
-from .clustering import CLUSTER_INITS, cluster
-from .common import (
-    FLOAT_BITS,
-    KERNEL_NAMES,
-    MAX_BITS,
-    MIN_BITS,
-    SCHEDULES,
-    SCOPES,
-    compression_info,
-    copy_model,
-    kernel_entries,
-    kernel_weights,
-    layer_kind,
-)
-from .fine_tune import FineTune
-from .ldbp import is_ldbp
-from .pipeline import CompressionConfig, CompressionResult, StepReport, compress
-from .pruning import (
-    PRUNING_METHODS,
-    PrunableBidirectional,
-    PruningMethod,
-    method_for,
-    prune,
-    register_pruning_method,
-    units_of,
-    unregister_pruning_method,
-)
-from .quantization import QUANTIZE_GRIDS, QUANTIZE_MODES, KBitQuantizeConfig, quantize, quantize_array
-from .stats import tensor_size_bits, weight_stats
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .catalog import FLOAT_BITS, MAX_BITS, MIN_BITS, QUANTIZE_GRIDS, QUANTIZE_MODES, SCHEDULES, SCOPES
+
+# name -> the submodule that defines it (imported, with TensorFlow, on first use)
+_LAZY = {
+    "Calibration": "calibration",
+    "CLUSTER_INITS": "clustering", "cluster": "clustering",
+    "KERNEL_NAMES": "common", "compression_info": "common", "copy_model": "common", "kernel_entries": "common",
+    "kernel_weights": "common", "layer_kind": "common",
+    "FineTune": "fine_tune",
+    "is_ldbp": "ldbp",
+    "CompressionConfig": "pipeline", "CompressionResult": "pipeline", "StepReport": "pipeline", "compress": "pipeline",
+    "PRUNING_METHODS": "pruning", "PrunableBidirectional": "pruning", "PruningMethod": "pruning",
+    "method_for": "pruning", "prune": "pruning", "register_pruning_method": "pruning", "units_of": "pruning",
+    "unregister_pruning_method": "pruning",
+    "KBitQuantizeConfig": "quantization", "quantize": "quantization", "quantize_array": "quantization",
+    "tensor_size_bits": "stats", "weight_stats": "stats",
+}
 
 __all__ = [
     "FineTune", "Calibration", "prune", "cluster", "quantize", "compress", "CompressionConfig", "CompressionResult",
@@ -154,3 +151,16 @@ __all__ = [
     "units_of",
     "method_for", "is_ldbp",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -12,6 +12,7 @@ import tf_keras as keras
 from tensorflow_model_optimization.python.core.clustering.keras import cluster_wrapper
 from tensorflow_model_optimization.python.core.clustering.keras.clustering_registry import ClusteringRegistry
 
+from . import catalog
 from .common import (
     _check_choice,
     _check_clusters,
@@ -31,6 +32,8 @@ CLUSTER_INITS = {
     "density": tfmot.clustering.keras.CentroidInitialization.DENSITY_BASED,
     "random": tfmot.clustering.keras.CentroidInitialization.RANDOM,
 }
+if tuple(CLUSTER_INITS) != catalog.CLUSTER_INITS:  # the names a configuration is checked against
+    raise ImportError(f"CLUSTER_INITS {list(CLUSTER_INITS)} differ from eqnn.compression.catalog.CLUSTER_INITS")
 
 
 def _clusterable(layer: keras.layers.Layer) -> bool:

@@ -24,13 +24,13 @@ from channel.validation import check_choice, check_int, check_number
 from ..keras2 import not_tf_keras_message
 from ..layers import find_layer_type, layer_kind
 from ..limits import FLOAT_BITS, MAX_BITS, MIN_BITS, SCOPES
+from .catalog import SCHEDULES
 
 __all__ = ["FLOAT_BITS", "KERNEL_NAMES", "MAX_BITS", "MIN_BITS", "SCHEDULES", "SCOPES", "attach_info",
            "compression_info", "copy_model", "is_multiplicative", "kernel_entries", "kernel_weights", "layer_kind",
            "weight_entries"]
 
 KERNEL_NAMES = frozenset({"kernel", "recurrent_kernel", "depthwise_kernel", "pointwise_kernel", "embeddings"})
-SCHEDULES = ("constant", "polynomial")
 TFMOT_WRAPPERS = (pruning_wrapper.PruneLowMagnitude, cluster_wrapper.ClusterWeights,
                   quantize_wrapper.QuantizeWrapper)
 

@@ -34,6 +34,7 @@ from tensorflow_model_optimization.python.core.quantization.keras import quantiz
 from ..complexity.counting import MAX_POW2_TERMS, pow2_levels
 from ..layers import find_layer_type, recurrent_layers
 from .calibration import calibration_data
+from .catalog import QUANTIZE_GRIDS, QUANTIZE_MODES
 from .common import (
     KERNEL_NAMES,
     _check_bits,
@@ -50,8 +51,6 @@ from .fine_tune import FineTune, _check_fine_tune, _fit, _ProjectStructure, _see
 from .ldbp import is_ldbp
 from .obs import hessian, obs_model, obs_rows, obs_supported
 
-QUANTIZE_MODES = ("ptq", "qat", "obq")
-QUANTIZE_GRIDS = ("uniform", "pow2")
 OBQ_DAMPING = 0.01  # dampening of the OBQ Hessian (lambda of :func:`eqnn.compression.obs.hessian`)
 
 

@@ -1,12 +1,14 @@
 """``eqnn compress``: compress a saved equalizer folder, or every model of a training TOML with a ``[compression]``
 table (trained or reused first), and print/write the summary table.
 
-- :func:`compress_command`: the command.
+- :func:`compress_command`: the command; :func:`compress_inputs`: its inputs checked, without TensorFlow (the
+  command line calls it before TensorFlow starts).
 - :func:`compress_saved_equalizer`: a folder written by ``eqnn train`` (its transmissions simulated again).
 - :func:`summary_rows` / :func:`format_summary`: the summary table.
 
 The studies themselves are :func:`eqnn.studies.compression.compress_equalizer` /
-:func:`eqnn.studies.compression.compress_trained`.
+:func:`eqnn.studies.compression.compress_trained` (imported when a study runs: importing this module does not import
+TensorFlow).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence, Union
 
 import channel
 from channel import ConfigError, LinkConfig, Transmission
@@ -25,11 +27,14 @@ from ..records import same_power
 from ..references import reference_points
 from ..report import write_csv, write_json
 from ..training import Equalizer, TrainRunConfig, load_equalizer
+from ..training.equalizer import read_equalizer_meta
 from ..training.run import cache_folder, train_stage
-from .compression import CompressionStudy, compress_equalizer, compress_trained
 from .compression_config import CompressionSearchConfig, load_compression_config
 
-__all__ = ["compress_command", "compress_saved_equalizer", "format_summary", "summary_rows"]
+if TYPE_CHECKING:
+    from .compression import CompressionStudy
+
+__all__ = ["compress_command", "compress_inputs", "compress_saved_equalizer", "format_summary", "summary_rows"]
 
 DEFAULT_CACHE = Path("results") / "cache"
 
@@ -93,6 +98,8 @@ def compress_saved_equalizer(source: Union[str, Path, Equalizer], config: Compre
     model is (when ``source`` is an already loaded Equalizer). ``executor``: see :func:`compress_equalizer`."""
     if isinstance(source, Equalizer) and folder is None:
         raise ValueError("compress_saved_equalizer(Equalizer, ...) needs folder= (where it was saved)")
+    from .compression import compress_equalizer
+
     equalizer = source if isinstance(source, Equalizer) else load_equalizer(source)
     where = Path(folder if folder is not None else source)
     train_links, test_links = _links_of(equalizer, where)
@@ -120,13 +127,40 @@ def _load_toml(path: Path) -> tuple[TrainRunConfig, CompressionSearchConfig]:
     return train, CompressionSearchConfig.from_dict(compress_table)
 
 
+def compress_inputs(source: Union[str, Path], *, calls: Optional[int] = None,
+                    config_path: Union[str, Path, None] = None, model: Optional[str] = None,
+                    power_dbm: Optional[float] = None) -> tuple[Optional[TrainRunConfig], CompressionSearchConfig]:
+    """The inputs of ``eqnn compress`` (:func:`compress_command`) checked without TensorFlow: ``(None, config)`` for
+    a saved equalizer folder (its ``equalizer.json`` readable and complete, its weight files present; the
+    ``[compression]`` table of ``config_path``, else the defaults), ``(training config, config)`` for a training or
+    study TOML (every table but ``[study]``, and ``model`` / ``power_dbm`` against its models and powers); ``calls``
+    replaces ``n_calls``. Errors are :class:`ConfigError`."""
+    source = Path(source)
+    if source.is_dir():
+        if not (source / "equalizer.json").is_file():
+            raise ConfigError(f"{source} is not a saved equalizer folder (no equalizer.json)")
+        read_equalizer_meta(source)
+        config = load_compression_config(config_path) if config_path else CompressionSearchConfig()
+        return None, config.with_calls(calls)
+    if source.is_file():
+        if config_path is not None:
+            raise ConfigError("--config applies to an equalizer folder; a TOML source carries its own [compression]")
+        train, config = _load_toml(source)
+        config = config.with_calls(calls)
+        names = [m.name for m in train.models]
+        if model is not None and model not in names:
+            raise ConfigError(f"--model {model!r}: allowed {', '.join(names)} (the [[models]] names)")
+        if power_dbm is not None and not any(same_power(power_dbm, p) for p in train.powers_dbm):
+            raise ConfigError(f"--power {power_dbm:g}: allowed one of powers_dbm {list(train.powers_dbm)}")
+        return train, config
+    raise ConfigError(f"{source} does not exist: give a saved equalizer folder or a training TOML")
+
+
 def _from_toml(train: TrainRunConfig, config: CompressionSearchConfig, out: Path, power_dbm, model, cache_dir, dbp,
                progress, executor=None, verbose: bool = False) -> list[CompressionStudy]:
-    names = [m.name for m in train.models]
-    if model is not None and model not in names:
-        raise ConfigError(f"--model {model!r}: allowed {', '.join(names)} (the [[models]] names)")
-    if power_dbm is not None and not any(same_power(power_dbm, p) for p in train.powers_dbm):
-        raise ConfigError(f"--power {power_dbm:g}: allowed one of powers_dbm {list(train.powers_dbm)}")
+    from .compression import compress_trained
+
+    names = [m.name for m in train.models]  # --model and --power were checked by compress_inputs
     if power_dbm is not None:  # the TOML's own value of that power
         power_dbm = next(p for p in train.powers_dbm if same_power(power_dbm, p))
     powers = [power_dbm] if power_dbm is not None and train.mode == "per_power" else None
@@ -193,10 +227,8 @@ def compress_command(source: Union[str, Path], *, calls: Optional[int] = None, o
     ``summary.csv`` to ``out`` (default ``results/compress-<name>``) and prints the summary table."""
     source = Path(source)
     start = time.perf_counter()
-    if source.is_dir():
-        if not (source / "equalizer.json").is_file():
-            raise ConfigError(f"{source} is not a saved equalizer folder (no equalizer.json)")
-        config = (load_compression_config(config_path) if config_path else CompressionSearchConfig()).with_calls(calls)
+    train, config = compress_inputs(source, calls=calls, config_path=config_path, model=model, power_dbm=power_dbm)
+    if train is None:
         out = Path(out or Path("results") / f"compress-{source.name}")
         equalizer = load_equalizer(source)
         if model is not None and model != equalizer.name:
@@ -204,15 +236,9 @@ def compress_command(source: Union[str, Path], *, calls: Optional[int] = None, o
         cache = None if cache_dir is False else (cache_dir or DEFAULT_CACHE)
         studies = [compress_saved_equalizer(equalizer, config, out, power_dbm, cache, dbp, progress, folder=source,
                                             executor=executor)]
-    elif source.is_file():
-        if config_path is not None:
-            raise ConfigError("--config applies to an equalizer folder; a TOML source carries its own [compression]")
-        train, config = _load_toml(source)
-        config = config.with_calls(calls)
+    else:
         out = Path(out or Path("results") / f"compress-{train.name}")
         studies = _from_toml(train, config, out, power_dbm, model, cache_dir, dbp, progress, executor, verbose)
-    else:
-        raise ConfigError(f"{source} does not exist: give a saved equalizer folder or a training TOML")
     rows = summary_rows(studies)
     write_json(out / "summary.json", {"rows": rows, "studies": [s.to_dict() for s in studies]})
     write_csv(out / "summary.csv", rows)

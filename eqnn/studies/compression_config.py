@@ -4,6 +4,12 @@ compression study (``eqnn compress``, stage 3 of ``eqnn run``).
 A range ``[low, high]`` is a search dimension, a single value is fixed; every key is optional and unknown keys are
 errors. The format reference is generated from the class into ``docs/config_reference.md``
 (``python -m eqnn.docs``).
+
+The table is checked against :mod:`eqnn.compression.catalog` (the pruning methods, their options and the other
+names), without TensorFlow: a bad table fails before TensorFlow starts. The compression package itself (TensorFlow)
+is imported by the methods that build or read models (:meth:`CompressionSearchConfig.search_space` with a model,
+:meth:`~CompressionSearchConfig.compression_config`, :meth:`~CompressionSearchConfig.fine_tune`,
+:meth:`~CompressionSearchConfig.calibration`).
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -27,21 +33,28 @@ from channel.validation import (
     interval_text,
 )
 
-from .. import compress as compression
 from .. import search as searching
 from ..complexity.counting import MAX_POW2_TERMS
-from ..compression.pruning.filters import IMPORTANCES
+from ..compression import catalog
 from ..data import WindowSet
-from ..limits import SEARCH_SCOPES
+from ..limits import MAX_BITS, MIN_BITS, SEARCH_SCOPES
+
+if TYPE_CHECKING:
+    from .. import compress as compression
 
 __all__ = ["CompressionSearchConfig", "load_compression_config", "COSTS", "OBJECTIVES", "SCOPES", "MAX_CLUSTERS"]
 
 OBJECTIVES = ("constrained", "weighted")
 COSTS = searching.COSTS
-# the scopes and bit-width limits are to be defined once in the compression package (eqnn.compression); until
-# then they are repeated here
 SCOPES = SEARCH_SCOPES  # "per_layer": one search dimension per prunable layer, a search-level scope
 MAX_CLUSTERS = 65536
+
+
+def _compression():
+    """The compression package (:mod:`eqnn.compress`; imports TensorFlow), for the methods that work on models."""
+    from .. import compress
+
+    return compress
 
 
 def _key(name: str) -> str:
@@ -105,9 +118,13 @@ class CompressionSearchConfig:
             taps: the smallest zeroed / the outermost removed), which may also be named.
         prune_options: options of each pruning method, a table per method name, e.g.
             ``[compression.prune_options.lottery_ticket]`` ``rewind = "weights"``, ``rounds = 3``
-            (lottery_ticket: rewind "weights" | "learning_rate", rounds >= 1, rewind_at in [0, 1); one_cycle:
-            alpha, beta, learning_rate "one_cycle" | "constant"; structured and gradual_structured: criterion
-            "outgoing" | "incoming"; gradual_structured: updates, ramp); over the keys above that a method takes.
+            (lottery_ticket: rewind "weights" | "learning_rate", rounds in [1, 100], rewind_at in [0, 1); one_cycle:
+            alpha in (0, 100], beta in [-100, 100], learning_rate "one_cycle" | "constant"; structured and
+            gradual_structured: criterion "outgoing" | "incoming"; gradual_structured: updates in [1, 1000], ramp
+            in (0, 1]; gates: level "weights" | "gates" | "neurons", penalty >= 0; obc: calibration_samples >= 1,
+            damping >= 0; filters: importance "l1" | "taylor", calibration_samples >= 1; ldbp_taps: mode
+            "magnitude" | "edges"; magnitude and ldbp_edges take none: eqnn.compression.catalog.METHODS); over the
+            keys above that a method takes. Unknown options are errors.
         schedule: "constant" | "polynomial" pruning schedule, or a list of both (categorical).
         calibration_samples: training windows (a seeded subsample; blocks of a sequence model) that the
             post-training methods ("obc", "filters" with the Taylor importance, quantize_mode "obq") run through
@@ -173,21 +190,18 @@ class CompressionSearchConfig:
         put("weight", _number("weight", self.weight, 0.0, 1.0))
         put("sparsity", check_span(_key("sparsity"), self.sparsity, 0.0, 1.0, high_open=True))
         _choice("sparsity_scope", self.sparsity_scope, SCOPES)
-        put("pruning_methods", check_choices(_key("pruning_methods"), self.pruning_methods,
-                                             list(compression.PRUNING_METHODS)))
-        put("schedule", check_choices(_key("schedule"), self.schedule, compression.SCHEDULES))
+        put("pruning_methods", check_choices(_key("pruning_methods"), self.pruning_methods, list(catalog.METHODS)))
+        put("schedule", check_choices(_key("schedule"), self.schedule, catalog.SCHEDULES))
         check_int(_key("calibration_samples"), self.calibration_samples, 1, 2**31)
         put("obc_damping", _number("obc_damping", self.obc_damping, 0.0, 10.0))
-        put("filter_importance", check_choices(_key("filter_importance"), self.filter_importance, IMPORTANCES))
+        put("filter_importance", check_choices(_key("filter_importance"), self.filter_importance,
+                                               catalog.IMPORTANCES))
         put("clusters", _optional_span("clusters", self.clusters, 2, MAX_CLUSTERS))
-        put("cluster_init", check_choices(_key("cluster_init"), self.cluster_init,
-                                          list(compression.CLUSTER_INITS)))
-        put("weight_bits", _optional_span("weight_bits", self.weight_bits, compression.MIN_BITS,
-                                          compression.MAX_BITS))
-        put("activation_bits", _optional_span("activation_bits", self.activation_bits, compression.MIN_BITS,
-                                              compression.MAX_BITS))
-        put("quantize_mode", check_choices(_key("quantize_mode"), self.quantize_mode, compression.QUANTIZE_MODES))
-        put("quantize_grid", check_choices(_key("quantize_grid"), self.quantize_grid, compression.QUANTIZE_GRIDS))
+        put("cluster_init", check_choices(_key("cluster_init"), self.cluster_init, catalog.CLUSTER_INITS))
+        put("weight_bits", _optional_span("weight_bits", self.weight_bits, MIN_BITS, MAX_BITS))
+        put("activation_bits", _optional_span("activation_bits", self.activation_bits, MIN_BITS, MAX_BITS))
+        put("quantize_mode", check_choices(_key("quantize_mode"), self.quantize_mode, catalog.QUANTIZE_MODES))
+        put("quantize_grid", check_choices(_key("quantize_grid"), self.quantize_grid, catalog.QUANTIZE_GRIDS))
         put("pow2_terms", check_span(_key("pow2_terms"), self.pow2_terms, 1, MAX_POW2_TERMS, integer=True))
         _choice("cost", self.cost, COSTS)
         check_bool(_key("per_channel"), self.per_channel)
@@ -220,15 +234,16 @@ class CompressionSearchConfig:
                                   f"{list(self.pruning_methods)}")
             if not isinstance(options, Mapping):
                 raise ConfigError(f"{key}.{method} = {options!r}: must be a table of options")
-            pm = compression.PRUNING_METHODS[method]
+            pm = catalog.METHODS[method]
             try:
                 checked = dict(options) if pm.check_options is None else pm.check_options(dict(options))
                 if pm.check_fine_tune is not None and self.fine_tune_epochs:
                     pm.check_fine_tune(checked, self.fine_tune_epochs)
             except (TypeError, ValueError) as exc:
                 text = str(exc)
-                raise ConfigError(f"{key}.{text}" if text.startswith(f"{method}.") else f"{key}.{method}: {text}") \
-                    from None
+                # the catalog's errors start with the method's name ("lottery_ticket.rounds = 0 ...")
+                raise ConfigError(f"{key}.{text}" if text.startswith((f"{method}.", f"{method}:"))
+                                  else f"{key}.{method}: {text}") from None
             out[method] = checked
         return out
 
@@ -244,11 +259,11 @@ class CompressionSearchConfig:
                               "(power-of-two weights are rounded post-training)")
         if self.per_channel and "qat" in self.quantize_mode:
             raise ConfigError(f"{_key('per_channel')} = true needs {_key('quantize_mode')} = 'ptq' only")
-        if self.sparsity_scope == "global" and not any(compression.PRUNING_METHODS[m].supports_global_scope
+        if self.sparsity_scope == "global" and not any(catalog.METHODS[m].supports_global_scope
                                                         for m in self.pruning_methods):
             raise ConfigError(f"{_key('sparsity_scope')} = 'global' applies to magnitude pruning: add 'magnitude' "
                               f"to {_key('pruning_methods')} or use 'layer' / 'per_layer'")
-        trainers = [m for m in self.pruning_methods if compression.PRUNING_METHODS[m].needs_fine_tune]
+        trainers = [m for m in self.pruning_methods if catalog.METHODS[m].needs_fine_tune]
         if self.prunes and trainers and self.fine_tune_epochs == 0:
             raise ConfigError(f"{_key('pruning_methods')} {trainers} prune while training: they need "
                               f"{_key('fine_tune_epochs')} >= 1, got 0")
@@ -284,6 +299,7 @@ class CompressionSearchConfig:
     @staticmethod
     def prunable_layers(model, methods: Sequence[str]) -> list[str]:
         """Layers of ``model`` that any of ``methods`` can prune, in model order."""
+        compression = _compression()
         names = set()
         for m in methods:
             names |= set(compression.PRUNING_METHODS[compression.method_for(model, m)].prunable(model))
@@ -296,6 +312,7 @@ class CompressionSearchConfig:
         dims: list = []
         if self.prunes:
             if model is not None:
+                compression = _compression()
                 for m in self.pruning_methods:
                     if not compression.PRUNING_METHODS[compression.method_for(model, m)].prunable(model):
                         raise ConfigError(f"{_key('pruning_methods')}: method {m!r} finds no layer to prune in "
@@ -314,10 +331,10 @@ class CompressionSearchConfig:
             if len(self.schedule) > 1 and self.fine_tune_epochs > 0:
                 dims.append(searching.Categorical("schedule", self.schedule))
             if len(self.filter_importance) > 1 and any(
-                    "importance" in compression.PRUNING_METHODS[m].option_names for m in self.pruning_methods):
+                    "importance" in catalog.METHODS[m].option_names for m in self.pruning_methods):
                 dims.append(searching.Categorical("filter_importance", self.filter_importance))
         if model is not None and self.weight_bits is not None and set(self.quantize_mode) - {"ptq"} and \
-                compression.is_ldbp(model):
+                _compression().is_ldbp(model):
             raise ConfigError(f"{_key('quantize_mode')} = {list(self.quantize_mode)}: only 'ptq' is available for the "
                               f"learned DBP {model.name!r} (its layers are quantized post-training)")
         if self.clusters is not None:
@@ -343,6 +360,8 @@ class CompressionSearchConfig:
 
     def compression_config(self, params: Mapping[str, Any], model=None) -> compression.CompressionConfig:
         """The pipeline of one evaluation: ``params`` (a point of :meth:`search_space`) over the fixed values."""
+        compression = _compression()
+
         def pick(name, fixed):
             return params.get(name, fixed)
 
@@ -388,7 +407,7 @@ class CompressionSearchConfig:
             index = np.arange(n)
         else:
             index = np.sort(np.random.default_rng(self.seed).choice(n, limit, replace=False))
-        return compression.FineTune(x=windows.x[index], y=windows.y[index], epochs=self.fine_tune_epochs,
+        return _compression().FineTune(x=windows.x[index], y=windows.y[index], epochs=self.fine_tune_epochs,
                                     batch_size=self.fine_tune_batch_size,
                                     learning_rate=self.fine_tune_learning_rate, seed=self.seed)
 
@@ -396,7 +415,7 @@ class CompressionSearchConfig:
         """The calibration windows of the post-training methods: at most ``calibration_samples`` training windows
         (seeded subsample, in order) with their targets; None if neither a method of ``pruning_methods`` (when
         pruning) nor ``quantize_mode`` "obq" (when quantizing) reads calibration data."""
-        pruning = self.prunes and any(compression.PRUNING_METHODS[m].needs_calibration is not None
+        pruning = self.prunes and any(catalog.METHODS[m].needs_calibration is not None
                                       for m in self.pruning_methods)
         if not pruning and not (self.weight_bits is not None and "obq" in self.quantize_mode):
             return None
@@ -405,7 +424,7 @@ class CompressionSearchConfig:
             index = np.arange(n)
         else:
             index = np.sort(np.random.default_rng(self.seed).choice(n, self.calibration_samples, replace=False))
-        return compression.Calibration(windows.x[index], windows.y[index])
+        return _compression().Calibration(windows.x[index], windows.y[index])
 
     def to_dict(self) -> dict:
         out = {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v

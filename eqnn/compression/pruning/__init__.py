@@ -7,7 +7,12 @@ sparsity); pruning while training (helpers in :mod:`.masks`):
 :mod:`.one_cycle` ("one_cycle", one training run from scratch on a one-cycle sparsity schedule) and
 :mod:`.gradual_structured` ("gradual_structured", units masked while training, then removed);
 :mod:`.ldbp_taps` ("ldbp_taps", "ldbp_edges": the filter taps of learned DBP, standing for "magnitude" and
-"structured" on it)."""
+"structured" on it).
+
+A built-in method's flags and options (names, defaults, ranges) are its entry in :mod:`eqnn.compression.catalog`
+(no TensorFlow: a configuration is checked against it before TensorFlow starts); its module adds the TensorFlow
+code (``PruningMethod.from_catalog(name, prunable, apply)``). A new built-in method is a catalog entry, a module
+and a line below."""
 
 # isort: skip_file
 # the methods register in import order (the order of PRUNING_METHODS, a search's categorical choices)

@@ -27,26 +27,17 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from .. import catalog
 from ..calibration import Calibration
-from ..common import _check_choice, _check_int
 from ..fine_tune import FineTune, _fit
 from .registry import PruningMethod, register_pruning_method
 from .structured import _chain_layers, _check_structured_model, _structured_layers, _structured_once, units_of
 
-IMPORTANCES = ("l1", "taylor")
-OPTIONS = {"importance": "l1", "calibration_samples": 1024}
+IMPORTANCES = catalog.IMPORTANCES
+# the options (importance, calibration_samples: their defaults and ranges) are the catalog's
+check_filter_options = catalog.BUILTIN["filters"].check_options
+OPTIONS = check_filter_options.defaults
 _BATCH = 256
-
-
-def check_filter_options(options: Mapping[str, Any]) -> dict:
-    """The options with their defaults; a one-line error naming the key for a bad one."""
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ValueError(f"filters pruning options are {sorted(OPTIONS)}, got unknown {unknown}")
-    out = {**OPTIONS, **options}
-    out["importance"] = _check_choice(out["importance"], "prune_options.importance", IMPORTANCES)
-    out["calibration_samples"] = _check_int(out["calibration_samples"], "prune_options.calibration_samples", 1)
-    return out
 
 
 def _filter_layers(model: keras.Model) -> list[str]:
@@ -114,9 +105,4 @@ def _prune_filters(model: keras.Model, targets: Mapping[str, float], *, schedule
     return pruned, info
 
 
-FILTERS = register_pruning_method(PruningMethod(
-    "filters", _filter_layers, _prune_filters,
-    "removes whole Conv1D filters of least L1 norm or first-order Taylor importance (and the inputs reading them); "
-    "smaller model",
-    structured=True, supports_global_scope=False, check_options=check_filter_options, option_names=tuple(OPTIONS),
-    needs_calibration=lambda options: options["importance"] == "taylor"))
+FILTERS = register_pruning_method(PruningMethod.from_catalog("filters", _filter_layers, _prune_filters))

@@ -37,12 +37,13 @@ import tensorflow as tf
 import tf_keras as keras
 
 from ...layers import recurrent_layers
-from ..common import _check_choice, copy_model
+from .. import catalog
+from ..common import copy_model
 from ..fine_tune import FineTune, _fit, _ProjectStructure
 from .registry import PruningMethod, register_pruning_method
 
-LEVELS = ("weights", "gates", "neurons")
-DEFAULT_PENALTY = 1e-4
+LEVELS = catalog.GATE_LEVELS
+DEFAULT_PENALTY = catalog.BUILTIN["gates"].options["penalty"].default
 GATES = 4  # LSTM gate column blocks (i, f, c, o)
 
 
@@ -137,21 +138,10 @@ def constant_gate_count(layer: keras.layers.Layer) -> int:
     return total
 
 
-def _check_options(options: Mapping[str, Any]) -> tuple[str, float]:
-    unknown = set(options) - {"level", "penalty"}
-    if unknown:
-        raise ValueError(f"gates pruning options are ['level', 'penalty'], got {sorted(unknown)}")
-    level = _check_choice(options.get("level", "gates"), "gates pruning level", LEVELS)
-    penalty = options.get("penalty", DEFAULT_PENALTY)
-    if isinstance(penalty, bool) or not isinstance(penalty, (int, float, np.number)) or not (
-            np.isfinite(penalty) and penalty >= 0):
-        raise ValueError(f"gates pruning option penalty = {penalty!r}: allowed a finite number >= 0")
-    return level, float(penalty)
-
-
 def _prune_gates(model: keras.Model, targets: Mapping[str, float], *, schedule: str, scope: str,
                  fine_tune: FineTune | None, options: Mapping[str, Any]) -> tuple[keras.Model, dict]:
-    level, penalty = _check_options(options)
+    checked = GATES_METHOD.check_options(options)
+    level, penalty = checked["level"], checked["penalty"]
     if scope != "layer":
         raise ValueError("gates pruning supports scope='layer' only")
     info: dict[str, Any] = {"level": level, "schedule_used": False}
@@ -182,9 +172,4 @@ def _prune_gates(model: keras.Model, targets: Mapping[str, float], *, schedule: 
     return pruned, info
 
 
-GATES_METHOD = register_pruning_method(PruningMethod(
-    "gates", _gate_layers, _prune_gates,
-    "structured sparsity of LSTM gates (Lobacheva et al. 2020): group lasso and group magnitude pruning of "
-    "weights, gate pre-activations (constant gates) or neurons",
-    structured=False, supports_global_scope=False,
-    check_options=lambda options: dict(zip(("level", "penalty"), _check_options(options)))))
+GATES_METHOD = register_pruning_method(PruningMethod.from_catalog("gates", _gate_layers, _prune_gates))

@@ -27,6 +27,7 @@ import numpy as np
 import tf_keras as keras
 
 from ...layers import structure_of
+from .. import catalog
 from ..common import copy_model
 from ..fine_tune import FineTune, _fit
 from . import masks as M
@@ -42,16 +43,15 @@ from .structured import (
 )
 
 NAME = "gradual_structured"
-CRITERIA = ("outgoing", "incoming")
-DEFAULTS = {"criterion": "outgoing", "updates": 8, "ramp": 0.7}
+# the options (criterion, updates, ramp: defaults and ranges) are the catalog's
+SPEC = catalog.BUILTIN[NAME]
+CRITERIA = catalog.CRITERIA
+DEFAULTS = SPEC.check_options.defaults
 
 
 def check_options(options: Mapping[str, Any], epochs: int | None = None) -> dict:
-    o = M.check_known(NAME, options, DEFAULTS)
-    o["criterion"] = M.option_choice(NAME, "criterion", o["criterion"], CRITERIA)
-    o["updates"] = M.option_int(NAME, "updates", o["updates"], 1, 1000)
-    o["ramp"] = M.option_number(NAME, "ramp", o["ramp"], 0.0, 1.0, low_open=True)
-    return o
+    """The options completed with :data:`DEFAULTS`; a one-line ValueError naming a bad key (any budget works)."""
+    return SPEC.check_options(options)
 
 
 def update_plan(total_steps: int, schedule: str, updates: int, ramp: float) -> dict[int, float]:
@@ -112,8 +112,4 @@ def _apply(model: keras.Model, targets: Mapping[str, float], *, schedule: str, s
     return smaller, info
 
 
-GRADUAL_STRUCTURED = register_pruning_method(PruningMethod(
-    NAME, _structured_layers, _apply,
-    "removes whole units (neurons, filters, LSTM units) gradually while training (masked, then removed); smaller "
-    "model, no separate fine-tuning",
-    structured=True, supports_global_scope=False, needs_fine_tune=True, check_options=check_options))
+GRADUAL_STRUCTURED = register_pruning_method(PruningMethod.from_catalog(NAME, _structured_layers, _apply))

@@ -29,12 +29,13 @@ from typing import Any
 import numpy as np
 import tf_keras as keras
 
-from ..common import _check_choice, copy_model
+from .. import catalog
+from ..common import copy_model
 from ..fine_tune import FineTune
 from ..ldbp import fine_tune_ldbp, fir_layers
 from .registry import PruningMethod, register_pruning_method
 
-MODES = ("magnitude", "edges")
+MODES = catalog.LDBP_MODES
 
 
 def edge_taps(n_taps: int, sparsity: float) -> int:
@@ -91,10 +92,9 @@ def _prune_once(model: keras.Model, fractions: Mapping[str, float], taps0: Mappi
 def _prune_ldbp(model: keras.Model, targets: Mapping[str, float], *, schedule: str, scope: str,
                 fine_tune: FineTune | None, options: Mapping[str, Any], mode: str | None = None
                 ) -> tuple[keras.Model, dict]:
-    unknown = set(options) - ({"mode"} if mode is None else set())
-    if unknown:
-        raise ValueError(f"pruning options are {['mode'] if mode is None else []}, got {sorted(unknown)}")
-    mode = mode or _check_choice(options.get("mode", "magnitude"), "ldbp_taps mode", MODES)
+    # the options are the catalog's: ldbp_taps takes mode (default "magnitude"), ldbp_edges none
+    checked = (LDBP_TAPS if mode is None else LDBP_EDGES).check_options(options)
+    mode = mode or checked["mode"]
     if mode == "edges" and scope != "layer":
         raise ValueError("pruning the outermost taps (mode 'edges') supports scope='layer' only")
     active = {name: s for name, s in targets.items() if s > 0.0}
@@ -122,13 +122,7 @@ def _prune_edges(model, targets, **kwargs):
     return _prune_ldbp(model, targets, **kwargs, mode="edges")
 
 
-LDBP_TAPS = register_pruning_method(PruningMethod(
-    "ldbp_taps", fir_layers, _prune_ldbp,
-    "learned DBP: the complex FIR taps of smallest magnitude set to zero (options mode='edges': the outermost taps "
-    "removed)", structured=False, supports_global_scope=True, stands_for=("magnitude",)))
-LDBP_EDGES = register_pruning_method(PruningMethod(
-    "ldbp_edges", fir_layers, _prune_edges,
-    "learned DBP: the outermost taps of each complex FIR removed (shorter filters)", structured=True,
-    supports_global_scope=False, stands_for=("structured",)))
+LDBP_TAPS = register_pruning_method(PruningMethod.from_catalog("ldbp_taps", fir_layers, _prune_ldbp))
+LDBP_EDGES = register_pruning_method(PruningMethod.from_catalog("ldbp_edges", fir_layers, _prune_edges))
 
 __all__ = ["LDBP_EDGES", "LDBP_TAPS", "MODES", "edge_taps", "trim_edges"]

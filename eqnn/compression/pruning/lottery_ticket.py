@@ -33,34 +33,27 @@ from typing import Any
 import numpy as np
 import tf_keras as keras
 
+from .. import catalog
 from ..common import copy_model, kernel_entries
 from ..fine_tune import FineTune, _fit
 from . import masks as M
 from .registry import PruningMethod, register_pruning_method
 
 NAME = "lottery_ticket"
-REWINDS = ("weights", "learning_rate")
-DEFAULTS = {"rewind": "learning_rate", "rounds": 2, "rewind_at": 0.1}
+# the options (rewind, rounds, rewind_at: defaults and ranges) and the budget rule are the catalog's
+SPEC = catalog.BUILTIN[NAME]
+REWINDS = catalog.REWINDS
+DEFAULTS = SPEC.check_options.defaults
+check_fine_tune = SPEC.check_fine_tune  # one fine-tuning epoch at least per training phase
+phases = catalog.lottery_ticket_phases
 
 
 def check_options(options: Mapping[str, Any], epochs: int | None = None) -> dict:
     """The options completed with :data:`DEFAULTS` (and, given ``epochs``, :func:`check_fine_tune`); a one-line
     ValueError naming a bad key."""
-    o = M.check_known(NAME, options, DEFAULTS)
-    o["rewind"] = M.option_choice(NAME, "rewind", o["rewind"], REWINDS)
-    o["rounds"] = M.option_int(NAME, "rounds", o["rounds"], 1, 100)
-    o["rewind_at"] = M.option_number(NAME, "rewind_at", o["rewind_at"], 0.0, 1.0, high_open=True)
+    o = SPEC.check_options(options)
     check_fine_tune(o, epochs)
     return o
-
-
-def check_fine_tune(options: Mapping[str, Any], epochs: int | None) -> None:
-    """One fine-tuning epoch at least per training phase."""
-    M.check_phases(NAME, epochs, phases(options), f"rewind = {options['rewind']!r}, rounds = {options['rounds']}")
-
-
-def phases(options: Mapping[str, Any]) -> int:
-    return options["rounds"] + (1 if options["rewind"] == "weights" else 0)
 
 
 def round_sparsity(sparsity: float, round_: int, rounds: int) -> float:
@@ -142,9 +135,4 @@ def _apply(model: keras.Model, targets: Mapping[str, float], *, schedule: str, s
     return pruned, info
 
 
-LOTTERY_TICKET = register_pruning_method(PruningMethod(
-    NAME, _lottery_layers, _apply,
-    "iterative magnitude pruning over rounds, rewinding the survivors to early weights (Frankle & Carbin) or the "
-    "learning rate (linear decay, Zimmer et al.) before each retraining",
-    structured=False, supports_global_scope=False, needs_fine_tune=True, check_options=check_options,
-    check_fine_tune=check_fine_tune))
+LOTTERY_TICKET = register_pruning_method(PruningMethod.from_catalog(NAME, _lottery_layers, _apply))

@@ -154,7 +154,4 @@ def _prune_magnitude(model: keras.Model, targets: Mapping[str, float], *, schedu
 
 
 
-MAGNITUDE = register_pruning_method(PruningMethod(
-    "magnitude", _magnitude_layers, _prune_magnitude,
-    "unstructured low-magnitude pruning of kernels and recurrent kernels (TFMOT prune_low_magnitude)",
-    structured=False, supports_global_scope=True))
+MAGNITUDE = register_pruning_method(PruningMethod.from_catalog("magnitude", _magnitude_layers, _prune_magnitude))

@@ -1,6 +1,6 @@
 """What the methods that prune while training share: weight masks kept through training, nested magnitude masks, a
-fresh initialization of the same architecture, the split of the fine-tuning epochs over training phases, and the
-checks of their options.
+fresh initialization of the same architecture and the split of the fine-tuning epochs over training phases (their
+options are checked by :mod:`eqnn.compression.catalog`).
 
 A mask is a boolean array per kernel (True = kept). :class:`KeepMasks` multiplies every masked variable by its mask
 before training and after every batch, so that pruned weights are exactly zero in every forward pass and in the
@@ -9,14 +9,11 @@ returned model (Adam's moments may move them inside a batch; the product puts th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
-
-from channel.validation import check_choice, check_int, check_number
 
 from ..common import kernel_entries
 
@@ -84,36 +81,3 @@ def phase_epochs(epochs: int, phases: int) -> list[int]:
 
 def achieved_sparsity(model: keras.Model, names: Sequence[str]) -> dict[str, float]:
     return {key: float(np.mean(var.numpy() == 0.0)) for _, key, var in kernel_variables(model, names)}
-
-
-# ----------------------------------------------------------------------------------------------- option checks
-
-def check_known(method: str, options: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict:
-    """``options`` over ``defaults``; a ValueError naming the unknown keys."""
-    unknown = sorted(set(options) - set(defaults))
-    if unknown:
-        raise ValueError(f"{method}: unknown option(s) {unknown}: allowed {', '.join(sorted(defaults))}")
-    return {**defaults, **options}
-
-
-def option_choice(method: str, key: str, value: Any, choices: Sequence[str]) -> str:
-    return check_choice(f"{method}.{key}", value, list(choices), error=ValueError)
-
-
-def option_int(method: str, key: str, value: Any, low: int, high: int | None = None) -> int:
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        value = int(value)
-    return check_int(f"{method}.{key}", value, low, high, error=ValueError)
-
-
-def option_number(method: str, key: str, value: Any, low: float, high: float | None = None, *,
-                  low_open: bool = False, high_open: bool = False) -> float:
-    return check_number(f"{method}.{key}", value, low, high, low_open=low_open, high_open=high_open,
-                        error=ValueError)
-
-
-def check_phases(method: str, epochs: int | None, phases: int, why: str) -> None:
-    """Each of ``phases`` training phases needs at least one of the ``epochs`` fine-tuning epochs."""
-    if epochs is not None and epochs < phases:
-        raise ValueError(f"{method}: fine-tuning epochs = {epochs} is fewer than its {phases} training phases "
-                         f"({why}): allowed epochs >= {phases}")

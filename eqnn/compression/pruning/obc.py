@@ -18,36 +18,22 @@ windows. With ``fine_tune``, the pruned model is then fine-tuned with its zeros 
 from __future__ import annotations
 
 import functools
-import math
-import numbers
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import tf_keras as keras
 
+from .. import catalog
 from ..calibration import Calibration
-from ..common import _check_int, copy_model, kernel_entries
+from ..common import copy_model, kernel_entries
 from ..fine_tune import FineTune, _fit, _ProjectStructure
 from ..obs import hessian, obs_model, obs_rows, obs_supported
 from .registry import PruningMethod, register_pruning_method
 
-OPTIONS = {"calibration_samples": 1024, "damping": 0.01}
-
-
-def check_obc_options(options: Mapping[str, Any]) -> dict:
-    """The options with their defaults; a one-line error naming the key for a bad one."""
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ValueError(f"obc pruning options are {sorted(OPTIONS)}, got unknown {unknown}")
-    out = {**OPTIONS, **options}
-    out["calibration_samples"] = _check_int(out["calibration_samples"], "prune_options.calibration_samples", 1)
-    damping = out["damping"]
-    if isinstance(damping, bool) or not isinstance(damping, numbers.Real) or not math.isfinite(damping) \
-            or damping < 0:
-        raise ValueError(f"prune_options.damping = {damping!r}: allowed a finite number >= 0")
-    out["damping"] = float(damping)
-    return out
+# the options (calibration_samples, damping: their defaults and ranges) are the catalog's
+check_obc_options = catalog.BUILTIN["obc"].check_options
+OPTIONS = check_obc_options.defaults
 
 
 def prune_rows(w: np.ndarray, x: np.ndarray, sparsity: float, damping: float) -> np.ndarray:
@@ -87,8 +73,4 @@ def _prune_obc(model: keras.Model, targets: Mapping[str, float], *, schedule: st
     return pruned, info
 
 
-OBC = register_pruning_method(PruningMethod(
-    "obc", _obc_layers, _prune_obc,
-    "Optimal Brain Compression: exact OBS pruning per output row on calibration windows (Dense, Conv1D, LSTM, GRU)",
-    structured=False, supports_global_scope=False, check_options=check_obc_options,
-    option_names=tuple(OPTIONS), needs_calibration=lambda options: True))
+OBC = register_pruning_method(PruningMethod.from_catalog("obc", _obc_layers, _prune_obc))

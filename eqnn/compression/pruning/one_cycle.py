@@ -27,22 +27,22 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from .. import catalog
 from ..common import kernel_entries
 from ..fine_tune import FineTune, _fit
 from . import masks as M
 from .registry import PruningMethod, register_pruning_method
 
 NAME = "one_cycle"
-LEARNING_RATES = ("one_cycle", "constant")
-DEFAULTS = {"alpha": 14.0, "beta": 5.0, "learning_rate": "one_cycle"}
+# the options (alpha, beta, learning_rate: defaults and ranges) are the catalog's
+SPEC = catalog.BUILTIN[NAME]
+LEARNING_RATES = catalog.ONE_CYCLE_RATES
+DEFAULTS = SPEC.check_options.defaults
 
 
 def check_options(options: Mapping[str, Any], epochs: int | None = None) -> dict:
-    o = M.check_known(NAME, options, DEFAULTS)
-    o["alpha"] = M.option_number(NAME, "alpha", o["alpha"], 0.0, 100.0, low_open=True)
-    o["beta"] = M.option_number(NAME, "beta", o["beta"], -100.0, 100.0)
-    o["learning_rate"] = M.option_choice(NAME, "learning_rate", o["learning_rate"], LEARNING_RATES)
-    return o
+    """The options completed with :data:`DEFAULTS`; a one-line ValueError naming a bad key (any budget works)."""
+    return SPEC.check_options(options)
 
 
 def one_cycle_sparsity(position: Any, target: float, alpha: float = 14.0, beta: float = 5.0) -> np.ndarray:
@@ -106,8 +106,5 @@ def _apply(model: keras.Model, targets: Mapping[str, float], *, schedule: str, s
     return current, info
 
 
-ONE_CYCLE = register_pruning_method(PruningMethod(
-    NAME, lambda model: [layer.name for layer in model.layers if kernel_entries(layer)], _apply,
-    "unstructured magnitude pruning during one training run from a fresh initialization, on a one-cycle "
-    "(logistic) sparsity schedule (Hubens et al. 2022)",
-    structured=False, supports_global_scope=False, needs_fine_tune=True, check_options=check_options))
+ONE_CYCLE = register_pruning_method(PruningMethod.from_catalog(
+    NAME, lambda model: [layer.name for layer in model.layers if kernel_entries(layer)], _apply))

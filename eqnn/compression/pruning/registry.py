@@ -1,8 +1,12 @@
 """The registry of pruning methods and :func:`prune`, which validates, resolves the targets and calls a method.
 
 A method is a :class:`PruningMethod`: what it can prune (``prunable``), how (``apply``) and what it can do
-(capability flags), so that no code compares method names. A new method is one module calling
-:func:`register_pruning_method`::
+(capability flags), so that no code compares method names. Everything but ``prunable`` and ``apply`` is its
+:class:`eqnn.compression.catalog.MethodSpec` (:attr:`PruningMethod.spec`), which a configuration is checked against
+without TensorFlow: a built-in method is built from its catalog entry (:meth:`PruningMethod.from_catalog`), and
+:func:`register_pruning_method` keeps :data:`PRUNING_METHODS` and :data:`eqnn.compression.catalog.METHODS` the same
+(a method from elsewhere is added to both; one that disagrees with its built-in entry is refused). A new method is
+one module calling :func:`register_pruning_method`::
 
     register_pruning_method(PruningMethod("my_method", prunable=lambda model: [layer names], apply=fn,
                                           supports_global_scope=False))
@@ -23,6 +27,7 @@ from typing import Any
 import numpy as np
 import tf_keras as keras
 
+from .. import catalog
 from ..calibration import Calibration, calibration_data
 from ..common import SCHEDULES, SCOPES, _check_choice, _check_fraction, _check_model, attach_info, copy_model
 from ..common import kernel_entries as _kernel_entries
@@ -55,6 +60,8 @@ class PruningMethod:
             a keyword of ``apply``. None: the method reads no calibration data.
         stands_for: names of general methods this one replaces on a model they find nothing to prune in and it
             does (:func:`method_for`; e.g. learned DBP's tap pruning for "magnitude" and "structured").
+        model_types: the built-in model types (at their default sizes) in which ``prunable`` finds layers (stated by the
+            catalog for its methods; () = not stated).
     """
 
     name: str
@@ -69,22 +76,41 @@ class PruningMethod:
     check_fine_tune: Callable[[Mapping[str, Any], int], None] | None = None
     needs_calibration: Callable[[Mapping[str, Any]], bool] | None = None
     stands_for: tuple[str, ...] = ()
+    model_types: tuple[str, ...] = ()
+
+    @classmethod
+    def from_catalog(cls, name: str, prunable: Callable[[keras.Model], list[str]],
+                     apply: Callable[..., tuple[keras.Model, dict]]) -> "PruningMethod":
+        """The built-in method ``name``: its catalog entry (:data:`eqnn.compression.catalog.BUILTIN`) with its
+        TensorFlow code."""
+        spec = catalog.BUILTIN[name]
+        return cls(prunable=prunable, apply=apply, **{f: getattr(spec, f) for f in _SPEC_FIELDS})
+
+    @property
+    def spec(self) -> catalog.MethodSpec:
+        """The method without its TensorFlow code: what the catalog holds."""
+        return catalog.MethodSpec(**{f: getattr(self, f) for f in _SPEC_FIELDS})
 
 
+_SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(catalog.MethodSpec))
 PRUNING_METHODS: dict[str, PruningMethod] = {}
 
 
 def register_pruning_method(method: PruningMethod) -> PruningMethod:
-    """Add (or replace) a method in :data:`PRUNING_METHODS`; ``prune(..., method=name)`` then uses it."""
+    """Add (or replace) a method in :data:`PRUNING_METHODS` and its spec in :data:`eqnn.compression.catalog.METHODS`
+    (ValueError if a built-in name disagrees with its catalog entry); ``prune(..., method=name)`` and a
+    ``[compression]`` table then take it."""
     if not isinstance(method, PruningMethod):
         raise TypeError("register_pruning_method takes a PruningMethod")
+    catalog.add_method(method.spec)
     PRUNING_METHODS[method.name] = method
     return method
 
 
 def unregister_pruning_method(name: str) -> None:
-    """Remove a method (a test that registers a toy method cleans up with this)."""
+    """Remove a method, here and from the catalog (a test that registers a toy method cleans up with this)."""
     PRUNING_METHODS.pop(name, None)
+    catalog.remove_method(name)
 
 
 def method_for(model: keras.Model, name: str) -> str:

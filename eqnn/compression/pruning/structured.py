@@ -22,7 +22,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from ...layers import find_layer_type, layer_kind, structure_of
-from ..common import _check_choice, _plain_class, copy_model
+from ..common import _plain_class, copy_model
 from ..fine_tune import FineTune, _fit
 from .registry import PruningMethod, register_pruning_method
 
@@ -184,16 +184,9 @@ def _check_structured_model(model: keras.Model) -> None:
                              f"{layer_kind(layer)}")
 
 
-def _check_options(options: Mapping[str, Any]) -> dict:
-    unknown = set(options) - {"criterion"}
-    if unknown:
-        raise ValueError(f"structured pruning options are ['criterion'], got {sorted(unknown)}")
-    return {"criterion": _check_choice(options.get("criterion", "outgoing"), "criterion", ("outgoing", "incoming"))}
-
-
 def _prune_structured(model: keras.Model, targets: Mapping[str, float], *, schedule: str, scope: str,
                       fine_tune: FineTune | None, options: Mapping[str, Any]) -> tuple[keras.Model, dict]:
-    criterion = _check_options(options)["criterion"]
+    criterion = STRUCTURED.check_options(options)["criterion"]
     if scope != "layer":
         raise ValueError("structured pruning supports scope='layer' only")
     _check_structured_model(model)
@@ -223,7 +216,4 @@ def _prune_structured(model: keras.Model, targets: Mapping[str, float], *, sched
 
 
 
-STRUCTURED = register_pruning_method(PruningMethod(
-    "structured", _structured_layers, _prune_structured,
-    "removes whole units (Dense neurons, Conv1D filters, LSTM units) with the smallest L2 norm; smaller model",
-    structured=True, supports_global_scope=False, check_options=_check_options))
+STRUCTURED = register_pruning_method(PruningMethod.from_catalog("structured", _structured_layers, _prune_structured))
