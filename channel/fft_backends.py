@@ -21,7 +21,11 @@ implementation detail of the simulator, not part of a simulation's cache key.
 
 ``auto`` (the default, :func:`resolve`) takes the fastest installed backend by a short measurement (a
 forward+inverse pair of 2 x :data:`PROBE_SAMPLES` complex128 samples, one thread, best of a few), made once
-per process.
+per machine: the choice is kept in :func:`auto_choice_path` beside the wisdom (a JSON record, read as data), so
+that every later process on the machine (Dask workers included) uses the same backend. Without it a measurement
+on a loaded machine could pick different backends in different processes, whose fields differ in their last
+bits (~1e-15): a study on Dask workers would then not reproduce the in-process numbers bit for bit. Delete
+the file (or set ``EQNN_FFT_BACKEND``) to choose again.
 """
 
 from __future__ import annotations
@@ -126,24 +130,54 @@ def plans_made() -> int:
     return _plan_count
 
 
-def wisdom_path() -> Optional[Path]:
-    """The FFTW wisdom file: ``<folder>/fftw-wisdom-<machine>.json`` in ``$EQNN_FFTW_WISDOM_DIR`` (default
-    ``$XDG_CACHE_HOME/eqnn``, i.e. ``~/.cache/eqnn``); None when the variable is "" or "off". ``<machine>``
-    digests the CPU model and flags and the pyFFTW version: wisdom is not portable between machines."""
+def _cache_folder() -> Optional[Path]:
+    """``$EQNN_FFTW_WISDOM_DIR`` (default ``$XDG_CACHE_HOME/eqnn``, i.e. ``~/.cache/eqnn``); None when "" or "off"."""
     folder = os.environ.get(ENV_WISDOM_DIR)
     if folder is None:
         folder = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "eqnn")
-    if folder.strip() in ("", "off"):
-        return None
+    return None if folder.strip() in ("", "off") else Path(folder)
+
+
+def _machine_digest(extra: str) -> str:
     cpu = platform.processor() + platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
             cpu += "".join(line for line in f if line.startswith(("model name", "flags")))
     except OSError:
         pass
+    return hashlib.sha256(f"{cpu}|{extra}".encode()).hexdigest()[:16]
+
+
+def wisdom_path() -> Optional[Path]:
+    """The FFTW wisdom file: ``<folder>/fftw-wisdom-<machine>.json`` in ``$EQNN_FFTW_WISDOM_DIR`` (default
+    ``$XDG_CACHE_HOME/eqnn``, i.e. ``~/.cache/eqnn``); None when the variable is "" or "off". ``<machine>``
+    digests the CPU model and flags and the pyFFTW version: wisdom is not portable between machines."""
+    folder = _cache_folder()
+    if folder is None:
+        return None
     version = getattr(_modules.get("fftw"), "__version__", "")
-    digest = hashlib.sha256(f"{cpu}|{version}".encode()).hexdigest()[:16]
-    return Path(folder) / f"fftw-wisdom-{digest}.json"
+    return folder / f"fftw-wisdom-{_machine_digest(version)}.json"
+
+
+def auto_choice_path(candidates: Optional[list] = None) -> Optional[Path]:
+    """The file that keeps ``auto``'s choice on this machine: ``<folder>/fft-auto-<digest>.json`` in the wisdom
+    folder (None when wisdom is off); ``<digest>`` covers the CPU and the installed backends (``candidates``,
+    default :func:`installed`), so installing or removing one measures again."""
+    folder = _cache_folder()
+    if folder is None:
+        return None
+    return folder / f"fft-auto-{_machine_digest(','.join(installed() if candidates is None else candidates))}.json"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename; an unwritable folder is skipped."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def _load_wisdom(pyfftw) -> None:
@@ -166,16 +200,8 @@ def _load_wisdom(pyfftw) -> None:
 def _save_wisdom(pyfftw) -> None:
     """Write FFTW's wisdom (all plans made so far, with the file's) atomically; an unwritable folder is skipped."""
     path = wisdom_path()
-    if path is None:
-        return
-    texts = [w.decode("ascii") for w in pyfftw.export_wisdom()]
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(texts))
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    if path is not None:
+        _write_atomically(path, json.dumps([w.decode("ascii") for w in pyfftw.export_wisdom()]))
 
 
 def empty_aligned(shape, dtype) -> np.ndarray:
@@ -285,15 +311,37 @@ def _probe_seconds(name: str) -> float:
     return best
 
 
+def _stored_auto_choice(path: Optional[Path], candidates: list) -> Optional[str]:
+    """The backend recorded in ``path`` if it is a readable ``{"backend": name}`` with an installed name."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeError):
+        return None
+    name = record.get("backend") if isinstance(record, dict) else None
+    return name if name in candidates else None
+
+
 def resolve(name: str) -> str:
-    """The backend that ``name`` stands for: ``auto`` is the fastest installed backend by a short measurement
-    (made once per process); any other name is returned as is."""
+    """The backend that ``name`` stands for: ``auto`` is the fastest installed backend by a short measurement,
+    made once per machine and kept in :func:`auto_choice_path` (read once per process); any other name is
+    returned as is."""
     global _auto
     if name != "auto":
         return name
     if _auto is None:
         candidates = installed()
-        _auto = candidates[0] if len(candidates) == 1 else min(candidates, key=_probe_seconds)
+        if len(candidates) == 1:
+            _auto = candidates[0]
+        else:
+            path = auto_choice_path(candidates)
+            _auto = _stored_auto_choice(path, candidates)
+            if _auto is None:
+                seconds = {c: _probe_seconds(c) for c in candidates}
+                _auto = min(candidates, key=seconds.get)
+                if path is not None:
+                    _write_atomically(path, json.dumps({"backend": _auto, "pair_seconds": seconds}))
     return _auto
 
 
@@ -308,5 +356,6 @@ def forget_plans() -> None:
     _plans.table = {}
 
 
-__all__ = ["BACKENDS", "ENV_WISDOM_DIR", "aligned", "available", "empty_aligned", "forget_auto_choice",
-           "forget_plans", "installed", "plans_made", "resolve", "thread_pool", "transform_in_place", "wisdom_path"]
+__all__ = ["BACKENDS", "ENV_WISDOM_DIR", "aligned", "auto_choice_path", "available", "empty_aligned",
+           "forget_auto_choice", "forget_plans", "installed", "plans_made", "resolve", "thread_pool",
+           "transform_in_place", "wisdom_path"]

@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 ENV_SCHEDULER = "DASK_SCHEDULER_ADDRESS"
 ENV_FFT_WORKERS = "EQNN_FFT_WORKERS"  # channel.runtime.ENV_FFT_WORKERS (not imported: this module imports no numpy)
+ENV_FFT_BACKEND = "EQNN_FFT_BACKEND"  # channel.runtime.ENV_FFT_BACKEND
 MAX_WORKERS = 256
 INSTALL_HINT = 'pip install "eqnn[distributed]"'
 CONNECT_TIMEOUT_S = 20
@@ -197,7 +198,9 @@ class DaskExecutor(InProcess):
 def worker_environment(threads_per_worker: int, env: Optional[Mapping[str, str]] = None) -> dict[str, str]:
     """Environment variables set in the worker processes of a local cluster: ``EQNN_FFT_WORKERS`` = their threads
     (so each worker's FFTs use its own threads, not every core), unless ``env`` (default ``os.environ``) sets
-    ``EQNN_FFT_WORKERS`` already (the workers then inherit that value); ``EQNN_VERBOSE`` = 1 in verbose mode (the
+    ``EQNN_FFT_WORKERS`` already (the workers then inherit that value); ``EQNN_FFT_BACKEND`` = the client's
+    ``auto`` choice (:func:`channel.fft_backends.resolve`) unless ``env`` names a backend, so that client and
+    workers compute with one FFT library, bit for bit alike; ``EQNN_VERBOSE`` = 1 in verbose mode (the
     workers then show TensorFlow's start-up lines: :mod:`eqnn.worker_setup`)."""
     from . import quiet
     from .worker_setup import ENV_VERBOSE
@@ -206,6 +209,10 @@ def worker_environment(threads_per_worker: int, env: Optional[Mapping[str, str]]
     out = {ENV_VERBOSE: "1"} if quiet.verbose() else {}
     if not env.get(ENV_FFT_WORKERS, "").strip():
         out[ENV_FFT_WORKERS] = str(int(threads_per_worker))
+    if env.get(ENV_FFT_BACKEND, "auto").strip() in ("", "auto"):
+        from channel import fft_backends  # numpy: only once a cluster is being started
+
+        out[ENV_FFT_BACKEND] = fft_backends.resolve("auto")
     return out
 
 

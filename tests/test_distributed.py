@@ -337,9 +337,20 @@ def test_local_cluster_workers_use_their_own_threads_for_ffts(monkeypatch):
 def test_worker_environment_passes_the_threads_unless_the_user_set_them():
     from eqnn.execution import worker_environment
 
-    assert worker_environment(1, env={}) == {"EQNN_FFT_WORKERS": "1"}
-    assert worker_environment(3, env={"EQNN_FFT_WORKERS": " "}) == {"EQNN_FFT_WORKERS": "3"}
-    assert worker_environment(1, env={"EQNN_FFT_WORKERS": "4"}) == {}  # the workers inherit the user's choice
+    fftw = {"EQNN_FFT_BACKEND": "fftw"}  # a backend named by the user: the workers inherit it
+    assert worker_environment(1, env=fftw) == {"EQNN_FFT_WORKERS": "1"}
+    assert worker_environment(3, env={"EQNN_FFT_WORKERS": " ", **fftw}) == {"EQNN_FFT_WORKERS": "3"}
+    assert worker_environment(1, env={"EQNN_FFT_WORKERS": "4", **fftw}) == {}  # the workers inherit the user's choice
+
+
+def test_worker_environment_passes_the_clients_auto_fft_backend():
+    """With EQNN_FFT_BACKEND unset or "auto" the workers get the client's resolved choice: a worker measuring on
+    its own on a loaded machine could choose another library, whose fields differ in their last bits."""
+    from channel import fft_backends
+    from eqnn.execution import worker_environment
+
+    for env in ({"EQNN_FFT_WORKERS": "4"}, {"EQNN_FFT_WORKERS": "4", "EQNN_FFT_BACKEND": "auto"}):
+        assert worker_environment(1, env=env) == {"EQNN_FFT_BACKEND": fft_backends.resolve("auto")}
 
 
 def test_worker_environment_passes_verbose_mode():
@@ -348,7 +359,8 @@ def test_worker_environment_passes_verbose_mode():
 
     try:
         quiet.set_verbose(True)
-        assert worker_environment(1, env={"EQNN_FFT_WORKERS": "4"}) == {"EQNN_VERBOSE": "1"}
+        env = {"EQNN_FFT_WORKERS": "4", "EQNN_FFT_BACKEND": "scipy"}
+        assert worker_environment(1, env=env) == {"EQNN_VERBOSE": "1"}
     finally:
         quiet.set_verbose(False)
     assert "EQNN_VERBOSE" not in worker_environment(1, env={})

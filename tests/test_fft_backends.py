@@ -185,6 +185,34 @@ def test_auto_measures_once_per_process(monkeypatch):
     assert calls == (BACKENDS if len(BACKENDS) > 1 else [])
 
 
+def test_auto_choice_is_kept_for_every_later_process_on_the_machine(monkeypatch):
+    """The first measurement decides for later processes (forget_auto_choice = a new process): they read the
+    stored choice and do not measure, even where their own probe would now rank the backends the other way
+    (a loaded machine), so Dask workers and the client use one backend. A corrupt record or one naming a
+    backend that is not installed is ignored (measured again); with wisdom off, nothing is stored."""
+    if len(BACKENDS) < 2:
+        pytest.skip("one FFT backend installed: auto has nothing to choose (pip install -e '.[fast]')")
+    calls = []
+    monkeypatch.setattr(fft_backends, "_auto", None)
+    monkeypatch.setattr(fft_backends, "_probe_seconds", lambda name: calls.append(name) or BACKENDS.index(name))
+    assert fft.backend() == BACKENDS[0] and calls == BACKENDS
+    path = fft_backends.auto_choice_path()
+    assert json.loads(path.read_text())["backend"] == BACKENDS[0]
+    fft_backends.forget_auto_choice()
+    monkeypatch.setattr(fft_backends, "_probe_seconds", lambda name: calls.append(name) or -BACKENDS.index(name))
+    assert fft.backend() == BACKENDS[0] and calls == BACKENDS  # read, not measured
+    for content in ("not json", json.dumps({"backend": "cufft"}), json.dumps(["fftw"])):
+        path.write_text(content)
+        fft_backends.forget_auto_choice()
+        calls.clear()
+        assert fft.backend() == BACKENDS[-1] and calls == BACKENDS  # measured again, and stored
+        assert json.loads(path.read_text())["backend"] == BACKENDS[-1]
+        path.write_text(content)
+    monkeypatch.setenv(fft_backends.ENV_WISDOM_DIR, "off")
+    fft_backends.forget_auto_choice()
+    assert fft_backends.auto_choice_path() is None and fft.backend() == BACKENDS[-1]
+
+
 def test_cli_refuses_an_unknown_or_missing_backend_in_one_line(tmp_path):
     """In a fresh process where ``import pyfftw`` fails: one line on stderr naming the variable, exit code 2, for
     an unknown name and for the missing pyFFTW (one process, two commands: the variable is read again)."""
