@@ -203,6 +203,23 @@ def test_search_on_a_tiny_ldbp_chooses_the_ldbp_methods(tiny, small, tmp_path):
         assert e.metrics["rmps"] < study.uncompressed["rmps"]
 
 
+def test_an_ldbp_equalizer_pickles_as_its_configs_and_weights(tiny, small):
+    """What Dask sends to its workers (the search's shared context): Keras' own pickling of the LDBP model could
+    not rebuild it on a worker ("'str' object is not callable"); the equalizer now pickles as configs and weights
+    and comes back with the same weights and the same output."""
+    import pickle
+
+    cfg, model = small
+    eq = Equalizer(model=model, model_config=cfg, data_config=DATA, normalization=identity_normalization(4),
+                   info={"epochs": 3}, weight_bits=8)
+    back = pickle.loads(pickle.dumps(eq))
+    assert back.model_config == eq.model_config and back.data_config == eq.data_config
+    assert (back.info, back.weight_bits, back.activation_bits) == ({"epochs": 3}, 8, None)
+    assert all(np.array_equal(a, b) for a, b in zip(back.model.get_weights(), eq.model.get_weights()))
+    window = _window(tiny, cfg)[None]
+    np.testing.assert_array_equal(np.asarray(back.model(window)), np.asarray(eq.model(window)))
+
+
 def test_bad_ldbp_compression_settings_are_named_before_any_work(small):
     cfg, model = small
     qat = CompressionSearchConfig(quantize_mode=("ptq", "qat"), fine_tune_epochs=1)

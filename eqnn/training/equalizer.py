@@ -147,6 +147,15 @@ class Equalizer:
     def save(self, path: Union[str, Path]) -> Path:
         return save_equalizer(self, path)
 
+    def __reduce__(self):
+        """Pickled (for Dask workers) as its configs and weight arrays, rebuilt by :func:`build_model` as
+        :func:`load_equalizer` does: Keras' own pickling of a model (a ``.keras`` archive) cannot rebuild every
+        custom layer of this package (the LDBP's failed with "'str' object is not callable" on a worker)."""
+        return (_rebuild_equalizer, (model_config_to_dict(self.model_config), self.data_config.to_dict(),
+                                     self.normalization.to_dict(), tuple(self.input_shape),
+                                     int(self.data_config.n_outputs), self.model.get_weights(), self.info,
+                                     self.weight_bits, self.activation_bits))
+
     @classmethod
     def load(cls, path: Union[str, Path]) -> "Equalizer":
         return load_equalizer(path)
@@ -329,6 +338,17 @@ def read_equalizer_meta(path: Union[str, Path]) -> dict:
     if _file_digests(path) != meta["weights_sha256"]:
         raise channel.CorruptFileError(f"{path}: weight files missing or altered (checksum mismatch)")
     return meta
+
+
+def _rebuild_equalizer(model: dict, data: dict, normalization: dict, input_shape: tuple, n_outputs: int,
+                       weights: list, info: dict, weight_bits, activation_bits) -> Equalizer:
+    """The :class:`Equalizer` of :meth:`Equalizer.__reduce__`: the model built from its config, then its weights."""
+    model_config = model_config_from_dict(model, saved=True)
+    keras_model = build_model(model_config, tuple(input_shape), int(n_outputs))
+    keras_model.set_weights(weights)
+    return Equalizer(model=keras_model, model_config=model_config, data_config=DataConfig.from_dict(data),
+                     normalization=Normalization.from_dict(normalization), info=info, weight_bits=weight_bits,
+                     activation_bits=activation_bits)
 
 
 def load_equalizer(path: Union[str, Path]) -> Equalizer:
