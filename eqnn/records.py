@@ -54,6 +54,10 @@ class QRow:
         note: a remark of the measurement ("" if none).
         rmps: real multiplications per recovered symbol of the method (None: not counted).
         dbp_xi: the nonlinear scaling of a DBP variant (only DSP-sweep rows carry the key).
+        dbp_nonlinear_position: the position p of its nonlinear step within each step (fraction from the step's
+            high-power end; 0.5 = the symmetric step), used or found with xi (DSP-sweep rows).
+        dbp_power_filter_bandwidth: the bandwidth of its power filter (units of the symbol rate; filtered DBP only,
+            else None; DSP-sweep rows).
     """
 
     launch_power_dbm: float
@@ -73,6 +77,8 @@ class QRow:
     note: str = ""
     rmps: Optional[float] = None
     dbp_xi: Optional[float] = None
+    dbp_nonlinear_position: Optional[float] = None
+    dbp_power_filter_bandwidth: Optional[float] = None
     has_dbp_xi: bool = field(default=False, repr=False)
 
     @classmethod
@@ -97,13 +103,15 @@ class QRow:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self, with_rmps: bool = True) -> dict:
-        """The row as ``results.csv`` / ``results.json`` write it (``rmps`` last; ``dbp_xi`` before it in DSP
-        rows)."""
+        """The row as ``results.csv`` / ``results.json`` write it (``rmps`` last; ``dbp_xi``,
+        ``dbp_nonlinear_position`` and ``dbp_power_filter_bandwidth`` before it in DSP rows)."""
         out = {k: getattr(self, k) for k in ("launch_power_dbm", "method", "q_db", "q_db_ci_low", "q_db_ci_high",
                                              "q_db_from_snr", "snr_db", "ber", "bit_errors", "n_bits", "gmi_bits",
                                              "evm_percent", "polarizations", "n_symbols", "note")}
         if self.has_dbp_xi:
             out["dbp_xi"] = self.dbp_xi
+            out["dbp_nonlinear_position"] = self.dbp_nonlinear_position
+            out["dbp_power_filter_bandwidth"] = self.dbp_power_filter_bandwidth
         if with_rmps:
             out["rmps"] = self.rmps
         return out

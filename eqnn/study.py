@@ -252,7 +252,10 @@ def _dsp_rows(tr: Transmission, config: TrainRunConfig, rmps: dict) -> list[QRow
         k = int(method[4:]) if method.startswith("DBP-") else None
         row = QRow.from_metrics(link.transmitter.launch_power_dbm, method, m, ",".join("xy"[p] for p in pols),
                                 int(centres.size))
-        rows.append(row.replace(dbp_xi=tr.dbp_xi.get(k) if k else None, has_dbp_xi=True, rmps=rmps[method]))
+        rows.append(row.replace(dbp_xi=tr.dbp_xi.get(k) if k else None,
+                                dbp_nonlinear_position=tr.dbp_nonlinear_position.get(k) if k else None,
+                                dbp_power_filter_bandwidth=tr.dbp_power_filter_bandwidth.get(k) if k else None,
+                                has_dbp_xi=True, rmps=rmps[method]))
     return rows
 
 
@@ -595,8 +598,11 @@ def _link_lines(config: StudyConfig) -> list[str]:
              if pr.step_mode == "adaptive" else f"{pr.steps_per_span} {pr.step_mode} steps per span")
     taps = resolve_taps(train.data, link)
     xi = "optimized per variant" if rx.dbp_xi == "optimize" else f"{rx.dbp_xi:g}"
+    position = ("optimized jointly with xi" if rx.dbp_nonlinear_position == "optimize"
+                else f"{rx.dbp_nonlinear_position:g}")
     dbp = (f"DBP-k with k = {', '.join(map(str, rx.dbp_steps_per_span))} steps per span, "
-           f"{rx.dbp_samples_per_symbol} samples/symbol, nonlinear scaling xi {xi}"
+           f"{rx.dbp_samples_per_symbol} samples/symbol, nonlinear scaling xi {xi}, position of the nonlinear step "
+           f"{position} (fraction of each step from its high-power end; the values found are in q_vs_power.csv)"
            if train.dbp and rx.dbp_steps_per_span else "no DBP")
     return [
         f"- **Signal**: DP-{tx.modulation}, {tx.symbol_rate_gbd:g} GBd, RRC roll-off {tx.rolloff:g}, "

@@ -6,6 +6,7 @@ import json
 import pytest
 from tiny_configs import TINY_LINK_TAIL
 
+import channel
 import channel.link
 from eqnn.cli import UsageError, main, parse_powers
 
@@ -66,6 +67,15 @@ def test_simulate_writes_consistent_outputs_and_reuses_cache(small_config, tmp_p
     for row in data["rows"]:
         assert row["rmps"] == pytest.approx(expected_rmps[row["method"]])
     assert 0 < data["optimum"]["CDC"]["rmps"] < data["optimum"]["DBP-1"]["rmps"]
+    # DBP's settings beside its row: xi and the position of its nonlinear step, as the transmission used them
+    for row in data["rows"]:
+        if row["method"] == "CDC":
+            assert row["dbp_xi"] is None and row["dbp_nonlinear_position"] is None
+            continue
+        tr = channel.simulate(load_config(small_config).replace(
+            transmitter={"launch_power_dbm": row["launch_power_dbm"]}), cache_dir=cache, progress=False)
+        assert row["dbp_xi"] == tr.dbp_xi[1] and row["dbp_nonlinear_position"] == tr.dbp_nonlinear_position[1]
+        assert 0.0 <= row["dbp_nonlinear_position"] <= 1.0 and row["dbp_power_filter_bandwidth"] is None
 
     # second run: every power comes from the cache, no propagation at all
     def no_propagation(*a, **k):
