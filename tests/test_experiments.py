@@ -7,6 +7,7 @@ import pytest
 
 import channel
 from channel.config import read_toml
+from eqnn.studies.compression_config import load_compression_config
 from eqnn.study import StudyConfig, load_study
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
@@ -17,7 +18,9 @@ LINKS = {"reference.toml"}  # link configs (channel.load_config); every other TO
 def test_experiment_config_loads(path, tmp_path):
     if path.name in LINKS:
         assert isinstance(channel.load_config(path), channel.LinkConfig)
-    elif "dataset" in (data := read_toml(path, "study")):
+    elif set(data := read_toml(path, "study")) == {"compression"}:  # the search of a saved model (eqnn compress)
+        assert load_compression_config(path).n_calls > 0
+    elif "dataset" in data:
         # measured data: files of the documented layout (random symbols of the right shapes) stand in for the files
         # the example names (python -m eqnn.measured writes them), written where the test can
         table = data["dataset"]

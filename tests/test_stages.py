@@ -230,7 +230,8 @@ def test_records_are_typed_and_write_the_same_keys():
                n_symbols=1000, rmps=12.0)
     other = row.replace(launch_power_dbm=2.0, q_db=9.0, q_db_ci_low=8.8, q_db_ci_high=9.2)
     assert list(row.to_dict())[-2:] == ["note", "rmps"] and "dbp_xi" not in row.to_dict()
-    assert list(row.replace(has_dbp_xi=True).to_dict())[-2:] == ["dbp_xi", "rmps"]
+    assert list(row.replace(has_dbp_xi=True).to_dict())[-4:] == ["dbp_xi", "dbp_nonlinear_position",
+                                                                 "dbp_power_filter_bandwidth", "rmps"]
     best = best_per_method([row, other], ["MLP"])["MLP"]
     assert (best.launch_power_dbm, best.q_db, best.measured, best.rmps) == (2.0, 9.0, True, 12.0)
     assert list(best.to_dict()) == ["launch_power_dbm", "q_db", "measured", "snr_db", "rmps"]
