@@ -163,7 +163,7 @@ def logarithmic_steps(span: float, alpha: float, n_steps: int) -> np.ndarray:
 OPERATOR_BLOCK = 65536
 #: samples per block of the nonlinear step: its temporaries (a few blocks) stay in the CPU cache
 NONLINEAR_BLOCK = 8192
-#: with more than one thread (``workers``), the nonlinear step and the operator multiply are split over the threads
+#: with more than one thread (``workers``), the operator multiply is split over the threads
 #: when there are at least this many samples per thread
 PARALLEL_MIN_SAMPLES = 32768
 #: the rotation exp(j phi) of the nonlinear step uses a Taylor series up to this many terms of cos
@@ -266,8 +266,8 @@ class SplitStepFourier:
     Per step the solver does one forward and one inverse FFT of every row, one multiplication by the
     cached linear operator, and the nonlinear rotation in cache-sized blocks of :data:`NONLINEAR_BLOCK`
     samples (power, phase, ``exp(j phase)`` by :func:`unit_rotation`, multiplication; with ``workers`` > 1 the
-    operator multiplication and the rotation are split over that many threads, each sample computed as on one
-    thread): no array of the field's size is allocated per step (with a ``power_filter``, the filtered power of
+    operator multiplication is split over that many threads, each sample computed as on one thread; the rotation
+    stays on one thread, which measured faster): no array of the field's size is allocated per step (with a ``power_filter``, the filtered power of
     the whole block is).
     """
 
@@ -394,7 +394,9 @@ class SplitStepFourier:
             return self._filtered_nonlinear_step(x, coefficient, scale)
         rows = x.reshape(-1, x.shape[-2] if x.ndim > 1 else 1, self.n_samples)  # (batch, polarization, n)
         coefficient = self.real_dtype.type(coefficient * scale * scale)
-        peaks = self._in_parallel(lambda start, stop: self._rotate_blocks(rows, coefficient, scale, start, stop))
+        # one thread whatever the workers: split over 2 threads the rotation took 1.71 ms against 1.12 ms on one
+        # (quiet 2-core machine, benchmarks/README.md section 2: the GIL-bound loop over blocks); same result either way
+        peaks = [self._rotate_blocks(rows, coefficient, scale, 0, self.n_samples)]
         return max(peaks) if all(math.isfinite(p) for p in peaks) else math.nan
 
     def _in_parallel(self, work: Callable[[int, int], float]) -> list:
