@@ -267,8 +267,8 @@ class SplitStepFourier:
     cached linear operator, and the nonlinear rotation in cache-sized blocks of :data:`NONLINEAR_BLOCK`
     samples (power, phase, ``exp(j phase)`` by :func:`unit_rotation`, multiplication; with ``workers`` > 1 the
     operator multiplication is split over that many threads, each sample computed as on one thread; the rotation
-    stays on one thread, which measured faster): no array of the field's size is allocated per step (with a ``power_filter``, the filtered power of
-    the whole block is).
+    stays on one thread, which measured faster): no array of the field's size is allocated per step (with a
+    ``power_filter``, the filtered power of the whole block is).
     """
 
     def __init__(self, n_samples: int, sample_rate: float, params: FiberParameters,
