@@ -396,8 +396,7 @@ class SplitStepFourier:
         coefficient = self.real_dtype.type(coefficient * scale * scale)
         # one thread whatever the workers: split over 2 threads the rotation took 1.71 ms against 1.12 ms on one
         # (quiet 2-core machine, benchmarks/README.md section 2: the GIL-bound loop over blocks); same result either way
-        peaks = [self._rotate_blocks(rows, coefficient, scale, 0, self.n_samples)]
-        return max(peaks) if all(math.isfinite(p) for p in peaks) else math.nan
+        return self._rotate_blocks(rows, coefficient, scale, 0, self.n_samples)
 
     def _in_parallel(self, work: Callable[[int, int], float]) -> list:
         """``[work(start, stop)]`` over the samples: one range on one thread, or, with ``workers`` > 1 threads and at

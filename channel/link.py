@@ -96,6 +96,14 @@ class Transmission:
     def modulation(self) -> str:
         return self.config.transmitter.modulation
 
+    def dbp_settings(self, steps_per_span: int | None) -> dict:
+        """``{"dbp_xi", "dbp_nonlinear_position", "dbp_power_filter_bandwidth"}`` that DBP with
+        ``steps_per_span`` used (each None where not set; all None for ``steps_per_span`` None, e.g. CDC)."""
+        k = steps_per_span
+        return {"dbp_xi": self.dbp_xi.get(k) if k else None,
+                "dbp_nonlinear_position": self.dbp_nonlinear_position.get(k) if k else None,
+                "dbp_power_filter_bandwidth": self.dbp_power_filter_bandwidth.get(k) if k else None}
+
     def save(self, path: str | Path) -> Path:
         return storage.save_transmission(self, path)
 

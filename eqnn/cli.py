@@ -150,9 +150,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                          "q_db_ci_low": m.q_db_ci[0], "q_db_ci_high": m.q_db_ci[1],
                          "q_db_from_snr": m.q_db_from_snr, "snr_db": m.snr_db, "ber": m.ber,
                          "bit_errors": m.bit_errors, "n_bits": m.n_bits, "gmi_bits": m.gmi_bits,
-                         "evm_percent": m.evm_percent, "dbp_xi": tr.dbp_xi.get(k) if k else None,
-                         "dbp_nonlinear_position": tr.dbp_nonlinear_position.get(k) if k else None,
-                         "dbp_power_filter_bandwidth": tr.dbp_power_filter_bandwidth.get(k) if k else None,
+                         "evm_percent": m.evm_percent, **tr.dbp_settings(k),
                          "rmps": rmps.get(method),
                          "note": m.note})
     methods = list(dict.fromkeys(r["method"] for r in rows))

@@ -252,10 +252,7 @@ def _dsp_rows(tr: Transmission, config: TrainRunConfig, rmps: dict) -> list[QRow
         k = int(method[4:]) if method.startswith("DBP-") else None
         row = QRow.from_metrics(link.transmitter.launch_power_dbm, method, m, ",".join("xy"[p] for p in pols),
                                 int(centres.size))
-        rows.append(row.replace(dbp_xi=tr.dbp_xi.get(k) if k else None,
-                                dbp_nonlinear_position=tr.dbp_nonlinear_position.get(k) if k else None,
-                                dbp_power_filter_bandwidth=tr.dbp_power_filter_bandwidth.get(k) if k else None,
-                                has_dbp_xi=True, rmps=rmps[method]))
+        rows.append(row.replace(**tr.dbp_settings(k), has_dbp_xi=True, rmps=rmps[method]))
     return rows
 
 
