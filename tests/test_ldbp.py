@@ -4,6 +4,7 @@ before and after pruning, training (lower test MSE, reproducible), eqnn train en
 Tiny links throughout (2 x 40 km, a few thousand symbols).
 """
 
+import dataclasses
 import json
 
 import numpy as np
@@ -71,7 +72,8 @@ def test_ldbp_without_nonlinearity_compensates_the_dispersion():
 
 
 def _small_model(tiny, both=True):
-    cfg = prepare(LDBPConfig(taps=5, output_taps=7, power_taps=3, xi=1.0, inference_block=6), tiny)
+    cfg = prepare(LDBPConfig(taps=5, output_taps=7, power_taps=3, xi=1.0, inference_block=6, filter_domain="time"),
+                  tiny)
     return cfg, build_model(cfg, (cfg.input_samples(6), 4), 4 if both else 2)
 
 
@@ -134,6 +136,50 @@ def test_cost_equals_the_counting_reference_before_and_after_pruning(tiny):
     shared = _check_against_reference(model, cfg, window)
     layer = next(item for item in shared.layers if item.name == "fir_2")
     assert layer.multiplications_per_window == 4 * lengths["fir_2"][0]  # one magnitude, 2 pols x (Re, Im)
+
+
+def test_frequency_domain_filters_give_the_same_output_at_the_counted_cost(tiny):
+    """Overlap-save filters (filter_domain = "frequency") compute what the time-domain ones do (same weights); their
+    cost (2 FFTs and F spectral products per block of F samples, per polarization) equals the counting reference's,
+    and does not change when taps are zeroed."""
+    cfg = prepare(LDBPConfig(taps=9, output_taps=7, power_taps=3, xi=1.0, inference_block=6), tiny)
+    window = _window(tiny, cfg)
+    models = {domain: build_model(dataclasses.replace(cfg, filter_domain=domain), (window.shape[0], 4), 4)
+              for domain in ("time", "frequency", "auto")}
+    assert [models["frequency"].get_layer(n).fft_size for n in ("fir_1", "output")] == [32, 32]
+    assert [models["auto"].get_layer(n).fft_size for n in ("fir_1", "output")] == [32, 0]  # 9 taps; 7 taps, stride 2
+    outputs = {d: np.asarray(m(window[None]))[0] for d, m in models.items()}
+    scale = np.max(np.abs(outputs["time"]))
+    for domain in ("frequency", "auto"):
+        np.testing.assert_allclose(outputs[domain], outputs["time"], rtol=0, atol=1e-5 * scale)
+    c = _check_against_reference(models["frequency"], cfg, window)
+    layer = next(item for item in c.layers if item.name == "fir_1")
+    blocks = -(-(window.shape[0] - 9 + 1) // (32 - 9 + 1))
+    assert layer.multiplications_per_window == 2 * blocks * 4 * 32 * (5 + 1)
+    auto = _check_against_reference(models["auto"], cfg, window)
+    time = model_complexity(models["time"], time_steps=window.shape[0], symbols_per_window=2 * cfg.inference_block)
+    per_layer = {d: {item.name: item.multiplications_per_window for item in r.layers}
+                 for d, r in (("auto", auto), ("time", time), ("frequency", c))}
+    assert per_layer["auto"]["fir_2"] == per_layer["frequency"]["fir_2"] != per_layer["time"]["fir_2"]
+    assert per_layer["auto"]["output"] == per_layer["time"]["output"] != per_layer["frequency"]["output"]
+    fir = models["frequency"].get_layer("fir_1").get_weights()[0]
+    fir[[0, 8]] = 0.0
+    models["frequency"].get_layer("fir_1").set_weights([fir])
+    assert _check_against_reference(models["frequency"], cfg, window).rmps == c.rmps
+
+
+def test_trimmed_filters_choose_their_domain_again(tiny):
+    """Removing outermost taps (ldbp_edges) rebuilds each filter in the domain that is cheapest for its new length:
+    9 taps in the frequency domain, 7 in the time domain."""
+    from eqnn.compression.pruning.ldbp_taps import trim_edges
+
+    cfg = prepare(LDBPConfig(taps=9, output_taps=7, power_taps=3, xi=1.0, inference_block=6), tiny)
+    model = build_model(cfg, (cfg.input_samples(6), 4), 4)
+    trimmed = trim_edges(model, {"fir_1": 1})
+    assert (trimmed.get_layer("fir_1").taps, trimmed.get_layer("fir_1").fft_size) == (7, 0)
+    assert (trimmed.get_layer("fir_2").taps, trimmed.get_layer("fir_2").fft_size) == (9, 32)
+    np.testing.assert_array_equal(trimmed.get_layer("fir_1").get_weights()[0],
+                                  model.get_layer("fir_1").get_weights()[0][1:8])
 
 
 def test_dbp_initialized_taps_are_symmetric_and_share_products(tiny):
@@ -222,6 +268,7 @@ def test_ldbp_config_round_trips_through_its_table(tiny):
     ({"nonlinear_position": 1.5}, "models.ldbp.nonlinear_position = 1.5"),
     ({"fit_bandwidth": 0.0}, "models.ldbp.fit_bandwidth = 0.0"),
     ({"block_length": 0}, "models.ldbp.block_length = 0"),
+    ({"filter_domain": "fourier"}, "models.ldbp.filter_domain = 'fourier'"),
     ({"link": {"spans": 3}}, "models.ldbp.link: unknown key"),
 ])
 def test_bad_ldbp_settings_name_the_key(spec, match):

@@ -16,6 +16,12 @@ wrappers do not apply to them. Their multiplicative weights are the complex taps
 - **quantization** is the post-training rounding of :func:`eqnn.compression.quantize` (k-bit grid per tensor;
   a scalar scale is exactly on its own grid); quantization-aware training is not available for these layers.
 
+What each step saves depends on the domain of each filter (``filter_domain``, :mod:`eqnn.layers.ldbp`): in the time
+domain every zeroed tap and every shared value saves products; in the frequency domain (overlap-save) only a
+shorter filter saves anything (a larger share of each FFT block is output), so "ldbp_taps" pruning and clustering
+save nothing there, while "ldbp_edges" does, and with "auto" a filter trimmed to 8 taps or fewer is applied in the
+time domain again (:func:`eqnn.compression.pruning.ldbp_taps.trim_edges` rebuilds it).
+
 Fine-tuning (optional, :class:`eqnn.compression.FineTune` of the training blocks of the field) trains the whole
 model with Adam on the mean squared error, the pruned taps held at zero and the tied (clustered, or the symmetric
 taps of a DBP initialization) values tied after every batch. A model whose filters were shortened reads a shorter

@@ -7,7 +7,12 @@ only where the filter sees its whole input):
 - :class:`ComplexFIR` (``taps`` N = 2M + 1 complex taps ``w_k = a_k + j b_k``, ``stride`` s): the same FIR on both
   polarizations, ``y[n] = sum_{k=0}^{N-1} w_k A[n s + k]``, output length ``floor((T - N) / s) + 1``; output ``n``
   is centred on input sample ``n s + M``, and the frequency response (for ``A[t] = exp(j w t)``, ``w`` in rad per
-  sample) is ``H(w) = sum_k w_k exp(j w (k - M))``.
+  sample) is ``H(w) = sum_k w_k exp(j w (k - M))``. ``domain``: "time" (the sum above, a convolution), "frequency"
+  (the same output by overlap-save: the input cut into blocks of ``F`` samples overlapping by ``N - 1``, each
+  transformed by a radix-2 FFT of size ``F``, multiplied by the FFT of the reversed taps, transformed back, its last
+  ``F - N + 1`` samples kept; then every ``s``-th output), or "auto" (whichever costs fewer real multiplications per
+  kept output: ``4 N`` in time, ``s 4 F (log2 F + 1) / (F - N + 1)`` in frequency). ``F`` is the cheapest power of
+  two for ``N`` taps (:func:`eqnn.complexity.dsp.optimal_fft_size`, as DBP's and CDC's filters are costed).
 - :class:`NonlinearPhase` (``scale`` theta, optional real power filter ``g`` of ``power_taps`` Q = 2R + 1 taps):
   ``P[t] = |A_x[t]|^2 + |A_y[t]|^2``, ``phi[n] = theta sum_{m=0}^{Q-1} g_m P[n + m]``, both polarizations of sample
   ``n + R`` rotated by ``exp(j phi[n])``; output length ``T - Q + 1`` (without a filter, ``g = [1]``).
@@ -16,10 +21,17 @@ only where the filter sees its whole input):
 Cost (the rules of :mod:`eqnn.complexity`, counted on the actual weights, per inference over the fixed input of the
 costed model; :func:`eqnn.complexity.model_complexity`):
 
-- ComplexFIR, per polarization: each input sample component (Re, Im) is multiplied once by each distinct non-zero
-  magnitude among the real and imaginary parts ``|a_k|, |b_k|`` of the taps that reach it (a negated value reuses the
-  product, negated for free; pruned taps and zero parts cost nothing); an unpruned complex tap thus costs 4 real
-  multiplications per output sample. Each output component sums ``nnz(a) + nnz(b)`` terms.
+- ComplexFIR in the time domain, per polarization: each input sample component (Re, Im) is multiplied once by each
+  distinct non-zero magnitude among the real and imaginary parts ``|a_k|, |b_k|`` of the taps that reach it (a
+  negated value reuses the product, negated for free; pruned taps and zero parts cost nothing); an unpruned complex
+  tap thus costs 4 real multiplications per output sample. Each output component sums ``nnz(a) + nnz(b)`` terms.
+- ComplexFIR in the frequency domain, per polarization and block of ``F`` samples (``ceil((T - N + 1) / (F - N +
+  1))`` blocks, the last partly used): two FFTs of ``F/2 log2 F`` radix-2 butterflies, each one complex
+  multiplication by its twiddle factor (4 real multiplications, 2 additions) and two complex additions (4 real
+  additions), and ``F`` complex multiplications by the filter's spectrum (its ``1/F`` folded in): ``4 F (log2 F +
+  1)`` real multiplications and ``6 F log2 F + 2 F`` additions per block, whatever the values of the taps (pruned
+  or shared taps save nothing here; trivial twiddles are counted as DBP's and CDC's are,
+  :mod:`eqnn.complexity.dsp`).
 - NonlinearPhase: the power, 4 variable products and 3 additions per input sample; the phase, per power sample one
   product by each distinct non-zero magnitude among the folded constants ``|theta g_m|`` of the taps reaching it
   (``theta`` folded into the filter: no filter = 1 product per sample), ``nnz - 1`` additions per output; ``exp(j
@@ -40,7 +52,8 @@ import tf_keras as keras
 from ..complexity.counting import ceil_log2, input_shape, ref_sum
 from .registry import LayerType, register_layer_type
 
-__all__ = ["ComplexFIR", "NonlinearPhase", "SelectPolarizations", "complex_fir_numpy", "nonlinear_phase_numpy"]
+__all__ = ["DOMAINS", "filter_fft_size", "ComplexFIR", "NonlinearPhase", "SelectPolarizations", "complex_fir_numpy",
+           "nonlinear_phase_numpy"]
 
 
 def _centre_tap(n: int) -> np.ndarray:
@@ -49,16 +62,36 @@ def _centre_tap(n: int) -> np.ndarray:
     return kernel
 
 
+DOMAINS = ("time", "frequency", "auto")
+
+
+def filter_fft_size(taps: int, stride: int, domain: str) -> int:
+    """FFT size of a :class:`ComplexFIR` of ``taps`` taps and ``stride`` applied in ``domain`` (module docstring):
+    0 for the time domain, else the cheapest power of two (:func:`eqnn.complexity.dsp.optimal_fft_size`)."""
+    from ..complexity.dsp import optimal_fft_size, overlap_save_rmps_per_sample
+
+    if domain not in DOMAINS:
+        raise ValueError(f"domain = {domain!r}: allowed {', '.join(DOMAINS)}")
+    if domain == "time":
+        return 0
+    size = optimal_fft_size(taps)
+    if domain == "auto" and stride * overlap_save_rmps_per_sample(size, taps) >= 4 * taps:
+        return 0
+    return size
+
+
 class ComplexFIR(keras.layers.Layer):
-    """A complex FIR of ``taps`` taps applied to both polarizations of a ``(batch, T, 4)`` field (module docstring).
+    """A complex FIR of ``taps`` taps applied to both polarizations of a ``(batch, T, 4)`` field (module docstring),
+    in the time domain or by overlap-save in the frequency domain (``domain``; the output is the same).
 
     Weights: ``kernel`` float32 ``(taps, 2)`` = ``[Re w_k, Im w_k]`` (initialized to the identity, a unit centre tap;
-    the model family sets the DBP taps).
+    the model family sets the DBP taps). ``fft_size``: 0 (time domain) or the overlap-save FFT size.
     """
 
-    def __init__(self, taps: int, stride: int = 1, **kwargs):
+    def __init__(self, taps: int, stride: int = 1, domain: str = "time", **kwargs):
         super().__init__(**kwargs)
-        self.taps, self.stride = int(taps), int(stride)
+        self.taps, self.stride, self.domain = int(taps), int(stride), str(domain)
+        self.fft_size = filter_fft_size(self.taps, self.stride, self.domain)
 
     def build(self, input_shape):
         self.kernel = self.add_weight(name="kernel", shape=(self.taps, 2), dtype="float32",
@@ -66,6 +99,8 @@ class ComplexFIR(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, x):
+        if self.fft_size:
+            return self._overlap_save(x)
         a, b = self.kernel[:, 0], self.kernel[:, 1]
         k = tf.stack([tf.stack([a, b], axis=-1), tf.stack([-b, a], axis=-1)], axis=1)  # (N, in [re, im], out)
         shape = tf.shape(x)
@@ -75,12 +110,29 @@ class ComplexFIR(keras.layers.Layer):
         n_out = tf.shape(y)[1]
         return tf.reshape(tf.transpose(tf.reshape(y, (shape[0], 2, n_out, 2)), (0, 2, 1, 3)), (shape[0], n_out, 4))
 
+    def _overlap_save(self, x):
+        n, f = self.taps, self.fft_size
+        hop = f - n + 1
+        shape = tf.shape(x)
+        z = tf.transpose(tf.complex(x[..., 0::2], x[..., 1::2]), (0, 2, 1))  # (B, 2 pols, T)
+        n_full = shape[1] - n + 1
+        blocks = (n_full + hop - 1) // hop
+        z = tf.pad(z, [[0, 0], [0, 0], [0, (blocks - 1) * hop + f - shape[1]]])
+        frames = tf.signal.frame(z, f, hop)  # (B, 2, blocks, F)
+        reversed_taps = tf.complex(self.kernel[::-1, 0], self.kernel[::-1, 1])
+        spectrum = tf.signal.fft(tf.pad(reversed_taps, [[0, f - n]]))
+        y = tf.signal.ifft(tf.signal.fft(frames) * spectrum)[..., n - 1:]  # (B, 2, blocks, hop): valid outputs
+        y = tf.reshape(y, (shape[0], 2, blocks * hop))[:, :, :n_full:self.stride]
+        y = tf.transpose(y, (0, 2, 1))  # (B, n_out, 2)
+        n_out = tf.shape(y)[1]
+        return tf.reshape(tf.stack([tf.math.real(y), tf.math.imag(y)], axis=-1), (shape[0], n_out, 4))
+
     def compute_output_shape(self, input_shape):
         t = input_shape[1]
         return (input_shape[0], None if t is None else (t - self.taps) // self.stride + 1, 4)
 
     def get_config(self):
-        return {**super().get_config(), "taps": self.taps, "stride": self.stride}
+        return {**super().get_config(), "taps": self.taps, "stride": self.stride, "domain": self.domain}
 
 
 class NonlinearPhase(keras.layers.Layer):
@@ -203,9 +255,48 @@ def _shared_products(values: np.ndarray, digits: np.ndarray, length: int, stride
     return mults, dig
 
 
+def _blocks(length: int, taps: int, fft_size: int) -> int:
+    """Overlap-save blocks of ``fft_size`` samples for the ``length - taps + 1`` valid outputs."""
+    return -(-(length - taps + 1) // (fft_size - taps + 1))
+
+
+def _twiddles(fft_size: int) -> np.ndarray:
+    """The twiddle factor of every butterfly of a radix-2 FFT of ``fft_size``, in the order of :func:`_counted_fft`."""
+    out, m = [], 2
+    while m <= fft_size:
+        w = np.exp(-2j * np.pi * np.arange(m // 2) / m)
+        out.append(np.tile(w, fft_size // m))
+        m *= 2
+    return np.concatenate(out)
+
+
+def _spectrum(kernel: np.ndarray, fft_size: int) -> np.ndarray:
+    """The FFT of the reversed taps zero-padded to ``fft_size``, with the inverse FFT's ``1/F`` folded in."""
+    taps = kernel[::-1, 0].astype(np.float64) + 1j * kernel[::-1, 1].astype(np.float64)
+    return np.fft.fft(taps, fft_size) / fft_size
+
+
+def _fir_tally_frequency(t, layer, kernel: np.ndarray, length: int) -> None:
+    f = layer.fft_size
+    times = 2 * _blocks(length, kernel.shape[0], f)  # blocks x 2 polarizations
+    lg = int(round(np.log2(f)))
+    twiddle_parts = np.abs(np.stack([_twiddles(f).real, _twiddles(f).imag], axis=-1))  # (F/2 log2 F, 2)
+    spectrum = _spectrum(kernel, f)
+    spectrum_parts = np.abs(np.stack([spectrum.real, spectrum.imag], axis=-1))
+    # each complex product: its constant's |Re| and |Im| twice each; two FFTs share the twiddles' digits
+    digits = np.concatenate([np.repeat(t.digits(twiddle_parts).ravel(), 2)] * 2
+                            + [np.repeat(t.digits(spectrum_parts).ravel(), 2)])
+    t.const_products(4 * f * (lg + 1), digits, times)
+    t.adds(times * 2 * f * (lg + 1), t.bw + t.ba + 1)  # inside the complex products
+    t.adds(times * 4 * f * lg, t.ba + lg)  # butterflies
+
+
 def _fir_tally(t, layer) -> tuple:
     length = int(input_shape(layer)[1])
     kernel = layer.kernel.numpy().astype(np.float64)  # (N, 2)
+    if layer.fft_size:
+        _fir_tally_frequency(t, layer, kernel, length)
+        return (kernel,)
     n, s = kernel.shape[0], layer.stride
     n_out = (length - n) // s + 1
     csd = t.digits(kernel)
@@ -218,8 +309,54 @@ def _fir_tally(t, layer) -> tuple:
     return (kernel,)
 
 
+def _counted_product(counter, a: complex, b: complex) -> complex:
+    """``a b`` in 4 real multiplications and 2 additions."""
+    return complex(counter.add(counter.mul(a.real, b.real), -counter.mul(a.imag, b.imag)),
+                   counter.add(counter.mul(a.real, b.imag), counter.mul(a.imag, b.real)))
+
+
+def _counted_fft(counter, values: list, inverse: bool) -> list:
+    """Iterative radix-2 decimation-in-time FFT (unnormalized; ``inverse``: conjugate twiddles), every butterfly one
+    counted complex product by its twiddle and two counted complex additions."""
+    f = len(values)
+    bits = f.bit_length() - 1
+    a = [values[int(format(i, f"0{bits}b")[::-1], 2)] for i in range(f)] if bits else list(values)
+    twiddles = iter(_twiddles(f))
+    m = 2
+    while m <= f:
+        for start in range(0, f, m):
+            for j in range(m // 2):
+                w = next(twiddles)
+                w = w.conjugate() if inverse else w
+                u, v = a[start + j], _counted_product(counter, w, a[start + j + m // 2])
+                a[start + j] = complex(counter.add(u.real, v.real), counter.add(u.imag, v.imag))
+                a[start + j + m // 2] = complex(counter.add(u.real, -v.real), counter.add(u.imag, -v.imag))
+        m *= 2
+    return a
+
+
+def _fir_reference_frequency(counter, layer, kernel: np.ndarray, x: np.ndarray) -> np.ndarray:
+    n, f, s = kernel.shape[0], layer.fft_size, layer.stride
+    hop, n_full = f - n + 1, x.shape[0] - n + 1
+    blocks = _blocks(x.shape[0], n, f)
+    spectrum = [complex(v) for v in _spectrum(kernel, f)]  # computed once per filter, offline
+    out = np.zeros(((n_full - 1) // s + 1, 4))
+    for pol in range(2):
+        z = list(x[:, 2 * pol] + 1j * x[:, 2 * pol + 1]) + [0j] * ((blocks - 1) * hop + f - x.shape[0])
+        full = []
+        for b in range(blocks):
+            spec = _counted_fft(counter, z[b * hop:b * hop + f], inverse=False)
+            spec = [_counted_product(counter, h, v) for h, v in zip(spectrum, spec)]
+            full.extend(_counted_fft(counter, spec, inverse=True)[n - 1:])
+        kept = np.asarray(full[:n_full:s])
+        out[:, 2 * pol], out[:, 2 * pol + 1] = kept.real, kept.imag
+    return out
+
+
 def _fir_reference(counter, layer, x: np.ndarray) -> np.ndarray:
     kernel = layer.kernel.numpy().astype(np.float64)
+    if layer.fft_size:
+        return _fir_reference_frequency(counter, layer, kernel, x)
     n, s = kernel.shape[0], layer.stride
     n_out = (x.shape[0] - n) // s + 1
     out = np.zeros((n_out, 4))

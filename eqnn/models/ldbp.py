@@ -49,8 +49,11 @@ symbol itself; the field keeps its physical scale, which the nonlinearity needs)
 Cost (:mod:`eqnn.complexity`, :mod:`eqnn.layers.ldbp`): one inference block of ``B`` symbols (input ``sps B - 1 +
 D`` samples, ``D`` the total shortening), counted on the actual taps, divided by ``2 B``: per recovered symbol and
 polarization. LDBP recovers both polarizations with the same filters, so it is costed as DBP is, on both (an x-only
-model computes the y output too and drops it). Unpruned, per symbol and polarization: ``S (4 sps N + 13 sps / 2) +
-4 N_out`` plus the block edges (``N = taps``, ``N_out = output_taps``, no power filter).
+model computes the y output too and drops it). Unpruned, per symbol and polarization, with time-domain filters:
+``S (4 sps N + 13 sps / 2) + 4 N_out`` plus the block edges (``N = taps``, ``N_out = output_taps``, no power
+filter); with a filter applied in the frequency domain (``filter_domain``), its ``4 sps N`` (``4 N_out``) becomes
+``sps 4 F (log2 F + 1) / (F - N + 1)`` (F its FFT size), plus the last block's unused part: the cost of DBP's linear
+steps (:func:`eqnn.complexity.dsp.dbp_complexity`), which the taps' values no longer change.
 """
 
 from __future__ import annotations
@@ -139,6 +142,11 @@ class LDBPConfig:
         out_of_band_weight: least-squares weight (relative to 1 in the fitted band) of the stop band, where each
             step's FIR is fitted towards 0, [0, 1]: larger suppresses noise and out-of-band growth over many steps,
             smaller fits the band better.
+        filter_domain: how every FIR (the steps' and the output filter) is applied: "time" (a convolution, 4 real
+            multiplications per complex tap and output), "frequency" (overlap-save with radix-2 FFTs of the cheapest
+            size for its taps), or "auto" (per filter, the cheaper of the two: the frequency domain from 9 taps at
+            1 sample per output, from 19 for the strided output filter at 2 samples per symbol). The output is the
+            same; only the cost differs (:mod:`eqnn.layers.ldbp`).
         block_length: symbols per training block, [1, 1048576].
         inference_block: symbols per inference block (the cost is counted on one), [1, 1048576].
         link: the link quantities the model is initialized from; set by training from the training transmission
@@ -155,6 +163,7 @@ class LDBPConfig:
     nonlinear_position: Union[float, str] = 0.5
     fit_bandwidth: Union[float, str] = "signal"
     out_of_band_weight: float = 1e-4
+    filter_domain: str = "auto"
     block_length: int = 256
     inference_block: int = 4096
     link: Optional[LDBPLink] = None
@@ -190,6 +199,7 @@ class LDBPConfig:
                                   f"[1, {MAX_TAPS}], one per step, or leave it out")
             object.__setattr__(self, "taps_per_step", tuple(
                 _odd(f"{s}.taps_per_step[{i}]", v, MAX_TAPS) for i, v in enumerate(self.taps_per_step)))
+        check_choice(f"{s}.filter_domain", self.filter_domain, ("time", "frequency", "auto"))
         check_int(f"{s}.block_length", self.block_length, 1, MAX_BLOCK)
         check_int(f"{s}.inference_block", self.inference_block, 1, MAX_BLOCK)
         if isinstance(self.link, dict):
@@ -362,9 +372,9 @@ def build_ldbp(config: LDBPConfig, input_shape: tuple, n_outputs: int) -> keras.
     inputs = keras.Input(shape=(None, 4), name="field")
     h = inputs
     for i in range(1, config.n_steps() + 1):
-        h = ComplexFIR(config.step_taps(i), name=f"fir_{i}")(h)
+        h = ComplexFIR(config.step_taps(i), domain=config.filter_domain, name=f"fir_{i}")(h)
         h = NonlinearPhase(config.power_taps, name=f"nonlinear_{i}")(h)
-    h = ComplexFIR(config.output_taps, stride=config.sps, name="output")(h)
+    h = ComplexFIR(config.output_taps, stride=config.sps, domain=config.filter_domain, name="output")(h)
     if n_outputs == 2:
         h = SelectPolarizations((0,), name="select")(h)
     model = keras.Model(inputs, h, name=keras_name(config))
