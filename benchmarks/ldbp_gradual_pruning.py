@@ -1,5 +1,6 @@
 """Gradual pruning of a trained learned DBP by tap position: the step filters shortened from their edges in stages
-(e.g. 41 -> 31 -> 21 -> 15 -> 13 taps), each stage fine-tuned on the training transmission before the next, then
+(e.g. 41 -> 31 -> 21 -> 15 -> 13 taps), each stage fine-tuned on the training transmission before the next (a few
+epochs at each of a decreasing sequence of learning rates, Adam restarted at each), then
 optionally quantized; after every stage the SNR / Q on the test transmission and the RMpS with every filter in the
 cheaper domain (``filter_domain = "auto"``: overlap-save from 9 taps) (benchmarks/README.md section 3d).
 
@@ -12,7 +13,8 @@ Every stage is saved (``<out>/taps-<N>/``, an equalizer folder) and its row writ
 atomically: a killed run resumes from its last finished stage.
 
 Run:  python benchmarks/ldbp_gradual_pruning.py results/reference-ldbp-long-training/models/LDBP-1-t41@+1p00dBm \
-          --study experiments/reference_ldbp_long_training.toml --power 1 --taps 31 21 17 15 13 --epochs 3 \
+          --study experiments/reference_ldbp_long_training.toml --power 1 --taps 31 21 15 13 11 \
+          --schedule 2@1e-3 2@2.5e-4 1@6e-5
           --out results/ldbp-gradual-pruning/LDBP-1@+1
 """
 
@@ -56,8 +58,8 @@ def main(argv=None) -> int:
                    help="taps of every step filter after each stage, decreasing, odd (e.g. 31 21 15 13)")
     p.add_argument("--output-taps", type=int, default=None, help="shorten the output filter to this many taps "
                    "at the first stage (default: unchanged)")
-    p.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs per stage (default 3)")
-    p.add_argument("--learning-rate", type=float, default=3e-4)
+    p.add_argument("--schedule", nargs="+", default=["2@1e-3", "2@2.5e-4", "1@6e-5"],
+                   help="fine-tuning of each stage: EPOCHS@LEARNING_RATE, in order (default 2@1e-3 2@2.5e-4 1@6e-5)")
     p.add_argument("--batch", type=int, default=16, help="training blocks per step (default 16)")
     p.add_argument("--bits", type=int, nargs="*", default=[10, 8], help="PTQ of the last stage (default 10 8)")
     p.add_argument("--cache", default="results/cache")
@@ -66,8 +68,12 @@ def main(argv=None) -> int:
     taps = list(a.taps)
     if any(t < 1 or t % 2 == 0 for t in taps) or taps != sorted(taps, reverse=True):
         p.error(f"--taps {taps}: odd numbers >= 1, decreasing")
-    if a.epochs < 0 or a.learning_rate <= 0 or a.batch < 1:
-        p.error(f"--epochs {a.epochs} >= 0, --learning-rate {a.learning_rate} > 0, --batch {a.batch} >= 1")
+    try:
+        schedule = [(int(e), float(r)) for e, r in (item.split("@") for item in a.schedule)]
+    except ValueError:
+        p.error(f"--schedule {a.schedule}: items EPOCHS@LEARNING_RATE, e.g. 2@1e-3")
+    if any(e < 1 or not r > 0 for e, r in schedule) or a.batch < 1:
+        p.error(f"--schedule {a.schedule}: epochs >= 1 and learning rates > 0; --batch {a.batch} >= 1")
     if a.output_taps is not None and (a.output_taps < 1 or a.output_taps % 2 == 0):
         p.error(f"--output-taps {a.output_taps}: an odd number >= 1")
 
@@ -102,7 +108,8 @@ def main(argv=None) -> int:
         row = {"stage": label, "step_taps": steps, "output_taps": int(equalizer.model.get_layer("output").taps),
                "snr_db": r["snr_db"], "q_db": r["q_db"], "q_measured": r.get("q_measured"),
                "bit_errors": r.get("bit_errors"), "rmps": cost.rmps, "weight_bits": equalizer.weight_bits,
-               "fine_tune_seconds": round(seconds, 1), "val_loss": (history or {}).get("val_loss")}
+               "fine_tune_seconds": round(seconds, 1), "val_loss": (history or {}).get("val_loss"),
+               "schedule": a.schedule if history else None}
         print(f"{label:22s} taps {','.join(map(str, steps)):>6s} out {row['output_taps']:3d}"
               f"  SNR {row['snr_db']:6.2f} dB  Q {row['q_db']:6.2f} dB  RMpS {row['rmps']:8,.0f}"
               f"  ({seconds:.0f} s)", flush=True)
@@ -117,20 +124,21 @@ def main(argv=None) -> int:
         if label in done and folder.exists():
             eq = load_equalizer(folder)
             continue
-        if fine_tune is None and a.epochs > 0:
+        if fine_tune is None:
             train = study.transmission("train", a.power, cache_dir=a.cache, dbp=False, progress=False)
             blocks = source.training_set([train])
-            fine_tune = FineTune(x=blocks.x, y=blocks.y, epochs=a.epochs, batch_size=a.batch,
-                                 learning_rate=a.learning_rate, validation_split=0.1, seed=0)
+            fine_tune = FineTune(x=blocks.x, y=blocks.y, batch_size=a.batch, validation_split=0.1, seed=0)
         model = eq.model
         trims = {name: (model.get_layer(name).taps - n) // 2 for name in fir_layers(model)
                  if name != "output" and model.get_layer(name).taps > n}
         if a.output_taps is not None and model.get_layer("output").taps > a.output_taps:
             trims["output"] = (model.get_layer("output").taps - a.output_taps) // 2
         model = trim_edges(model, trims)
-        t0, history = time.perf_counter(), None
-        if fine_tune is not None:
-            history = fine_tune_ldbp(model, fine_tune)
+        t0, history = time.perf_counter(), {}
+        for epochs, rate in schedule:
+            part = fine_tune_ldbp(model, dataclasses.replace(fine_tune, epochs=epochs, learning_rate=rate))
+            for key, values in part.items():
+                history.setdefault(key, []).extend(values)
         eq = _as_equalizer(source, model)
         row = measure(label, eq, time.perf_counter() - t0, history)
         eq.save(folder)
