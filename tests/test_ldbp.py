@@ -282,3 +282,36 @@ def test_bad_ldbp_key_in_a_training_toml_fails_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match="models.ldbp.taps = 8"):
         run_training(path, tmp_path / "out", cache_dir=tmp_path / "cache", progress=False)
     assert not (tmp_path / "cache").exists()
+
+
+def _cascade_peak_gain(config):
+    """Product over the steps of each initial step filter's peak gain |H(w)|."""
+    from eqnn.models import ldbp
+
+    weights = ldbp.initial_weights(config)
+    gain = 1.0
+    for i in range(1, config.n_steps() + 1):
+        k = weights[f"fir_{i}"][0].astype(np.float64)
+        gain *= float(np.max(np.abs(np.fft.fft(k[:, 0] + 1j * k[:, 1], 4096))))
+    return gain
+
+
+def test_short_filters_start_as_a_bounded_cascade(monkeypatch):
+    """13 taps per 50-km span of the reference link (20 spans): the least-squares fit at the default stop-band
+    weight peaks at about 5.5 out of band, 10^14 over the cascade (the float32 model overflowed to NaN in training);
+    the stop-band weight is raised until the cascade stays within MAX_CASCADE_GAIN. Long filters keep the fit."""
+    from eqnn.models import ldbp
+
+    alpha = 0.2 / (10 * np.log10(np.e)) / 1e3
+    beta2 = -17e-6 * 1550e-9**2 / (2 * np.pi * 299792458.0)
+    link = ldbp.LDBPLink(n_spans=20, span_length_m=50e3, alpha=alpha, beta2=beta2, beta3=0.0, gamma=1.3e-3,
+                         gain=10.0, symbol_rate=30e9, samples_per_symbol=2, rolloff=0.1, xi=0.93,
+                         nonlinear_position=0.2)
+    short = LDBPConfig(taps=13, output_taps=41, link=link)
+    assert _cascade_peak_gain(short) <= ldbp.MAX_CASCADE_GAIN
+    long = LDBPConfig(taps=41, output_taps=41, link=link)
+    guarded_long = ldbp.initial_weights(long)
+    monkeypatch.setattr(ldbp, "MAX_CASCADE_GAIN", np.inf)  # the plain fit at the configured weight
+    assert _cascade_peak_gain(short) > 1e6
+    plain_long = ldbp.initial_weights(long)
+    np.testing.assert_array_equal(guarded_long["fir_3"][0], plain_long["fir_3"][0])

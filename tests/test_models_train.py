@@ -240,6 +240,22 @@ def test_training_is_reproducible(noisy):
     assert not np.array_equal(a.model.get_weights()[0], other.get_weights()[0])
 
 
+def test_a_diverged_training_is_an_error_not_a_saved_model(noisy):
+    """A NaN in the weights (as a diverging model reaches) stops training with an error naming the model."""
+    _, _, train_set, _ = noisy
+    model = build_model(MLPConfig(units=(8,)), train_set.input_shape, 2)
+    weights = model.get_weights()
+    weights[0][0, 0] = np.nan
+    model.set_weights(weights)
+    with pytest.raises(RuntimeError, match="training of 'nan-mlp' diverged"):
+        fitting.fit(model, train_set, QUICK, progress=False, label="nan-mlp")
+    # a model that outputs NaN is not evaluated as symbols
+    eq = train.Equalizer(model=model, model_config=MLPConfig(units=(8,), name="nan-mlp"), data_config=DATA,
+                         normalization=train_set.normalization)
+    with pytest.raises(ValueError, match="equalizer 'nan-mlp' gave .* non-finite outputs"):
+        train.evaluate(eq, noisy[1])
+
+
 def test_nn_learns_linear_link_and_evaluate_is_consistent(linear, capsys):
     tr, te, train_set, test_set = linear
     training = TrainingConfig(epochs=12, batch_size=128, learning_rate=1e-2, patience=3, seed=1, lr_patience=1)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
+import numpy as np
+
 from channel import Metrics, Transmission, evaluate_symbols
 from channel.receiver import complex_gain, normalize
 
@@ -109,6 +111,10 @@ def evaluate(model: Union[Equalizer, keras.Model, Sequence[Equalizer]], transmis
     for eq in items:
         # windows or overlapping blocks (a sequence model): the same centres for every item (same taps/guard)
         y, centres = eq.predict_transmission(transmission, batch_size)
+        bad = int(np.count_nonzero(~np.isfinite(y)))
+        if bad:
+            raise ValueError(f"equalizer {eq.name!r} gave {bad} non-finite outputs (NaN/inf) of {y.size} on the test "
+                             f"transmission: its weights or its input are not usable")
         tx_sym = transmission.tx_symbols[pols][:, centres]
         if gain_normalize:
             g = complex_gain(y, tx_sym)

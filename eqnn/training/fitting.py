@@ -281,9 +281,14 @@ def fit(model: keras.Model, train: WindowSet, config: TrainingConfig, progress: 
     if progress:
         callbacks.append(EpochLog(label or model.name, config.epochs))
     callbacks += extra_callbacks
+    callbacks.append(keras.callbacks.TerminateOnNaN())
     start = time.perf_counter()
     history = model.fit(data, epochs=config.epochs, validation_data=validation, callbacks=callbacks, verbose=0)
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    if not all(np.all(np.isfinite(w)) for w in model.get_weights()) or not np.all(np.isfinite(hist.get("loss", []))):
+        raise RuntimeError(f"training of {label or model.name!r} diverged: the loss or the weights became "
+                           f"non-finite in epoch {len(hist.get('loss', []))} of {config.epochs} (learning rate "
+                           f"{config.learning_rate}); lower training.learning_rate or check the model's start")
     losses = hist.get(monitor, [])
     best = (np.argmax if mode == "max" else np.argmin)(losses) if losses else None
     best_epoch = int(best) + 1 if losses else 0
