@@ -23,7 +23,10 @@ from eqnn.execution import ENV_SCHEDULER, DaskExecutor, ExecutionError, InProces
 
 SPACE = [searching.Real("x", 0.0, 1.0), searching.Real("y", 0.0, 1.0)]
 OBJECTIVE = searching.Objective.weighted(0.5, rmps_reference=100.0)
-HARD_LIMIT_S = 240  # a hung cluster ends the test run (with tracebacks) instead of blocking CI
+# a hung cluster ends the test run (faulthandler: tracebacks, exit 1) instead of blocking CI: the limit is re-armed for
+# the cluster's start, for each test and for its close (it was once one limit for the whole module, and on a loaded
+# 2-core machine the module's six cluster tests together took longer than it: the run ended with no failure shown)
+HARD_LIMIT_S = 240
 
 # the tiny training study, 64QAM on a noisy link at low powers: bit errors to count (Q measured, not from the SNR)
 STUDY = 'name = "tiny"\npowers_dbm = [-8.0, -6.0]\ncache_dir = ""\n' + TINY_TRAINING.replace(
@@ -87,10 +90,20 @@ def cluster():
     faulthandler.dump_traceback_later(HARD_LIMIT_S, exit=True)
     try:
         executor.client()
+        faulthandler.cancel_dump_traceback_later()
         yield executor, lines
     finally:
+        faulthandler.dump_traceback_later(HARD_LIMIT_S, exit=True)
         executor.close()
         faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.fixture(autouse=True)
+def _hard_limit_per_test():
+    """Each test of this module ends the run if it hangs for HARD_LIMIT_S (a slow module does not)."""
+    faulthandler.dump_traceback_later(HARD_LIMIT_S, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 def test_cluster_start_prints_the_dashboard(cluster):
