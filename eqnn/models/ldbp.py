@@ -304,30 +304,30 @@ def initial_weights(config: LDBPConfig) -> dict[str, list[np.ndarray]]:
     inside = f_rel <= band / 2 + 1e-12
     parts, last = segments(config)
     stop = f_rel >= band / 2 + TRANSITION / 2
+    keys = [(round(length, 6), scalar, config.step_taps(i)) for i, (length, scalar) in enumerate(parts, start=1)]
+    lengths: dict = {}  # per distinct filter, the exact length of its first step
+    for key, (length, _) in zip(keys, parts):
+        lengths.setdefault(key, length)
     weight = config.out_of_band_weight
     while True:
         weights = np.where(inside, 1.0, np.where(stop, weight, 0.0))
         cache: dict = {}
-        for i, (length, scalar) in enumerate(parts, start=1):
-            key = (round(length, 6), scalar, config.step_taps(i))
-            if key not in cache:
-                target = np.where(inside, scalar * _linear_response(link, length, omega), 0.0)
-                taps = fit_fir(target, config.step_taps(i), digital, weights)
-                if link.beta3 == 0:  # an even response: the LS taps are symmetric; make them exactly so
-                    taps = (taps + taps[::-1]) / 2
-                cache[key] = taps
+        for key, length in lengths.items():
+            target = np.where(inside, key[1] * _linear_response(link, length, omega), 0.0)
+            taps = fit_fir(target, key[2], digital, weights)
+            if link.beta3 == 0:  # an even response: the LS taps are symmetric; make them exactly so
+                taps = (taps + taps[::-1]) / 2
+            cache[key] = taps
         peaks = {key: float(np.max(np.abs(np.fft.fft(taps, FIT_POINTS)))) for key, taps in cache.items()}
-        cascade = math.prod(peaks[(round(length, 6), scalar, config.step_taps(i))]
-                            for i, (length, scalar) in enumerate(parts, start=1))
-        if cascade <= MAX_CASCADE_GAIN or weight >= 1.0:
+        if math.prod(peaks[key] for key in keys) <= MAX_CASCADE_GAIN or weight >= 1.0:
             break
         weight = min(1.0, max(10 * weight, 1e-6))
     h = link.span_length_m / config.steps_per_span
     q = 0.5 if link.nonlinear_position == 0.5 else 1.0 - link.nonlinear_position
     theta = MANAKOV_FACTOR * (-link.xi * link.gamma) * effective_length(-link.alpha, h, q) * FIELD_UNIT_W
     out: dict[str, list[np.ndarray]] = {}
-    for i, (length, scalar) in enumerate(parts, start=1):
-        taps = cache[(round(length, 6), scalar, config.step_taps(i))]
+    for i, key in enumerate(keys, start=1):
+        taps = cache[key]
         out[f"fir_{i}"] = [np.stack([taps.real, taps.imag], axis=-1).astype(np.float32)]
         nl = [np.float32(theta)]
         if config.power_taps > 1:
