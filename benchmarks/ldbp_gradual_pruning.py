@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -31,12 +30,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-
-
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
 
 
 def _as_equalizer(eq, model):
@@ -78,6 +71,7 @@ def main(argv=None) -> int:
         p.error(f"--output-taps {a.output_taps}: an odd number >= 1")
 
     from eqnn.quiet import import_tensorflow
+    from eqnn.report import write_json
 
     import_tensorflow()
     from tqdm import tqdm
@@ -118,7 +112,7 @@ def main(argv=None) -> int:
     done = {row["stage"] for row in rows}
     if "start" not in done:
         rows.append(measure("start", eq))
-        _write_json(rows_path, rows)
+        write_json(rows_path, rows)
     for n in tqdm(taps, desc="stages", unit="stage", disable=None):
         label, folder = f"taps {n}", out / f"taps-{n}"
         if label in done and folder.exists():
@@ -143,13 +137,13 @@ def main(argv=None) -> int:
         row = measure(label, eq, time.perf_counter() - t0, history)
         eq.save(folder)
         rows = [r for r in rows if r["stage"] != label] + [row]
-        _write_json(rows_path, rows)
+        write_json(rows_path, rows)
     for bits in a.bits:
         label = f"taps {taps[-1]}, PTQ {bits} bits"
         if label not in done:
             quantized = dataclasses.replace(eq, model=C.quantize(eq.model, bits), weight_bits=bits)
             rows.append(measure(label, quantized))
-            _write_json(rows_path, rows)
+            write_json(rows_path, rows)
     print(f"wrote {rows_path}")
     return 0
 
